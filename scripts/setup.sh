@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up livctl on Debian or Ubuntu: the system packages it and its tests use, a virtual
+# environment in .venv, and livctl installed there (editable) with its test extras.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libportaudio2: sound cards (audio:// backend); jackd2: a real audio server for the tests;
+# socat: virtual serial pairs; xvfb and the xcb libraries: Qt windows without a screen;
+# imagemagick: screenshots of those windows; python3-venv: the virtual environment.
+PACKAGES=(python3-venv libportaudio2 jackd2 socat xvfb xauth libxcb-icccm4 libxcb-keysyms1
+          libxcb-cursor0 imagemagick)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "livctl setup: installing system packages: ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "livctl setup: creating .venv with $("$python" --version)"
+    "$python" -m venv .venv
+fi
+echo "livctl setup: installing livctl and its test tools into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+echo "livctl setup: ready ($(.venv/bin/livctl --version))"

@@ -1,0 +1,168 @@
+"""Platforms, named by URL: `sim://`, `serial:///dev/ttyUSB0`, `audio://NAME`.
+
+Every backend implements the small `Platform` interface: a drive (frequency, level with a ramp,
+immediate cut) and an accelerometer (`read` returns the next stretch of samples, in m/s^2, axes
+x, y, z). The session never knows which backend it drives. Backends are imported only when a URL
+names them, so a missing optional system library (PortAudio, say) only matters to its own backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+from livctl.errors import DeviceURLError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from livctl.clock import Clock
+
+BACKENDS: dict[str, str] = {
+    "sim": "livctl.backends.sim",
+}
+"""URL scheme -> module holding a `Platform` subclass named `PLATFORM`."""
+
+
+@dataclass(frozen=True)
+class SampleBlock:
+    """Accelerometer samples: `accel_mps2` is (n, 3) in m/s^2 (x, y, z), gravity included."""
+
+    t0_s: float
+    """Platform time of the first sample, seconds."""
+    rate_hz: float
+    accel_mps2: "np.ndarray"
+
+    @property
+    def n(self) -> int:
+        return int(self.accel_mps2.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n / self.rate_hz
+
+
+@dataclass(frozen=True)
+class DeviceURL:
+    url: str
+    scheme: str
+    location: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    def take(self, spec: dict[str, Callable[[str], Any]], defaults: dict[str, Any]) -> dict[str, Any]:
+        """Typed option values: `spec` maps each known option to a parser, `defaults` fills gaps."""
+        unknown = sorted(set(self.options) - set(spec))
+        if unknown:
+            raise DeviceURLError(
+                f"{self.scheme}:// has no option {', '.join(unknown)}; known options: {', '.join(sorted(spec))}"
+            )
+        values = dict(defaults)
+        for name, text in self.options.items():
+            try:
+                values[name] = spec[name](text)
+            except (TypeError, ValueError) as exc:
+                detail = str(exc) or "not understood"
+                raise DeviceURLError(f"{self.scheme}:// option {name}={text!r}: {detail}") from None
+        return values
+
+
+def parse_device_url(url: str) -> DeviceURL:
+    if "://" not in url:
+        raise DeviceURLError(
+            f"device {url!r} is not a URL; use sim:// (simulator), serial:///dev/ttyUSB0 or audio://NAME"
+        )
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in BACKENDS:
+        raise DeviceURLError(f"unknown device type {scheme!r} in {url!r}; known: {', '.join(f'{s}://' for s in BACKENDS)}")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise DeviceURLError(f"cannot read the options of {url!r}; write them as ?name=value&name=value") from None
+    options: dict[str, str] = {}
+    for name, value in pairs:
+        if name in options:
+            raise DeviceURLError(f"option {name!r} is given twice in {url!r}")
+        options[name] = value
+    return DeviceURL(url=url, scheme=scheme, location=parts.netloc + parts.path, options=options)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+class Platform(ABC):
+    """A vibration platform: signal generator, amplifier, actuator, accelerometer."""
+
+    kind: str = "?"
+    simulated: bool = False
+    vertical_axis: str = "z"
+    """The sensor axis aligned with the platform's motion."""
+    max_drive: float = 1.0
+    """Largest drive level (fraction of full scale) this platform may be commanded."""
+
+    def __init__(self, url: str, clock: "Clock"):
+        self.url = url
+        self.clock = clock
+
+    @property
+    @abstractmethod
+    def platform_id(self) -> str:
+        """A stable name for this platform: calibrations and dose records refer to it."""
+
+    @property
+    @abstractmethod
+    def sensor_rate_hz(self) -> float: ...
+
+    @property
+    def description(self) -> str:
+        return self.url
+
+    def open(self) -> None:
+        """Connect and identify the platform (no motion)."""
+
+    def close(self) -> None:
+        """Leave the platform stopped and release it."""
+
+    @abstractmethod
+    def set_frequency(self, frequency_hz: float) -> None: ...
+
+    @abstractmethod
+    def set_drive(self, level: float, ramp_s: float) -> None:
+        """Move the drive to `level` (fraction of full scale, peak) over `ramp_s` seconds."""
+
+    @abstractmethod
+    def cut_drive(self) -> None:
+        """Zero the drive at once (emergency stop)."""
+
+    @abstractmethod
+    def read(self, duration_s: float) -> SampleBlock:
+        """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist."""
+
+    def __enter__(self) -> "Platform":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_platform(url: str, *, speed: float | None = None) -> Platform:
+    """Build the platform a URL names (not yet opened). `speed` applies to the simulator only."""
+    parsed = parse_device_url(url)
+    module = importlib.import_module(BACKENDS[parsed.scheme])
+    return module.PLATFORM.from_url(parsed, speed=speed)

@@ -1,0 +1,80 @@
+"""The `livctl` command.
+
+Each subcommand lives in its own module here with a `register(subparsers)` function that adds its
+parser and sets `run`. Parsers are built without importing numpy, scipy, PortAudio or Qt, so
+`livctl --help` is instant; a command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from livctl import __version__
+from livctl.errors import LivctlError
+
+COMMANDS = ("session", "presets", "log")
+"""Subcommand modules, in the order `livctl --help` lists them."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+DESCRIPTION = """\
+Drive low-intensity vibration (LIV) platforms and prove the dose they delivered.
+
+Accelerations are peak values in g (1 g = 9.80665 m/s^2) unless marked RMS.
+Exit codes: 0 ok or dose in spec, 1 out of spec or failed, 2 bad usage or input,
+130 interrupted."""
+
+EPILOG = """\
+examples:
+  livctl session --device sim:// --minutes 20 --speed max   a simulated 20-minute session
+  livctl session --device sim:// --preset mouse-90hz-0.3g  a preset protocol
+  livctl presets                                            the shipped protocols
+  livctl log                                                sessions in the dose log"""
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="livctl",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"livctl {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"livctl.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_usage(sys.stderr)
+        print("livctl: error: choose a command (see `livctl --help`)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except LivctlError as exc:
+        print(f"livctl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("livctl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`livctl log | head`); not an error of ours
+        sys.stderr.close()
+        return EXIT_OK

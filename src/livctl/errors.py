@@ -1,0 +1,29 @@
+"""Exceptions that carry a message meant for the person running livctl.
+
+Each one maps to an exit code in the command-line interface: bad input is 2, a failed or
+out-of-spec dose is 1. The message is one line that says what is wrong and how to fix it.
+"""
+
+
+class LivctlError(Exception):
+    """Base class of every error livctl reports to a user without a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(LivctlError):
+    """Bad arguments, files or configuration: nothing was driven or logged as delivered."""
+
+    exit_code = 2
+
+
+class DeviceURLError(UsageError):
+    """A device URL that names no backend or carries bad options."""
+
+
+class LogError(UsageError):
+    """The dose log cannot be opened, is from a newer livctl, or is damaged."""
+
+
+class PlatformError(LivctlError):
+    """The platform (real or simulated) failed while in use: link lost, sensor silent, ..."""
