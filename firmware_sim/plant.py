@@ -63,45 +63,53 @@ class PlantParams:
 
 
 class _Modes:
-    """Zero-order-hold discretisation of the plant, in modal form."""
+    """Zero-order-hold discretisation of the plant, in modal form.
+
+    The plant is under-damped (PlantParams.check), so its two modes are complex conjugates and
+    one complex coordinate q carries the whole motion: (x, v) = 2 Re(vec q), with
+    q[n+1] = pole q[n] + gain F[n].
+    """
+
+    MAX_GROWTH = 30.0
+    """A block's cumulative sum may grow by up to e^30 before it is split: the rounding error of
+    the sum, scaled back by pole^j, stays near machine precision however large the growth."""
 
     def __init__(self, params: PlantParams, rate_hz: float):
         m = params.mass_kg
         k = params.stiffness_n_per_m
         c = params.damping_ns_per_m
         dt = 1.0 / rate_hz
-        a = np.array([[0.0, 1.0], [-k / m, -c / m]])
+        a = np.array([[0.0, 1.0], [-k / m, -c / m]], dtype=complex)
         b = np.array([0.0, 1.0 / m])
-        lam, vec = np.linalg.eig(a.astype(complex))
-        inv = np.linalg.inv(vec)
-        # under-damped (PlantParams.check): the two modes are complex conjugates, and the
-        # first one carries the whole real motion as 2 Re(...)
-        self.lam = lam[:1]
-        self.vec = vec[:, :1]
-        self.inv = inv[:1, :]
-        self.pole = np.exp(self.lam * dt)
-        # modal input gain for a force held over one sample
-        self.gain = (self.pole - 1.0) / self.lam * (self.inv @ b)
+        lam, vec = np.linalg.eig(a)
+        self.lam = complex(lam[0])
+        self.vec = vec[:, 0]
+        self.inv = np.linalg.inv(vec)[0]
+        self.pole = complex(np.exp(self.lam * dt))
+        self.gain = complex((self.pole - 1.0) / self.lam * (self.inv @ b))
         self.c_row = np.array([-k / m, -c / m])
         self.d = 1.0 / m
-        decay = -float(self.lam[0].real) * dt
-        # keep |pole|^-chunk <= e^3 so the cumulative sums stay well conditioned
-        self.chunk = int(np.clip(3.0 / decay if decay > 0 else 8192, 32, 8192))
+        # a = F/m + c_row (x, v) = F/m + Re(out q)
+        self.out = complex(2.0 * (self.c_row @ self.vec))
+        decay = -self.lam.real * dt
+        self.chunk = int(np.clip(self.MAX_GROWTH / decay if decay > 0 else 1 << 15, 64, 1 << 15))
         j = np.arange(self.chunk)
-        self.pow_pos = self.pole[:, None] ** j[None, :]
-        self.pow_neg = self.pole[:, None] ** (-(j[None, :] + 1.0))
-        self.pow_chunk = self.pole**self.chunk
+        self.pow_pos = self.pole**j
+        self.pow_neg = self.pole ** (-(j + 1.0))
 
-    def to_physical(self, q: np.ndarray) -> np.ndarray:
-        """Modal coordinates (modes, ...) -> real (position, velocity, ...)."""
-        return 2.0 * np.tensordot(self.vec, q, axes=(1, 0)).real
+    def to_physical(self, q: complex) -> tuple[float, float]:
+        x, v = 2.0 * (self.vec * q).real
+        return float(x), float(v)
+
+    def from_physical(self, position_m: float, velocity_mps: float) -> complex:
+        return complex(self.inv @ np.array([position_m, velocity_mps]))
 
     def response(self, frequency_hz: float, rate_hz: float) -> complex:
         """Acceleration per newton of force at `frequency_hz` (exact for this discretisation)."""
         z = np.exp(2j * math.pi * frequency_hz / rate_hz)
         modal = self.gain / (z - self.pole)
         conj_modal = np.conj(self.gain) / (z - np.conj(self.pole))
-        state = self.vec @ modal + np.conj(self.vec) @ conj_modal
+        state = self.vec * modal + np.conj(self.vec) * conj_modal
         return complex(self.c_row @ state + self.d)
 
 
@@ -130,24 +138,22 @@ class Plant:
         force = self.force_n(np.asarray(drive, dtype=np.float64))
         n = force.shape[0]
         modes = self._modes
-        q0 = modes.inv @ np.array([self._position_m, self._velocity_mps], dtype=complex)
-        q = np.empty((q0.shape[0], n), dtype=complex)
-        u = modes.gain[:, None] * force[None, :]
+        q0 = modes.from_physical(self._position_m, self._velocity_mps)
+        q = np.empty(n, dtype=complex)  # the mode at the start of each sample
         start = 0
-        L = modes.chunk
         while start < n:
-            stop = min(n, start + L)
+            stop = min(n, start + modes.chunk)
             length = stop - start
-            weighted = u[:, start:stop] * modes.pow_neg[:, :length]
-            sums = np.cumsum(weighted, axis=1)
-            q[:, start] = q0
-            q[:, start + 1 : stop] = modes.pow_pos[:, 1:length] * (q0[:, None] + sums[:, : length - 1])
-            q0 = (modes.pole**length if length != L else modes.pow_chunk) * (q0 + sums[:, -1])
+            # q[start + j] = pole^j (q0 + sum_{i<j} pole^-(i+1) gain F[start + i])
+            sums = np.cumsum(force[start:stop] * (modes.gain * modes.pow_neg[:length]))
+            q[start] = q0
+            q[start + 1 : stop] = modes.pow_pos[1:length] * (q0 + sums[:-1])
+            q0 = modes.pole**length * (q0 + sums[-1])
             start = stop
-        end_state = modes.to_physical(q0)
-        self._position_m, self._velocity_mps = float(end_state[0]), float(end_state[1])
-        # a = F/m - (k x + c v)/m, with (x, v) at the start of each sample = 2 Re(vec q)
-        return force * modes.d + (2.0 * (modes.c_row @ modes.vec[:, 0]) * q[0]).real
+        self._position_m, self._velocity_mps = modes.to_physical(q0)
+        accel = (q * modes.out).real
+        accel += force * modes.d
+        return accel
 
     def accel_per_newton(self, frequency_hz: float) -> complex:
         return self._modes.response(frequency_hz, self.rate_hz)

@@ -62,15 +62,23 @@ class Accelerometer:
         return self.params.rate_hz
 
     def read(self, vertical_accel_mps2: np.ndarray) -> np.ndarray:
-        """Sensor output (n, 3) in m/s^2 for the plate's vertical acceleration (n,)."""
+        """Sensor output (n, 3) in m/s^2 for the plate's vertical acceleration (n,).
+
+        The array is column-major: each axis is contiguous in memory.
+        """
         p = self.params
         n = vertical_accel_mps2.shape[0]
         lsb = p.lsb_g * G_MPS2
-        out = self._rng.standard_normal((n, 3))
-        out *= p.noise_rms_g * (G_MPS2 / lsb)
-        out += np.multiply.outer(vertical_accel_mps2 + G_MPS2, self._coupling[:, 2] * (p.sensitivity / lsb))
+        # axis-major, so every step below runs over contiguous memory; returned transposed
+        out = self._rng.standard_normal((3, n))
+        specific_force_lsb = (vertical_accel_mps2 + G_MPS2) * (p.sensitivity / lsb)
+        noise_lsb = p.noise_rms_g * (G_MPS2 / lsb)
+        for axis in range(3):
+            row = out[axis]
+            row *= noise_lsb[axis]
+            row += self._coupling[axis, 2] * specific_force_lsb
         np.rint(out, out=out)
         limit_lsb = math.floor(p.range_g / p.lsb_g)
         np.clip(out, -limit_lsb, limit_lsb, out=out)
         out *= lsb
-        return out
+        return out.T

@@ -18,7 +18,8 @@ Knows nothing of devices or time.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -182,6 +183,23 @@ class _SineModel:
             prev_cos, prev_sin = c, s
 
 
+_models = threading.local()
+
+
+def _model(n: int, rate_hz: float, count: int) -> _SineModel:
+    """A model for this window shape, reused between calls (one per thread: models hold state)."""
+    cache = getattr(_models, "cache", None)
+    if cache is None:
+        cache = _models.cache = {}
+    key = (n, rate_hz, count)
+    model = cache.get(key)
+    if model is None:
+        if len(cache) >= 8:
+            cache.clear()
+        model = cache[key] = _SineModel(n, rate_hz, count)
+    return model
+
+
 def _block_size(n: int) -> int:
     """A divisor of n near sqrt(n) when there is one (so blocks tile the window), else 64."""
     root = int(math.isqrt(n))
@@ -207,36 +225,37 @@ def _fit(
             f"the window holds {f0 * duration_s:.1f} cycles of {f0:.1f} Hz; at least {MIN_CYCLES:g} are needed"
         )
     count = max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // f0)))
-    model = _SineModel(n, rate_hz, count)
+    model = _model(n, rate_hz, count)
     omega_fft = omega = 2.0 * math.pi * f0
     max_shift = 2.0 * math.pi / duration_s  # one FFT bin
     model.set_frequency(omega)
     coef = model.fit_fundamental(x)
-    # 4-parameter Gauss-Newton on the fundamental. It converges quadratically: once a step moves
-    # the phase across the window by less than 1 mrad, what remains is of order 1e-6 rad.
+    # Gauss-Newton: the IEEE 1057 4-parameter fit. Its steps on the fundamental alone are cheap
+    # and converge quadratically from the FFT estimate (usually one step).
     for _ in range(_MAX_NEWTON_STEPS):
         step = model.newton_step(x, coef, 4)
         d_omega = float(step[3])
         if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            break  # the fit would wander more than a bin from the spectrum's peak: keep the last
+            break  # the fit would wander more than a bin from the spectrum's peak: stay
         omega += d_omega
         model.set_frequency(omega)
-        coef = step[:3]
-        if abs(d_omega) * duration_s < 1e-3:
+        coef = step
+        if abs(d_omega) * duration_s < 1e-2:
             break
+    model.fill_harmonics()
     # Then joint steps with the harmonics in the model, so distortion neither biases the
     # fundamental nor hides in the residual, until a step is a small share of the noise-limited
-    # spread of the frequency (the CRLB, from the fit's own SNR); the last step's coefficients are
-    # the reported ones.
+    # spread of the frequency (the CRLB, from the fit's own SNR). The last step's coefficients are
+    # the ones reported.
     columns = model.design.shape[1]
     for i in range(_MAX_NEWTON_STEPS):
         if i:
             model.set_frequency(omega)
-        model.fill_harmonics()
+            model.fill_harmonics()
         step = model.newton_step(x, coef, columns)
         d_omega = float(step[3])
         if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            step[3] = 0.0  # keep the frequency; the linear coefficients still stand
+            step[3] = 0.0  # the fit would wander more than a bin from the spectrum's peak: stay
             residual = x - model.design @ step
             break
         residual = x - model.design @ step
@@ -303,7 +322,7 @@ class Measurement:
     duration_s: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))
 
 
 def driven_axis(accel: np.ndarray) -> int:

@@ -252,6 +252,7 @@ class Session:
             self._set_drive(level, PRECHECK_SETTLE_S)
             self._read(PRECHECK_SETTLE_S)
             window = self._window(PRECHECK, PRECHECK_WINDOW_S)
+            self._notify(PRECHECK, window)
             m = window.measurement
             precision = _precision(m, self.platform.sensor_rate_hz) if m else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz

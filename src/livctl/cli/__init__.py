@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from livctl import __version__
@@ -59,7 +60,16 @@ def build_parser() -> Parser:
     return parser
 
 
+def _single_threaded_blas() -> None:
+    """livctl's linear algebra is many small problems (one window at a time), where a threaded BLAS
+    spends more on waking threads than it saves; one thread is faster. Must run before numpy loads,
+    and never overrides a choice made in the environment."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""How fast a simulated 20-minute session runs, against real time and against baselines.
+
+    python scripts/bench_session.py [--minutes 20] [--repeats 3]
+
+Prints, for the session run in process (simulator + measurement of every window + dose log in a
+real SQLite file) and for the whole `livctl session ... --speed max` command (interpreter start
+and imports included):
+- the wall time (median and best of the repeats) and the speed-up over real time;
+- baselines measured in the same run, because shared machines drift: the bare simulator producing
+  the same samples, and one numpy rfft per window over the same samples.
+Target (docs/benchmarks.md): a 20-minute session at least 600x faster than real time (< 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
+# the same BLAS threading as the livctl command (see livctl.cli._single_threaded_blas)
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+
+from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
+from livctl.backends import open_platform  # noqa: E402
+from livctl.doselog import DoseLog  # noqa: E402
+from livctl.prescription import Prescription  # noqa: E402
+from livctl.session import Session  # noqa: E402
+
+
+def session_in_process(minutes: float, log_path: Path) -> tuple[float, object]:
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=minutes * 60.0)
+    platform = open_platform("sim://", speed=math.inf)
+    with DoseLog(log_path) as log, platform:
+        start = time.perf_counter()
+        result = Session(rx, platform, log).run()
+        return time.perf_counter() - start, result
+
+
+def session_command(minutes: float, log_path: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "livctl", "session", "--device", "sim://", "--minutes", str(minutes),
+         "--speed", "max", "--log", str(log_path), "--quiet", "--json"],
+        check=True, capture_output=True, env=env,
+    )
+    return time.perf_counter() - start
+
+
+def bare_simulator(windows: int) -> float:
+    device = SimulatedPlatform(SimConfig())
+    device.set_frequency(30.0)
+    device.set_drive(0.2, 2.0)
+    n = int(device.rate_hz)
+    start = time.perf_counter()
+    for _ in range(windows):
+        device.advance(n)
+    return time.perf_counter() - start
+
+
+def bare_fft(windows: int) -> float:
+    x = np.random.default_rng(0).standard_normal(3200)
+    start = time.perf_counter()
+    for _ in range(windows):
+        np.fft.rfft(x)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    real_s = args.minutes * 60.0
+    windows = int(real_s) + 10  # pre-check and ramps add about ten windows
+
+    inproc, command, sim, fft = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            seconds, result = session_in_process(args.minutes, Path(tmp) / f"in-{i}.sqlite")
+            inproc.append(seconds)
+            command.append(session_command(args.minutes, Path(tmp) / f"cmd-{i}.sqlite"))
+            sim.append(bare_simulator(windows))
+            fft.append(bare_fft(windows))
+
+    def line(name: str, values: list[float], note: str = "") -> None:
+        med = statistics.median(values)
+        print(f"{name:<34} median {med:7.3f} s  best {min(values):7.3f} s  {note}")
+
+    print(f"simulated session: {args.minutes:g} min at 30 Hz, 0.3 g peak, sim:// (ADXL345 at 3200 Hz), "
+          f"{args.repeats} repeats, {os.cpu_count()} CPUs")
+    print(f"last in-process result: {result.status}, {result.delivered_s:.0f} s delivered, "
+          f"{result.mean_frequency_hz:.4f} Hz, {result.mean_peak_g:.4f} g peak, {result.window_count} windows")
+    med_in = statistics.median(inproc)
+    med_cmd = statistics.median(command)
+    line("session, in process", inproc, f"{real_s / med_in:6.0f}x real time")
+    line("`livctl session --speed max`", command, f"{real_s / med_cmd:6.0f}x real time")
+    line("baseline: bare simulator", sim, f"session / simulator = {med_in / statistics.median(sim):.2f}")
+    line("baseline: one rfft per window", fft, f"session / rfft = {med_in / statistics.median(fft):.1f}")
+    target_met = real_s / med_cmd >= 600
+    print(f"target >= 600x real time for the whole command: {'met' if target_met else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared fixtures: running the CLI in-process and as a real process, temporary dose logs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import livctl
+from livctl.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = Path(livctl.__file__).resolve().parents[1]
+
+
+def livctl_env(**extra: str) -> dict[str, str]:
+    """Environment for a livctl subprocess that imports this checkout's code."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("LIVCTL_DEVICE", None)
+    env.pop("LIVCTL_LOG", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path):
+    """No test reads the developer's device choice or writes to their real dose log."""
+    monkeypatch.delenv("LIVCTL_DEVICE", raising=False)
+    monkeypatch.setenv("LIVCTL_LOG", str(tmp_path / "default-log" / "doses.sqlite"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def log_path(tmp_path) -> Path:
+    return tmp_path / "doses.sqlite"
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-500:]!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `livctl ARGS...` in this process; returns exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse exits for usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else 2
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_livctl(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m livctl ARGS...` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "livctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=kwargs.pop("env", None) or livctl_env(),
+        **kwargs,
+    )

@@ -1,0 +1,157 @@
+"""The dose log: a real SQLite file, written as sessions go, refusing files it must not touch."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from livctl.doselog import SCHEMA_VERSION, DoseLog, SessionStart
+from livctl.errors import LogError
+
+from conftest import livctl_env
+
+
+def _start(**changes) -> SessionStart:
+    values = dict(
+        device="sim://", platform_id="sim", simulated=True, time_base="virtual time", subject="P-1",
+        operator="ana", preset=None, frequency_hz=30.0, peak_g=0.3, duration_s=600.0, ramp_s=2.0,
+        tol_frequency_hz=1.0, tol_accel_fraction=0.1, max_thd_fraction=0.1, min_in_spec_fraction=0.9,
+        window_s=1.0,
+    )
+    values.update(changes)
+    return SessionStart(**values)
+
+
+def _window(idx: int, in_spec: bool = True) -> dict:
+    return dict(idx=idx, phase="deliver", t_s=float(idx), duration_s=1.0, drive=0.2, frequency_hz=30.0,
+                peak_g=0.3, rms_g=0.212, thd_percent=1.0, snr_db=20.0, dc_g=1.0, axis="z",
+                off_axis_percent=1.0, in_spec=in_spec, reasons=[] if in_spec else ["peak too low"])
+
+
+def _end(**changes) -> dict:
+    values = dict(status="completed", reason=None, delivered_s=2.0, in_spec_s=1.0, in_spec_fraction=0.5,
+                  mean_frequency_hz=30.0, mean_peak_g=0.3, mean_thd_percent=1.0, in_spec=False, window_count=2)
+    values.update(changes)
+    return values
+
+
+def test_session_start_windows_and_end_round_trip(log_path):
+    with DoseLog(log_path) as log:
+        sid = log.start_session(_start())
+        log.add_window(sid, _window(0))
+        log.add_window(sid, _window(1, in_spec=False))
+        log.end_session(sid, _end())
+    with DoseLog(log_path, create=False) as log:
+        s = log.find_session(sid[:6])
+        windows = log.windows(sid)
+    assert s["session_id"] == sid
+    assert s["status"] == "completed" and s["in_spec"] is False
+    assert s["delivered_s"] == 2.0 and s["in_spec_fraction"] == 0.5
+    assert s["prescription"]["frequency_hz"] == 30.0 and s["subject"] == "P-1" and s["operator"] == "ana"
+    assert s["started_utc"].endswith("Z") and s["ended_utc"] >= s["started_utc"]
+    assert [w["in_spec"] for w in windows] == [True, False]
+    assert windows[1]["reasons"] == ["peak too low"]
+
+
+def test_a_session_without_an_end_reads_as_running(log_path):
+    with DoseLog(log_path) as log:
+        sid = log.start_session(_start())
+        log.add_window(sid, _window(0))
+        assert log.sessions()[0]["status"] == "running"
+        assert log.sessions()[0]["delivered_s"] == 0.0
+
+
+def test_each_window_is_committed_as_it_is_written(log_path):
+    """Another connection sees a window the moment add_window returns: a crash loses nothing older."""
+    with DoseLog(log_path) as log:
+        sid = log.start_session(_start())
+        for i in range(3):
+            log.add_window(sid, _window(i))
+            seen = sqlite3.connect(log_path).execute("SELECT count(*) FROM windows").fetchone()[0]
+            assert seen == i + 1
+
+
+def test_rows_cannot_be_written_twice(log_path):
+    with DoseLog(log_path) as log:
+        sid = log.start_session(_start())
+        log.end_session(sid, _end())
+        with pytest.raises(LogError):
+            log.end_session(sid, _end())
+
+
+def test_prefix_must_be_unambiguous_and_known(log_path):
+    with DoseLog(log_path) as log:
+        log.start_session(_start())
+        log.start_session(_start())
+        with pytest.raises(LogError, match="matches 2 sessions"):
+            log.find_session("s-")
+        with pytest.raises(LogError, match="no session"):
+            log.find_session("nope")
+
+
+def test_log_from_a_newer_livctl_is_refused(log_path):
+    DoseLog(log_path).close()
+    db = sqlite3.connect(log_path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(LogError, match="newer livctl"):
+        DoseLog(log_path)
+
+
+def test_foreign_files_are_refused_and_left_untouched(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all " * 100)
+    with pytest.raises(LogError, match="not a usable dose log"):
+        DoseLog(text)
+    assert text.read_text() == "not a database at all " * 100
+
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE patients (name TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(LogError, match="not a livctl dose log"):
+        DoseLog(other)
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LogError, match="cannot open the dose log"):
+        DoseLog(blocker / "doses.sqlite")
+
+
+def test_missing_log_is_reported_when_reading(tmp_path):
+    with pytest.raises(LogError, match="no dose log"):
+        DoseLog(tmp_path / "absent.sqlite", create=False)
+    assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_two_processes_write_one_log_without_losing_rows(log_path):
+    DoseLog(log_path).close()
+    writer = textwrap.dedent(
+        f"""
+        import sys
+        from livctl.doselog import DoseLog, SessionStart
+        start = SessionStart(device="sim://", platform_id=sys.argv[1], simulated=True, time_base="v",
+            subject=sys.argv[1], operator=None, preset=None, frequency_hz=30.0, peak_g=0.3, duration_s=60.0,
+            ramp_s=2.0, tol_frequency_hz=1.0, tol_accel_fraction=0.1, max_thd_fraction=0.1,
+            min_in_spec_fraction=0.9, window_s=1.0)
+        with DoseLog({str(log_path)!r}) as log:
+            sid = log.start_session(start)
+            for i in range(300):
+                log.add_window(sid, dict(idx=i, phase="deliver", t_s=float(i), duration_s=1.0, drive=0.1,
+                                         in_spec=True, reasons=[]))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", writer, name], env=livctl_env())
+        for name in ("A", "B")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    db = sqlite3.connect(log_path)
+    counts = dict(db.execute("SELECT s.subject, count(*) FROM windows w JOIN sessions s USING (session_id) GROUP BY 1"))
+    assert counts == {"A": 300, "B": 300}
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

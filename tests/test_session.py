@@ -1,0 +1,115 @@
+"""Sessions on the simulated platform, in process: phases, pre-check refusals, stopping."""
+
+import math
+import threading
+
+import pytest
+
+from livctl.backends import open_platform
+from livctl.doselog import DoseLog
+from livctl.errors import UsageError
+from livctl.prescription import Prescription, Tolerance
+from livctl.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
+
+
+def _run(url: str, rx: Prescription, log_path, **kwargs):
+    platform = open_platform(url, speed=math.inf)
+    with DoseLog(log_path) as log, platform:
+        session = Session(rx, platform, log, **kwargs)
+        result = session.run()
+        return result, log.find_session(result.session_id), log.windows(result.session_id), session, platform
+
+
+def test_a_short_session_runs_every_phase_and_logs_every_window(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=30.0)
+    result, record, windows, session, platform = _run("sim://?seed=2", rx, log_path, subject="P-9", operator="ana")
+    assert result.status == "completed" and result.in_spec
+    assert result.delivered_s == pytest.approx(30.0)
+    assert result.mean_frequency_hz == pytest.approx(30.0, abs=0.01)
+    assert result.mean_peak_g == pytest.approx(0.3, rel=0.02)
+    phases = [w["phase"] for w in windows]
+    assert phases[0] == PRECHECK
+    assert phases.count(DELIVER) == 30
+    assert phases.index(RAMP_UP) < phases.index(DELIVER) < phases.index(RAMP_DOWN)
+    assert all(p == RAMP_DOWN for p in phases[phases.index(RAMP_DOWN):])
+    assert record["window_count"] == len(windows) == result.window_count
+    assert record["subject"] == "P-9" and record["operator"] == "ana" and record["simulated"]
+    # the platform is left still
+    assert platform.device.drive_level == 0.0
+
+
+def test_precheck_never_drives_past_sixty_percent_of_the_prescription(log_path):
+    rx = Prescription(frequency_hz=90.0, peak_g=0.3, duration_s=5.0)
+    _, _, windows, _, _ = _run("sim://?load_kg=0.5", rx, log_path)  # a light, lively mouse platform
+    precheck = [w for w in windows if w["phase"] == PRECHECK]
+    assert precheck and max(w["peak_g"] for w in precheck) <= 0.6 * 0.3
+
+
+def test_drive_follows_the_load_so_the_dose_stays_put(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.4, duration_s=10.0)
+    light, *_ = _run("sim://?load_kg=50", rx, log_path)
+    heavy, _, windows, session, _ = _run("sim://?load_kg=120", rx, log_path)
+    assert light.mean_peak_g == pytest.approx(0.4, rel=0.03)
+    assert heavy.mean_peak_g == pytest.approx(0.4, rel=0.03)
+    drives = {w["drive"] for w in windows if w["phase"] == DELIVER}
+    assert len(drives) == 1 and drives.pop() > 0.3
+
+
+def test_a_platform_that_does_not_move_is_refused_before_any_dose(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0)
+    result, record, windows, _, platform = _run("sim://?actuator_n=0.01", rx, log_path)
+    assert result.status == "aborted"
+    assert "no measurable 30 Hz response" in result.reason
+    assert result.delivered_s == 0.0 and not result.in_spec
+    assert record["status"] == "aborted" and record["reason"] == result.reason
+    assert not [w for w in windows if w["phase"] == DELIVER]
+    assert platform.device.drive_level == 0.0
+
+
+def test_a_prescription_beyond_the_platform_is_refused(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.9, duration_s=60.0)
+    result, *_ = _run("sim://?load_kg=200&actuator_n=300", rx, log_path)
+    assert result.status == "aborted"
+    assert "cannot reach 0.9 g" in result.reason
+    assert result.delivered_s == 0.0
+
+
+def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
+    stop = threading.Event()
+    seen = []
+
+    def observer(progress):
+        seen.append(progress)
+        if progress.phase == DELIVER and progress.delivered_s >= 42:
+            stop.set()
+
+    result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
+    assert result.status == "interrupted"
+    assert result.delivered_s == pytest.approx(42.0)
+    assert record["delivered_s"] == pytest.approx(42.0)
+    assert sum(w["duration_s"] for w in windows if w["phase"] == DELIVER) == pytest.approx(42.0)
+    assert windows[-1]["phase"] == RAMP_DOWN and windows[-1]["drive"] == 0.0
+    assert platform.device.drive_level == 0.0
+
+
+def test_out_of_spec_delivery_completes_but_is_not_in_spec(log_path):
+    # a tolerance no real window can meet: 0.001 % of the peak
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=10.0, tolerance=Tolerance(accel_fraction=1e-5))
+    result, record, *_ = _run("sim://", rx, log_path)
+    assert result.status == "completed" and not result.in_spec
+    assert "in spec" in result.reason and record["in_spec"] is False
+
+
+def test_prescriptions_above_the_cap_never_start(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=1.2, duration_s=60.0)
+    with pytest.raises(UsageError, match="safety cap"):
+        Session(rx, open_platform("sim://", speed=math.inf))
+
+
+def test_a_short_tail_joins_the_last_window(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=5.3)
+    result, _, windows, *_ = _run("sim://", rx, log_path)
+    lengths = [w["duration_s"] for w in windows if w["phase"] == DELIVER]
+    assert lengths == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.3])
+    assert result.delivered_s == pytest.approx(5.3)
