@@ -18,7 +18,7 @@ def _start(**changes) -> SessionStart:
         device="sim://", platform_id="sim", simulated=True, time_base="virtual time", subject="P-1",
         operator="ana", preset=None, frequency_hz=30.0, peak_g=0.3, duration_s=600.0, ramp_s=2.0,
         tol_frequency_hz=1.0, tol_accel_fraction=0.1, max_thd_fraction=0.1, min_in_spec_fraction=0.9,
-        window_s=1.0,
+        window_s=1.0, calibration_id="sim-2026-11-29",
     )
     values.update(changes)
     return SessionStart(**values)
@@ -50,6 +50,7 @@ def test_session_start_windows_and_end_round_trip(log_path):
     assert s["status"] == "completed" and s["in_spec"] is False
     assert s["delivered_s"] == 2.0 and s["in_spec_fraction"] == 0.5
     assert s["prescription"]["frequency_hz"] == 30.0 and s["subject"] == "P-1" and s["operator"] == "ana"
+    assert s["calibration_id"] == "sim-2026-11-29"
     assert s["started_utc"].endswith("Z") and s["ended_utc"] >= s["started_utc"]
     assert [w["in_spec"] for w in windows] == [True, False]
     assert windows[1]["reasons"] == ["peak too low"]

@@ -314,6 +314,9 @@ class Measurement:
     """RMS of the same fundamental (peak / sqrt 2)."""
     thd_percent: float
     snr_db: float
+    """Fundamental power over noise power, harmonics excluded (per sample)."""
+    sinad_db: float
+    """Fundamental power over noise-plus-distortion power (per sample)."""
     dc_g: float
     """The driven axis's DC level: +1 g of gravity on a vertical axis at rest."""
     axis: str
@@ -364,6 +367,7 @@ def measure(
         rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
         thd_percent=100.0 * fit.thd,
         snr_db=fit.snr_db,
+        sinad_db=fit.sinad_db,
         dc_g=fit.offset / G_MPS2,
         axis=AXES[index],
         off_axis_percent=100.0 * off_axis,

@@ -37,6 +37,7 @@ CREATE TABLE sessions (
     time_base TEXT NOT NULL,
     subject TEXT,
     operator TEXT,
+    calibration_id TEXT,
     preset TEXT,
     frequency_hz REAL NOT NULL,
     peak_g REAL NOT NULL,
@@ -63,6 +64,7 @@ CREATE TABLE windows (
     rms_g REAL,
     thd_percent REAL,
     snr_db REAL,
+    sinad_db REAL,
     dc_g REAL,
     axis TEXT,
     off_axis_percent REAL,
@@ -92,12 +94,12 @@ STATUSES = ("completed", "aborted", "interrupted")
 
 SESSION_COLUMNS = (
     "session_id", "started_utc", "device", "platform_id", "simulated", "time_base", "subject", "operator",
-    "preset", "frequency_hz", "peak_g", "duration_s", "ramp_s", "tol_frequency_hz", "tol_accel_fraction",
+    "calibration_id", "preset", "frequency_hz", "peak_g", "duration_s", "ramp_s", "tol_frequency_hz", "tol_accel_fraction",
     "max_thd_fraction", "min_in_spec_fraction", "window_s", "livctl_version", "host", "pid",
 )
 WINDOW_COLUMNS = (
     "session_id", "idx", "phase", "t_s", "duration_s", "drive", "frequency_hz", "peak_g", "rms_g",
-    "thd_percent", "snr_db", "dc_g", "axis", "off_axis_percent", "in_spec", "reasons",
+    "thd_percent", "snr_db", "sinad_db", "dc_g", "axis", "off_axis_percent", "in_spec", "reasons",
 )
 END_COLUMNS = (
     "session_id", "ended_utc", "status", "reason", "delivered_s", "in_spec_s", "in_spec_fraction",
@@ -132,6 +134,7 @@ class SessionStart:
     max_thd_fraction: float
     min_in_spec_fraction: float
     window_s: float
+    calibration_id: str | None = None
 
 
 class DoseLog:
@@ -315,6 +318,7 @@ def _summary(row: tuple) -> dict:
         },
         "subject": r["subject"],
         "operator": r["operator"],
+        "calibration_id": r["calibration_id"],
         "device": r["device"],
         "platform_id": r["platform_id"],
         "simulated": bool(r["simulated"]),
