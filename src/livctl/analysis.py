@@ -1,15 +1,25 @@
 """Measuring a vibration: frequency, peak acceleration, distortion, from accelerometer samples.
 
-The estimator, per axis:
+The estimator, per axis and window:
 
 1. coarse: the peak of a Hann-windowed FFT, interpolated between bins from the ratio of the two
    largest bin magnitudes (exact for a pure tone under a periodic Hann window);
-2. fine: an IEEE Std 1057 style least-squares sine fit, 4-parameter (Gauss-Newton on the
-   frequency) and extended with the harmonics 2-5 and a DC term, so distortion and gravity do not
-   bias the fundamental;
+2. fine: an IEEE Std 1057 least-squares sine fit: the 3-parameter fit at the coarse frequency,
+   Gauss-Newton steps of the 4-parameter fit (the frequency refined), then joint steps with the
+   harmonics 2-5 and DC in the model, so distortion and gravity do not bias the fundamental;
 3. from the fit: the fundamental's peak amplitude, phase, the DC level (gravity on a vertical
    axis), every harmonic's peak amplitude (THD), and the residual (noise: SNR; noise plus
    distortion: SINAD).
+
+How it is computed, and why it is fast: on a uniform time grid centred on the window, the normal
+equations of the sine fit need only two kinds of numbers. The Gram matrix of the model's columns
+(DC, cos and sin of each harmonic, the frequency derivative) has closed forms (sums of cosines
+over the grid: the Dirichlet kernel and its derivatives), so it costs nothing per sample. The
+projections of the samples on those columns are the samples' discrete-time Fourier transform at
+the harmonics of the fitted frequency, computed with one complex phasor per sample and its powers.
+The same core fits one window (a session), a batch of windows at once (a recording, window by
+window), and a whole recording as one long window (its segments' projections added with the
+right phase), so there is one estimator, not three.
 
 Inputs are in any one unit (m/s^2 inside livctl); `Measurement` reports g, peak and RMS labelled.
 Knows nothing of devices or time.
@@ -18,7 +28,6 @@ Knows nothing of devices or time.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -34,6 +43,9 @@ AXES = ("x", "y", "z")
 N_HARMONICS = 5
 MIN_CYCLES = 3.0
 _MAX_NEWTON_STEPS = 6
+_BATCH_SAMPLES = 1 << 18
+"""Samples processed together in batched work: big enough to amortise numpy's call overhead,
+small enough that the temporaries (a few complex arrays of this size) stay in cache-sized MBs."""
 
 
 class AnalysisError(ValueError):
@@ -54,6 +66,7 @@ class ToneFit:
     noise_rms: float
     """RMS of what the fit leaves: noise without the harmonics."""
     n: int
+    rate_hz: float = math.nan
 
     @property
     def thd(self) -> float:
@@ -73,6 +86,27 @@ class ToneFit:
         distortion = 0.5 * sum(h * h for h in self.harmonics)
         return _db(0.5 * self.amplitude**2, self.noise_rms**2 + distortion)
 
+    @property
+    def frequency_sd_hz(self) -> float:
+        """Cramer-Rao standard deviation of the frequency at this fit's SNR and length (Hz)."""
+        return crlb_frequency_sd_hz(self.amplitude, self.noise_rms, self.n, self.rate_hz)
+
+    @property
+    def amplitude_sd(self) -> float:
+        """Cramer-Rao standard deviation of the amplitude at this fit's noise and length."""
+        return self.noise_rms * math.sqrt(2.0 / self.n)
+
+
+def crlb_frequency_sd_hz(amplitude: float, noise_rms: float, n: int, rate_hz: float) -> float:
+    """Cramer-Rao bound on the frequency's standard deviation for a tone in white noise (Hz):
+    var(f) >= 12 fs^2 / ((2 pi)^2 eta N (N^2 - 1)), eta = A^2 / (2 sigma^2)."""
+    if amplitude <= 0 or n < 2:
+        return math.inf
+    if noise_rms <= 0:
+        return 0.0
+    eta = amplitude**2 / (2.0 * noise_rms**2)
+    return rate_hz * math.sqrt(12.0 / ((2.0 * math.pi) ** 2 * eta * n * (n * n - 1.0)))
+
 
 def _db(signal_power: float, noise_power: float) -> float:
     if noise_power <= 0:
@@ -82,205 +116,480 @@ def _db(signal_power: float, noise_power: float) -> float:
     return 10.0 * math.log10(signal_power / noise_power)
 
 
+# -- the time grid and the closed-form Gram matrix -------------------------------------------------
+
+
 @lru_cache(maxsize=16)
 def _hann(n: int) -> np.ndarray:
     """Periodic Hann window (the form the bin-interpolation formula assumes)."""
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
-    """Frequency of the strongest tone: Hann-windowed FFT peak, interpolated between bins."""
-    n = x.shape[0]
+@lru_cache(maxsize=16)
+def _grid(n: int, rate_hz: float) -> np.ndarray:
+    """Sample times of a window, centred on it (s): symmetric, so odd sums vanish."""
+    return (np.arange(n) - 0.5 * (n - 1)) / rate_hz
+
+
+def _kernel_sums(omega: np.ndarray, n: int, rate_hz: float, count: int):
+    """Sums over the centred grid t of n samples, at the multiples k * omega:
+
+    S0[k] = sum cos(k w t)        for k = 0 .. 2 count
+    S1[k] = sum t sin(k w t)      for k = 0 .. count + 1
+    S2[k] = sum t^2 cos(k w t)    for k = 0 and 2
+
+    From the Dirichlet kernel D(u) = sin(n u) / sin(u), u = k w / (2 fs): S0 = D,
+    S1 = -D'(u) / (2 fs), S2 = -D''(u) / (4 fs^2); k = 0 takes the limits (D = n, D' = 0,
+    D'' = -n (n^2 - 1) / 3). The arguments stay below pi: harmonics are kept under Nyquist.
+    """
+    rows = omega.shape[0]
+    u = np.multiply.outer(omega * (0.5 / rate_hz), np.arange(1.0, 2 * count + 1))
+    e1 = np.exp(1j * u)
+    en = np.exp((1j * n) * u)
+    s, c = e1.imag, e1.real
+    d0 = en.imag / s
+    # D' = (n cos(n u) - D cos(u)) / sin(u); D'' = (1 - n^2) D - 2 D' cos(u) / sin(u)
+    m = count + 1
+    d1 = (n * en.real[:, :m] - d0[:, :m] * c[:, :m]) / s[:, :m]
+    d2_two = (1.0 - n * n) * d0[:, 1] - 2.0 * d1[:, 1] * c[:, 1] / s[:, 1]
+    s0 = np.empty((rows, 2 * count + 1))
+    s0[:, 0] = n
+    s0[:, 1:] = d0
+    s1 = np.empty((rows, count + 2))
+    s1[:, 0] = 0.0
+    np.multiply(d1, -0.5 / rate_hz, out=s1[:, 1:])
+    scale = -0.25 / rate_hz**2
+    return s0, s1, (scale * (-n * (n * n - 1.0) / 3.0), scale * d2_two)
+
+
+@lru_cache(maxsize=8)
+def _layout(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of cos and sin of harmonics 1..count in the model
+    [DC, cos w t, sin w t, d/dw, cos 2 w t, sin 2 w t, ...] (the leading 3 and 4 columns are the
+    classic 3- and 4-parameter IEEE 1057 fits)."""
+    h = np.arange(1, count + 1)
+    return np.where(h == 1, 1, 2 * h), np.where(h == 1, 2, 2 * h + 1)
+
+
+@lru_cache(maxsize=8)
+def _gram_map(count: int) -> np.ndarray:
+    """The Gram matrix as a linear map of the kernel sums (see `_gram`): (terms, p * p)."""
+    p = 2 * count + 2
+    n0, n1 = 2 * count + 1, count + 2
+    # terms: S0[0..2c], a S1[0..c+1], b S1[0..c+1], (a^2 + b^2) S2[0], (b^2 - a^2) S2[2]
+    a_s1, b_s1, s2 = n0, n0 + n1, n0 + 2 * n1
+    m = np.zeros((s2 + 2, p, p))
+    cos_idx, sin_idx = _layout(count)
+
+    def put(i: int, j: int, term: int, weight: float) -> None:
+        m[term, i, j] += weight
+        if i != j:
+            m[term, j, i] += weight
+
+    put(0, 0, 0, 1.0)
+    put(0, 3, a_s1 + 1, -1.0)
+    put(3, 3, s2, 0.5)
+    put(3, 3, s2 + 1, 0.5)
+    for h in range(1, count + 1):
+        ch, sh = int(cos_idx[h - 1]), int(sin_idx[h - 1])
+        put(0, ch, h, 1.0)
+        put(ch, 3, a_s1 + h + 1, -0.5)
+        put(ch, 3, a_s1 + h - 1, 0.5)
+        put(sh, 3, b_s1 + h + 1, 0.5)
+        put(sh, 3, b_s1 + h - 1, 0.5)
+        for g in range(h, count + 1):
+            cg, sg = int(cos_idx[g - 1]), int(sin_idx[g - 1])
+            put(ch, cg, abs(h - g), 0.5)
+            put(ch, cg, h + g, 0.5)
+            put(sh, sg, abs(h - g), 0.5)
+            put(sh, sg, h + g, -0.5)
+    return m.reshape(s2 + 2, p * p)
+
+
+def _gram(sums, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
+    """Gram matrices (rows, p, p) of the model's columns on the centred grid, p = 2 count + 2,
+    from the kernel sums at the rows' frequencies (`_kernel_sums`).
+
+    The derivative column is t (b cos w t - a sin w t), the fundamental's derivative with respect
+    to w at the current coefficients a, b. Cosine columns are orthogonal to sine columns (odd
+    sums vanish), which leaves these entries:
+      1.1 = n, 1.cos_h = S0[h], cos_h.cos_g = (S0[|h-g|] + S0[h+g]) / 2,
+      sin_h.sin_g = (S0[|h-g|] - S0[h+g]) / 2, 1.d = -a S1[1],
+      cos_h.d = -a (S1[h+1] - S1[h-1]) / 2, sin_h.d = b (S1[h+1] + S1[h-1]) / 2,
+      d.d = (a^2 + b^2) S2[0] / 2 + (b^2 - a^2) S2[2] / 2.
+    """
+    s0, s1, (s2_zero, s2_two) = sums
+    s0, s1 = s0[:, : 2 * count + 1], s1[:, : count + 2]
+    a2, b2 = a * a, b * b
+    terms = np.concatenate(
+        (s0, a[:, None] * s1, b[:, None] * s1, ((a2 + b2) * s2_zero)[:, None], ((b2 - a2) * s2_two)[:, None]), axis=1
+    )
+    p = 2 * count + 2
+    return (terms @ _gram_map(count)).reshape(-1, p, p)
+
+
+def _rhs(spectra: np.ndarray, weighted: np.ndarray, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
+    """Projections (rows, p) of the (mean-removed) samples on the model's columns, from
+    X_h = sum x exp(-i h w t) and Y = sum x t exp(-i w t)."""
+    cos_idx, sin_idx = _layout(count)
+    r = np.empty((spectra.shape[0], 2 * count + 2))
+    r[:, 0] = 0.0
+    r[:, cos_idx] = spectra[:, :count].real
+    r[:, sin_idx] = -spectra[:, :count].imag
+    r[:, 3] = b * weighted.real + a * weighted.imag
+    return r
+
+
+def _fundamental(spectrum: np.ndarray, sums, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 3-parameter fit (DC, a cos w t + b sin w t) of mean-removed samples, from X_1: with
+    the projection on DC zero and sin orthogonal to DC and cos, the normal equations solve in
+    closed form: a = n Re X_1 / (n cc - S0[1]^2), b = -Im X_1 / ss."""
+    s0 = sums[0]
+    cc = 0.5 * (n + s0[:, 2])
+    ss = n - cc
+    return n * spectrum.real / (n * cc - s0[:, 1] ** 2), -spectrum.imag / ss
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(gram, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(gram) @ rhs[..., None])[..., 0]
+
+
+# -- projections: the samples' Fourier transform at the harmonics of the fitted frequency ----------
+
+
+@lru_cache(maxsize=16)
+def _block_times(n: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The centred grid split as t = T_b + t_i: block starts T_b and offsets t_i within a block
+    (about sqrt(n) of each), and the padded length (blocks x block length >= n)."""
+    inner_n = max(8, int(math.isqrt(n)))
+    outer_n = -(-n // inner_n)
+    t0 = -0.5 * (n - 1) / rate_hz
+    return t0 + np.arange(outer_n) * (inner_n / rate_hz), np.arange(inner_n) / rate_hz, outer_n * inner_n
+
+
+def _phasors(omega: np.ndarray, n: int, rate_hz: float, count: int = 1) -> np.ndarray:
+    """exp(-i h w t) on the centred grid for h = 1..count and each row's w: (rows, count, n),
+    by angle addition (one outer product of two short tables per harmonic)."""
+    outer_t, inner_t, padded = _block_times(n, rate_hz)
+    rows = omega.shape[0]
+    w = np.multiply.outer(omega, -1j * np.arange(1.0, count + 1))[:, :, None]
+    outer = np.exp(w * outer_t)
+    inner = np.exp(w * inner_t)
+    out = np.empty((rows, count, outer_t.shape[0], inner_t.shape[0]), dtype=np.complex128)
+    np.multiply(outer[:, :, :, None], inner[:, :, None, :], out=out)
+    return out.reshape(rows, count, padded)[:, :, :n]
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    return np.add.reduce(x, axis=1)
+
+
+def _row_squares(x: np.ndarray) -> np.ndarray:
+    if x.shape[0] == 1:
+        return np.array([np.dot(x[0], x[0])])
+    return np.einsum("ij,ij->i", x, x)
+
+
+class _Windows:
+    """Rows of samples, each its own window on the same centred grid, each with its own frequency.
+
+    Projections are computed block by block, t = T_b + t_i: sum_t x exp(-i h w t) =
+    sum_b exp(-i h w T_b) sum_i x[b, i] exp(-i h w t_i). The inner sums for every block, harmonic
+    and channel are one real matrix product with a short table of phasors, so no phasor is ever
+    formed for every sample. `others` are more channels of the same windows (the other axes):
+    `project` also gives their projections on the fundamental (`other_spectra`), for the off-axis
+    share, from the same product.
+    """
+
+    def __init__(self, x: np.ndarray, rate_hz: float, others: list[np.ndarray] = ()):
+        self.n = n = x.shape[1]
+        self.rate_hz = rate_hz
+        self.outer_t, self.inner_t, padded = _block_times(n, rate_hz)
+        rows = x.shape[0]
+        self.mean = _row_sums(x) / n
+        # channels, means removed, zero-padded to whole blocks
+        xs = np.zeros((rows, 1 + len(others), padded))
+        np.subtract(x, self.mean[:, None], out=xs[:, 0, :n])
+        for i, other in enumerate(others):
+            np.subtract(other, (_row_sums(other) / n)[:, None], out=xs[:, 1 + i, :n])
+        self.xx = _row_squares(xs[:, 0])
+        self.blocks = xs.reshape(rows, -1, self.inner_t.shape[0])  # (rows, channels x blocks, block)
+        self.other_spectra = self.last_omega = None
+        self._sums = (None, 0, None)
+
+    def sums(self, omega: np.ndarray, count: int):
+        """Kernel sums at omega (cached for the last omega: the fit and the off-axis share them)."""
+        key = omega.tobytes()
+        if self._sums[0] != key or self._sums[1] < count:
+            self._sums = (key, count, _kernel_sums(omega, self.n, self.rate_hz, count))
+        return self._sums[2]
+
+    def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """X_h = sum x exp(-i h w t) for h = 1..count, (rows, count), and Y = sum x t exp(-i w t)."""
+        self.last_omega = omega
+        rows = omega.shape[0]
+        inner_n, outer_n = self.inner_t.shape[0], self.outer_t.shape[0]
+        w = np.multiply.outer(omega, -1j * np.arange(1.0, count + 1))  # (rows, count)
+        table = np.empty((rows, inner_n, count + 1), dtype=np.complex128)
+        np.exp(np.multiply.outer(w, self.inner_t).transpose(0, 2, 1), out=table[:, :, :count])
+        np.multiply(table[:, :, 0], self.inner_t, out=table[:, :, count])  # t_i exp(-i w t_i)
+        inner = np.matmul(self.blocks, table.view(np.float64)).view(np.complex128)
+        inner = inner.reshape(rows, -1, outer_n, count + 1)  # (rows, channels, blocks, count + 1)
+        outer = np.exp(np.multiply.outer(w, self.outer_t))  # (rows, count, blocks)
+        spectra = np.einsum("rhb,rbh->rh", outer, inner[:, 0, :, :count])
+        weighted = np.einsum("rb,rb->r", outer[:, 0], inner[:, 0, :, count] + self.outer_t * inner[:, 0, :, 0])
+        self.other_spectra = np.einsum("rb,rjb->rj", outer[:, 0], inner[:, 1:, :, 0])
+        return spectra, weighted
+
+
+class _Record:
+    """One long window (a whole recording), held as consecutive segments of samples.
+
+    Its projections at one frequency are the segments' projections, each turned by the phase of
+    its centre: sum over the record of x exp(-i h w t) = sum_r exp(-i h w c_r) sum_j x exp(-i h w t_j)
+    with t_j the segment's own centred grid and c_r its centre on the record's grid.
+    """
+
+    def __init__(self, x: np.ndarray, rate_hz: float, segment_n: int):
+        self.rate_hz = rate_hz
+        self.n = n = x.shape[0]
+        self.segment_n = segment_n = min(segment_n, n)
+        self.rows = n // segment_n
+        self.x = x
+        self.mean = np.array([_mean(x)])
+        self.xx = np.array([_centred_square_sum(x, self.mean[0])])
+
+    def sums(self, omega: np.ndarray, count: int):
+        return _kernel_sums(omega, self.n, self.rate_hz, count)
+
+    def _segments(self):
+        """(samples, centre offset on the record's grid) of each run of whole segments, then the tail."""
+        m = self.segment_n
+        per_batch = max(1, _BATCH_SAMPLES // m)
+        centre = 0.5 * (self.n - 1)
+        for start in range(0, self.rows, per_batch):
+            stop = min(self.rows, start + per_batch)
+            block = self.x[start * m : stop * m].reshape(stop - start, m)
+            offsets = (np.arange(start, stop) * m + 0.5 * (m - 1) - centre) / self.rate_hz
+            yield block, offsets
+        tail = self.n - self.rows * m
+        if tail:
+            offset = (self.rows * m + 0.5 * (tail - 1) - centre) / self.rate_hz
+            yield self.x[self.rows * m :][None, :], np.array([offset])
+
+    def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        w = float(omega[0])
+        spectra = np.zeros(count, dtype=np.complex128)
+        weighted = 0j
+        basis = {}
+        for block, offsets in self._segments():
+            m = block.shape[1]
+            if m not in basis:
+                basis[m] = _segment_basis(w, m, self.rate_hz, count)
+            columns, sums = basis[m]
+            proj = (block @ columns - self.mean[0] * sums).view(np.complex128)  # (segments, count + 1)
+            turn = np.exp(np.multiply.outer(offsets, -1j * w * np.arange(1, count + 1)))
+            spectra += np.einsum("rh,rh->h", proj[:, :count], turn)
+            weighted += np.dot(proj[:, count] + offsets * proj[:, 0], turn[:, 0])
+        return spectra[None, :], np.array([weighted])
+
+
+def _segment_basis(omega: float, m: int, rate_hz: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns (m, 2 count + 2) holding re and im of exp(-i h w t) for h = 1..count and of
+    t exp(-i w t) on a segment's centred grid, and their column sums (to remove the mean)."""
+    cols = np.empty((count + 1, m), dtype=np.complex128)
+    cols[:count] = _phasors(np.array([omega]), m, rate_hz, count)[0]
+    np.multiply(cols[0], _grid(m, rate_hz), out=cols[count])
+    real = np.ascontiguousarray(cols.view(np.float64).reshape(count + 1, m, 2).transpose(1, 0, 2)).reshape(m, -1)
+    return real, real.sum(axis=0)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.add.reduce(x, dtype=np.float64)) / x.shape[0]
+
+
+def _centred_square_sum(x: np.ndarray, mean: float) -> float:
+    total = 0.0
+    for start in range(0, x.shape[0], _BATCH_SAMPLES):
+        chunk = x[start : start + _BATCH_SAMPLES] - mean
+        total += float(np.dot(chunk, chunk))
+    return total
+
+
+# -- the fit ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fits:
+    """Per-row results of the Gauss-Newton fit (arrays over rows)."""
+
+    omega: np.ndarray
+    coef: np.ndarray
+    """(rows, 2 count + 2) in the model's layout; DC is relative to the row mean."""
+    rss: np.ndarray
+    count: int
+    n: int
+    mean: np.ndarray
+
+    def tone(self, i: int, rate_hz: float, t_first: float) -> ToneFit:
+        count = self.count
+        cos_idx, sin_idx = _layout(count)
+        a = self.coef[i, cos_idx]
+        b = self.coef[i, sin_idx]
+        amplitudes = np.hypot(a, b)
+        omega = float(self.omega[i])
+        # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
+        phase = math.atan2(-b[0], a[0]) + omega * t_first
+        dof = max(1, self.n - (2 * count + 2))
+        return ToneFit(
+            frequency_hz=omega / (2.0 * math.pi),
+            amplitude=float(amplitudes[0]),
+            phase_rad=math.remainder(phase, 2.0 * math.pi),
+            offset=float(self.coef[i, 0] + self.mean[i]),
+            harmonics=tuple(float(v) for v in amplitudes[1:]),
+            noise_rms=math.sqrt(max(0.0, float(self.rss[i])) / dof),
+            n=self.n,
+            rate_hz=rate_hz,
+        )
+
+
+def _harmonic_count(frequency_hz: float, rate_hz: float, n_harmonics: int) -> int:
+    return max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // frequency_hz)))
+
+
+def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float) -> _Fits:
+    """IEEE 1057 fit of every row of `signal` (a _Windows or _Record), from the coarse frequencies.
+
+    The 3-parameter fit at the coarse frequency gives the fundamental's coefficients; then
+    Gauss-Newton steps of the 4-parameter fit, with the harmonics and DC in the model so that
+    distortion neither biases the fundamental nor hides in the residual, until a step is a small
+    share of the noise-limited spread of the frequency (the CRLB, from the fit's own SNR). From the
+    interpolated FFT peak the first step lands within about 1 % of that spread; the second
+    confirms it. A row whose step would take it more than `max_shift` (one FFT bin) from its
+    coarse estimate stays where it is. The last step's coefficients are reported.
+    """
+    n, rate = signal.n, signal.rate_hz
+    duration_s = n / rate
+    omega = omega_start.astype(np.float64)
+    rows = omega.shape[0]
+    spectra, weighted = signal.project(omega, count)
+    a, b = _fundamental(spectra[:, 0], signal.sums(omega, count), n)
+    p = 2 * count + 2
+    result = np.zeros((rows, p))
+    rss = np.zeros(rows)
+    pending = np.ones(rows, dtype=bool)
+    for i in range(_MAX_NEWTON_STEPS):
+        if i:
+            spectra, weighted = signal.project(omega, count)
+        gram = _gram(signal.sums(omega, count), a, b, count)
+        rhs = _rhs(spectra, weighted, a, b, count)
+        step = _solve(gram, rhs)
+        d_omega = step[:, 3]
+        stay = ~(np.abs(omega + d_omega - omega_start) <= max_shift)  # also NaN
+        if stay.any():
+            d_omega = np.where(stay, 0.0, d_omega)
+            step[:, 3] = d_omega
+        # residual sum of squares without forming the residual: |x - D s|^2 = x.x - 2 s.r + s'G s
+        step_rss = signal.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
+        result = np.where(pending[:, None], step, result)
+        rss = np.where(pending, step_rss, rss)
+        omega = np.where(pending, omega + d_omega, omega)
+        a = np.where(pending, step[:, 1], a)
+        b = np.where(pending, step[:, 2], b)
+        # converged: the step is under 5 % of the CRLB spread of the frequency at this SNR
+        snr = 0.5 * (step[:, 1] ** 2 + step[:, 2] ** 2) * max(1, n - p) / np.maximum(step_rss, 1e-300)
+        pending &= ~stay & (np.abs(d_omega) * duration_s * np.sqrt(snr * (n / 12.0)) >= 0.05)
+        if not pending.any():
+            break
+    return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean)
+
+
+def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
+    """Linear fit of DC and harmonics 1..count at known frequencies (other axes of a recording)."""
+    spectra, weighted = signal.project(omega, count)
+    zeros = np.zeros(omega.shape[0])
+    keep = np.r_[0:3, 4 : 2 * count + 2]
+    gram = _gram(signal.sums(omega, count), zeros, zeros, count)[:, keep[:, None], keep[None, :]]
+    rhs = _rhs(spectra, weighted, zeros, zeros, count)[:, keep]
+    step = _solve(gram, rhs)
+    rss = signal.xx - np.einsum("ri,ri->r", step, rhs)
+    coef = np.zeros((omega.shape[0], 2 * count + 2))
+    coef[:, keep] = step
+    return _Fits(omega=omega, coef=coef, rss=rss, count=count, n=signal.n, mean=signal.mean)
+
+
+def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None) -> np.ndarray:
+    """Coarse frequency of every row (Hz), NaN where a row is flat."""
+    n = x.shape[1]
     # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
-    spectrum = np.abs(np.fft.rfft(x * _hann(n)))
+    spectrum = np.abs(np.fft.rfft(x * _hann(n), axis=1))
     bin_hz = rate_hz / n
     lo_bin = 2
-    hi_bin = spectrum.shape[0] - 2
+    hi_bin = spectrum.shape[1] - 2
     if search_hz is not None:
         lo_bin = max(lo_bin, int(math.floor(search_hz[0] / bin_hz)))
         hi_bin = min(hi_bin, int(math.ceil(search_hz[1] / bin_hz)))
     if hi_bin < lo_bin:
         raise AnalysisError("the window is too short to resolve the frequency band searched")
-    k = lo_bin + int(np.argmax(spectrum[lo_bin : hi_bin + 1]))
-    centre = spectrum[k]
-    if centre <= 0:
-        raise AnalysisError("the signal is flat: no vibration in the samples")
-    left, right = spectrum[k - 1], spectrum[k + 1]
-    # Hann window: for a pure tone |X[k+1]| / |X[k]| = (1 + d) / (2 - d), d the offset in bins
-    if right >= left:
-        ratio = right / centre
-        delta = (2.0 * ratio - 1.0) / (ratio + 1.0)
-    else:
-        ratio = left / centre
-        delta = -(2.0 * ratio - 1.0) / (ratio + 1.0)
-    return float((k + delta) * bin_hz)
+    k = lo_bin + np.argmax(spectrum[:, lo_bin : hi_bin + 1], axis=1)
+    width = spectrum.shape[1]
+    left, centre, right = np.take(spectrum, (k + np.arange(0, width * x.shape[0], width))[:, None] + (-1, 0, 1)).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Hann window: for a pure tone |X[k+1]| / |X[k]| = (1 + d) / (2 - d), d the offset in bins
+        ratio = np.maximum(left, right) / centre
+        delta = np.copysign((2.0 * ratio - 1.0) / (ratio + 1.0), right - left)
+        return np.where(centre > 0, (k + delta) * bin_hz, np.nan)
 
 
-class _SineModel:
-    """Least-squares model of one window: DC + sum_h (a_h cos(h w t) + b_h sin(h w t)).
-
-    The design matrix is column-major so each column is written in place. Its columns are
-    DC, cos(w t), sin(w t), the derivative of the fundamental with respect to w (for the
-    Gauss-Newton frequency step), then cos and sin of each harmonic 2..count, so the leading 3
-    and 4 columns are the classic 3- and 4-parameter IEEE 1057 fits.
-    """
-
-    def __init__(self, n: int, rate_hz: float, count: int):
-        self.count = count
-        self.n = n
-        # time centred on the window keeps the frequency column well conditioned
-        self.t = (np.arange(n) - 0.5 * (n - 1)) / rate_hz
-        self.design = np.empty((n, 2 * count + 2), order="F")
-        self.design[:, 0] = 1.0
-        self.cos = self.design[:, 1]
-        self.sin = self.design[:, 2]
-        self.derivative = self.design[:, 3]
-        # t = outer + inner: cos and sin of n angles from sqrt(n)-sized tables by angle addition
-        block = _block_size(n)
-        blocks = -(-n // block)
-        self._t_outer = self.t[0] + np.arange(blocks) * (block / rate_hz)
-        self._t_inner = np.arange(block) / rate_hz
-        if blocks * block == n:  # write straight into the design's columns
-            self._cos2d = self.cos.reshape(blocks, block)
-            self._sin2d = self.sin.reshape(blocks, block)
-        else:
-            self._cos2d, self._sin2d = np.empty((2, blocks, block))
-
-    def set_frequency(self, omega: float) -> None:
-        outer = omega * self._t_outer
-        inner = omega * self._t_inner
-        co, so, ci, si = np.cos(outer), np.sin(outer), np.cos(inner), np.sin(inner)
-        cos, sin = self._cos2d, self._sin2d
-        np.multiply.outer(co, ci, out=cos)
-        cos -= np.multiply.outer(so, si)
-        np.multiply.outer(so, ci, out=sin)
-        sin += np.multiply.outer(co, si)
-        if cos.base is not self.design:
-            self.cos[:] = cos.reshape(-1)[: self.n]
-            self.sin[:] = sin.reshape(-1)[: self.n]
-
-    def fit_fundamental(self, x: np.ndarray) -> np.ndarray:
-        """3-parameter fit at the current frequency: DC, a, b."""
-        return _solve(self.design[:, :3], x)
-
-    def newton_step(self, x: np.ndarray, coef: np.ndarray, columns: int) -> np.ndarray:
-        """A Gauss-Newton step on the first `columns` columns: updated DC, a, b, d_omega, harmonics."""
-        np.multiply(self.cos, coef[2], out=self.derivative)
-        self.derivative -= self.sin * coef[1]
-        self.derivative *= self.t
-        return _solve(self.design[:, :columns], x)
-
-    def fill_harmonics(self) -> None:
-        """cos(h w t), sin(h w t) for h = 2..count from the fundamental's, by angle addition."""
-        d = self.design
-        prev_cos, prev_sin = self.cos, self.sin
-        for h in range(2, self.count + 1):
-            c, s = d[:, 2 * h], d[:, 2 * h + 1]
-            np.multiply(prev_cos, self.cos, out=c)
-            c -= prev_sin * self.sin
-            np.multiply(prev_sin, self.cos, out=s)
-            s += prev_cos * self.sin
-            prev_cos, prev_sin = c, s
+def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
+    """Frequency of the strongest tone: Hann-windowed FFT peak, interpolated between bins."""
+    f = float(_coarse(np.asarray(x, dtype=np.float64)[None, :], rate_hz, search_hz)[0])
+    _raise_unmeasurable(f, math.inf)
+    return f
 
 
-_models = threading.local()
+def _fit_rows(
+    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=()
+) -> tuple[_Fits, _Windows, np.ndarray]:
+    """Fit every row of x (rows, n), each its own window. Returns the fits, the rows as a signal,
+    and the coarse frequencies (NaN for a flat row). A row with fewer than MIN_CYCLES cycles or
+    no tone is fitted from a stand-in frequency: its caller must not report it."""
+    n = x.shape[1]
+    if n < 16:
+        raise AnalysisError(f"{n} samples are too few to measure a vibration")
+    coarse = _coarse(x, rate_hz, search_hz)
+    duration_s = n / rate_hz
+    ok = np.isfinite(coarse) & (coarse * duration_s >= MIN_CYCLES)
+    start_hz = coarse if ok.all() else np.where(ok, coarse, np.max(coarse[ok]) if ok.any() else MIN_CYCLES / duration_s)
+    count = _harmonic_count(float(np.max(start_hz)), rate_hz, n_harmonics)
+    signal = _Windows(x, rate_hz, others)
+    fits = _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi / duration_s)
+    return fits, signal, coarse
 
 
-def _model(n: int, rate_hz: float, count: int) -> _SineModel:
-    """A model for this window shape, reused between calls (one per thread: models hold state)."""
-    cache = getattr(_models, "cache", None)
-    if cache is None:
-        cache = _models.cache = {}
-    key = (n, rate_hz, count)
-    model = cache.get(key)
-    if model is None:
-        if len(cache) >= 8:
-            cache.clear()
-        model = cache[key] = _SineModel(n, rate_hz, count)
-    return model
-
-
-def _block_size(n: int) -> int:
-    """A divisor of n near sqrt(n) when there is one (so blocks tile the window), else 64."""
-    root = int(math.isqrt(n))
-    for size in range(root, max(8, root // 2), -1):
-        if n % size == 0:
-            return size
-    return 64
-
-
-def _fit(
-    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int
-) -> tuple[ToneFit, _SineModel]:
+def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, _Windows]:
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n < 16:
         raise AnalysisError(f"{n} samples are too few to measure a vibration")
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(np.dot(x, x)):
         raise AnalysisError("the samples contain NaN or infinite values")
-    f0 = coarse_frequency(x, rate_hz, search_hz)
-    duration_s = n / rate_hz
-    if f0 * duration_s < MIN_CYCLES:
+    fits, signal, coarse = _fit_rows(x[None, :], rate_hz, search_hz, n_harmonics, others)
+    _raise_unmeasurable(float(coarse[0]), n / rate_hz)
+    return fits, signal
+
+
+def _raise_unmeasurable(coarse_hz: float, duration_s: float) -> None:
+    if math.isnan(coarse_hz):
+        raise AnalysisError("the signal is flat: no vibration in the samples")
+    if coarse_hz * duration_s < MIN_CYCLES:
         raise AnalysisError(
-            f"the window holds {f0 * duration_s:.1f} cycles of {f0:.1f} Hz; at least {MIN_CYCLES:g} are needed"
+            f"the window holds {coarse_hz * duration_s:.1f} cycles of {coarse_hz:.1f} Hz; "
+            f"at least {MIN_CYCLES:g} are needed"
         )
-    count = max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // f0)))
-    model = _model(n, rate_hz, count)
-    omega_fft = omega = 2.0 * math.pi * f0
-    max_shift = 2.0 * math.pi / duration_s  # one FFT bin
-    model.set_frequency(omega)
-    coef = model.fit_fundamental(x)
-    # Gauss-Newton: the IEEE 1057 4-parameter fit. Its steps on the fundamental alone are cheap
-    # and converge quadratically from the FFT estimate (usually one step).
-    for _ in range(_MAX_NEWTON_STEPS):
-        step = model.newton_step(x, coef, 4)
-        d_omega = float(step[3])
-        if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            break  # the fit would wander more than a bin from the spectrum's peak: stay
-        omega += d_omega
-        model.set_frequency(omega)
-        coef = step
-        if abs(d_omega) * duration_s < 1e-2:
-            break
-    model.fill_harmonics()
-    # Then joint steps with the harmonics in the model, so distortion neither biases the
-    # fundamental nor hides in the residual, until a step is a small share of the noise-limited
-    # spread of the frequency (the CRLB, from the fit's own SNR). The last step's coefficients are
-    # the ones reported.
-    columns = model.design.shape[1]
-    for i in range(_MAX_NEWTON_STEPS):
-        if i:
-            model.set_frequency(omega)
-            model.fill_harmonics()
-        step = model.newton_step(x, coef, columns)
-        d_omega = float(step[3])
-        if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            step[3] = 0.0  # the fit would wander more than a bin from the spectrum's peak: stay
-            residual = x - model.design @ step
-            break
-        residual = x - model.design @ step
-        omega += d_omega
-        coef = step
-        noise_power = float(np.dot(residual, residual)) / max(1, n - columns)
-        snr = 0.5 * (step[1] ** 2 + step[2] ** 2) / noise_power if noise_power > 0 else math.inf
-        if abs(d_omega) * duration_s * math.sqrt(snr * n / 12.0) < 0.05:
-            break
-    a = np.concatenate(([step[1]], step[4::2]))
-    b = np.concatenate(([step[2]], step[5::2]))
-    amplitudes = np.hypot(a, b)
-    noise_rms = float(np.sqrt(np.dot(residual, residual) / max(1, n - columns)))
-    # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
-    phase = math.atan2(-b[0], a[0]) - omega * 0.5 * (n - 1) / rate_hz
-    fit = ToneFit(
-        frequency_hz=float(omega / (2.0 * math.pi)),
-        amplitude=float(amplitudes[0]),
-        phase_rad=math.remainder(phase, 2.0 * math.pi),
-        offset=float(step[0]),
-        harmonics=tuple(float(v) for v in amplitudes[1:]),
-        noise_rms=noise_rms,
-        n=n,
-    )
-    return fit, model
 
 
 def fit_tone(
@@ -291,16 +600,11 @@ def fit_tone(
     n_harmonics: int = N_HARMONICS,
 ) -> ToneFit:
     """Fit a sine (with DC and harmonics) to `x`; see the module docstring for the method."""
-    return _fit(x, rate_hz, search_hz, n_harmonics)[0]
+    fits, _ = _one_row(x, rate_hz, search_hz, n_harmonics)
+    return fits.tone(0, rate_hz, _grid(fits.n, rate_hz)[0])
 
 
-def _solve(design: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Least squares through the normal equations (the columns are near-orthogonal sinusoids)."""
-    gram = design.T @ design
-    try:
-        return np.linalg.solve(gram, design.T @ x)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(design, x, rcond=None)[0]
+# -- measurements -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -323,6 +627,12 @@ class Measurement:
     off_axis_percent: float
     """Fundamental on the other axes (root-sum-square) over the driven axis's, in percent."""
     duration_s: float
+    phase_rad: float = math.nan
+    """Phase of the driven axis's fundamental at the first sample (cosine convention)."""
+    frequency_sd_hz: float = math.nan
+    """Cramer-Rao standard deviation of the frequency at the measured SNR and length."""
+    peak_sd_g: float = math.nan
+    """Cramer-Rao standard deviation of the peak acceleration at the measured noise and length."""
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -333,34 +643,27 @@ def driven_axis(accel: np.ndarray) -> int:
     return int(np.argmax(accel.var(axis=0)))
 
 
-def measure(
-    accel_mps2: np.ndarray,
-    rate_hz: float,
-    *,
-    axis: str | int = "auto",
-    search_hz: tuple[float, float] | None = None,
-) -> Measurement:
-    """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order."""
+def _as_axes(accel_mps2: np.ndarray) -> np.ndarray:
     accel = np.asarray(accel_mps2, dtype=np.float64)
     if accel.ndim == 1:
         accel = accel[:, None]
     if accel.ndim != 2 or accel.shape[1] > len(AXES) or accel.shape[1] == 0:
         raise AnalysisError(f"expected samples shaped (n, 1..3), got {accel.shape}")
+    return accel
+
+
+def axis_index(axis: str | int, accel: np.ndarray) -> int:
+    """The driven axis's column: "auto" picks the one with the most AC power."""
     if axis == "auto":
-        index = driven_axis(accel)
-    elif isinstance(axis, str):
+        return driven_axis(accel)
+    if isinstance(axis, str):
         if axis not in AXES[: accel.shape[1]]:
             raise AnalysisError(f"axis {axis!r} is not among the recorded axes {AXES[: accel.shape[1]]}")
-        index = AXES.index(axis)
-    else:
-        index = int(axis)
-    fit, model = _fit(accel[:, index], rate_hz, search_hz, N_HARMONICS)
-    off_axis = 0.0
-    if accel.shape[1] > 1 and fit.amplitude > 0:
-        others = np.delete(accel, index, axis=1)
-        # 3-parameter fit of the other axes at the driven axis's frequency
-        coef = _solve(model.design[:, :3], others)
-        off_axis = float(np.sqrt(np.sum(coef[1] ** 2 + coef[2] ** 2))) / fit.amplitude
+        return AXES.index(axis)
+    return int(axis)
+
+
+def _measurement(fit: ToneFit, axis: int, off_axis: float, duration_s: float) -> Measurement:
     return Measurement(
         frequency_hz=fit.frequency_hz,
         peak_g=fit.amplitude / G_MPS2,
@@ -369,10 +672,125 @@ def measure(
         snr_db=fit.snr_db,
         sinad_db=fit.sinad_db,
         dc_g=fit.offset / G_MPS2,
-        axis=AXES[index],
+        axis=AXES[axis],
         off_axis_percent=100.0 * off_axis,
-        duration_s=accel.shape[0] / rate_hz,
+        duration_s=duration_s,
+        phase_rad=fit.phase_rad,
+        frequency_sd_hz=fit.frequency_sd_hz,
+        peak_sd_g=fit.amplitude_sd / G_MPS2,
     )
+
+
+def _off_axis(signal: _Windows, fits: _Fits) -> np.ndarray:
+    """Fundamental amplitude on the other axes (root-sum-square) over the driven axis's, for each
+    row: 3-parameter fits of the other axes at the driven axis's last projected frequency."""
+    cos_idx, sin_idx = _layout(fits.count)
+    driven = np.hypot(fits.coef[:, cos_idx[0]], fits.coef[:, sin_idx[0]])
+    sums = signal.sums(signal.last_omega, 1)
+    a, b = _fundamental(signal.other_spectra.T, sums, signal.n)
+    power = np.add.reduce(a * a + b * b, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(driven > 0, np.sqrt(power) / driven, 0.0)
+
+
+def measure(
+    accel_mps2: np.ndarray,
+    rate_hz: float,
+    *,
+    axis: str | int = "auto",
+    search_hz: tuple[float, float] | None = None,
+) -> Measurement:
+    """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order."""
+    accel = _as_axes(accel_mps2)
+    index = axis_index(axis, accel)
+    others = [accel[:, i][None, :] for i in range(accel.shape[1]) if i != index]
+    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
+    n = accel.shape[0]
+    off_axis = float(_off_axis(signal, fits)[0]) if others else 0.0
+    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0]), index, off_axis, n / rate_hz)
+
+
+def measure_windows(
+    accel_mps2: np.ndarray,
+    rate_hz: float,
+    window_n: int,
+    *,
+    axis: int,
+    search_hz: tuple[float, float] | None = None,
+) -> list[Measurement | AnalysisError]:
+    """Measure consecutive windows of `window_n` samples, many at a time, with the same estimator
+    as `measure` (one result per window, the same numbers `measure` gives it). `accel_mps2` is
+    (n, axes) with n a multiple of `window_n`; axes are best stored column by column (F order).
+    A window without a measurable tone gives its AnalysisError instead of a Measurement."""
+    accel = _as_axes(accel_mps2)
+    n_windows = accel.shape[0] // window_n
+    if n_windows * window_n != accel.shape[0]:
+        raise ValueError("the samples must be a whole number of windows")
+    duration_s = window_n / rate_hz
+    t_first = _grid(window_n, rate_hz)[0]
+    per_batch = max(1, _BATCH_SAMPLES // window_n)
+    results: list[Measurement | AnalysisError] = []
+    for start in range(0, n_windows, per_batch):
+        stop = min(n_windows, start + per_batch)
+        rows = [np.ascontiguousarray(accel[start * window_n : stop * window_n, i]).reshape(stop - start, window_n)
+                for i in range(accel.shape[1])]
+        others = [r for i, r in enumerate(rows) if i != axis]
+        fits, signal, coarse = _fit_rows(rows[axis], rate_hz, search_hz, N_HARMONICS, others)
+        off_axis = _off_axis(signal, fits) if others else np.zeros(stop - start)
+        for i in range(stop - start):
+            try:
+                _raise_unmeasurable(float(coarse[i]), duration_s)
+            except AnalysisError as exc:
+                results.append(exc)
+            else:
+                results.append(_measurement(fits.tone(i, rate_hz, t_first), axis, float(off_axis[i]), duration_s))
+    return results
+
+
+@dataclass(frozen=True)
+class RecordFit:
+    """The whole-record fit: one tone (with harmonics and DC) over every sample, per axis."""
+
+    tones: tuple[ToneFit, ...]
+    """One fit per recorded axis at the driven axis's frequency (the driven one refined by
+    Gauss-Newton over the whole record, the others linear fits at that frequency)."""
+    axis: int
+
+    def measurement(self) -> Measurement:
+        driven = self.tones[self.axis]
+        others = [t.amplitude for i, t in enumerate(self.tones) if i != self.axis]
+        off = math.sqrt(sum(a * a for a in others)) / driven.amplitude if driven.amplitude > 0 else 0.0
+        return _measurement(driven, self.axis, off, driven.n / driven.rate_hz)
+
+
+def fit_record(
+    accel_mps2: np.ndarray,
+    rate_hz: float,
+    frequency_hz: float,
+    *,
+    axis: int,
+    segment_n: int = 4096,
+    n_harmonics: int = N_HARMONICS,
+) -> RecordFit:
+    """Fit one tone to the whole record, starting from `frequency_hz` (for example the mean of its
+    windows' frequencies; it must be within one record-length bin, 1 / duration, for the fit to
+    move). Memory: a few segments' worth beyond the samples themselves."""
+    accel = _as_axes(accel_mps2)
+    n = accel.shape[0]
+    if not np.all(np.isfinite(frequency_hz)) or frequency_hz * n / rate_hz < MIN_CYCLES:
+        raise AnalysisError("the recording holds too few cycles to measure")
+    count = _harmonic_count(frequency_hz, rate_hz, n_harmonics)
+    t_first = -0.5 * (n - 1) / rate_hz
+    driven = _Record(np.ascontiguousarray(accel[:, axis]), rate_hz, segment_n)
+    fits = _gauss_newton(driven, np.array([2.0 * math.pi * frequency_hz]), count, 2.0 * math.pi * rate_hz / n)
+    tones = []
+    for i in range(accel.shape[1]):
+        if i == axis:
+            tones.append(fits.tone(0, rate_hz, t_first))
+        else:
+            other = _fixed_frequency_fit(_Record(np.ascontiguousarray(accel[:, i]), rate_hz, segment_n), fits.omega, count)
+            tones.append(other.tone(0, rate_hz, t_first))
+    return RecordFit(tones=tuple(tones), axis=axis)
 
 
 def check_spec(m: Measurement, prescription: "Prescription") -> list[str]:
