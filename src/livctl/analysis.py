@@ -67,6 +67,8 @@ class ToneFit:
     """RMS of what the fit leaves: noise without the harmonics."""
     n: int
     rate_hz: float = math.nan
+    harmonic_phases_rad: tuple[float, ...] = ()
+    """Phases of harmonics 2, 3, ... at the first sample, for amplitude * cos(h 2 pi f t + phase)."""
 
     @property
     def thd(self) -> float:
@@ -442,7 +444,8 @@ class _Fits:
         amplitudes = np.hypot(a, b)
         omega = float(self.omega[i])
         # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
-        phase = math.atan2(-b[0], a[0]) + omega * t_first
+        phases = np.arctan2(-b, a) + omega * t_first * np.arange(1, count + 1)
+        phase = float(phases[0])
         dof = max(1, self.n - (2 * count + 2))
         return ToneFit(
             frequency_hz=omega / (2.0 * math.pi),
@@ -453,6 +456,7 @@ class _Fits:
             noise_rms=math.sqrt(max(0.0, float(self.rss[i])) / dof),
             n=self.n,
             rate_hz=rate_hz,
+            harmonic_phases_rad=tuple(math.remainder(float(v), 2.0 * math.pi) for v in phases[1:]),
         )
 
 
@@ -639,8 +643,8 @@ class Measurement:
 
 
 def driven_axis(accel: np.ndarray) -> int:
-    """Index of the axis with the most AC power."""
-    return int(np.argmax(accel.var(axis=0)))
+    """Index of the axis with the most AC power (one axis at a time: no copy of the whole record)."""
+    return int(np.argmax([np.var(accel[:, i]) for i in range(accel.shape[1])]))
 
 
 def _as_axes(accel_mps2: np.ndarray) -> np.ndarray:
