@@ -134,34 +134,30 @@ def _grid(n: int, rate_hz: float) -> np.ndarray:
 
 
 def _kernel_sums(omega: np.ndarray, n: int, rate_hz: float, count: int):
-    """Sums over the centred grid t of n samples, at the multiples k * omega:
+    """The Dirichlet kernel D(u) = sin(n u) / sin(u) and its derivatives at u = k w / (2 fs):
+    D for k = 1 .. 2 count, D' for k = 1 .. count + 1, D'' for k = 2, for each row's w.
 
-    S0[k] = sum cos(k w t)        for k = 0 .. 2 count
-    S1[k] = sum t sin(k w t)      for k = 0 .. count + 1
-    S2[k] = sum t^2 cos(k w t)    for k = 0 and 2
-
-    From the Dirichlet kernel D(u) = sin(n u) / sin(u), u = k w / (2 fs): S0 = D,
-    S1 = -D'(u) / (2 fs), S2 = -D''(u) / (4 fs^2); k = 0 takes the limits (D = n, D' = 0,
-    D'' = -n (n^2 - 1) / 3). The arguments stay below pi: harmonics are kept under Nyquist.
+    They give the sums over the centred grid t of n samples that the Gram matrix is made of:
+    S0[k] = sum cos(k w t) = D, S1[k] = sum t sin(k w t) = -D' / (2 fs),
+    S2[k] = sum t^2 cos(k w t) = -D'' / (4 fs^2); k = 0 takes the limits (n, 0, and
+    n (n^2 - 1) / (12 fs^2)), which `_gram_map` holds as constants. The arguments stay below pi:
+    harmonics are kept under Nyquist.
     """
-    rows = omega.shape[0]
-    u = np.multiply.outer(omega * (0.5 / rate_hz), np.arange(1.0, 2 * count + 1))
-    e1 = np.exp(1j * u)
-    en = np.exp((1j * n) * u)
+    k = _multiples(count, rate_hz)
+    e1 = np.exp(np.multiply.outer(omega, k))
+    en = np.exp(np.multiply.outer(omega, n * k))
     s, c = e1.imag, e1.real
     d0 = en.imag / s
-    # D' = (n cos(n u) - D cos(u)) / sin(u); D'' = (1 - n^2) D - 2 D' cos(u) / sin(u)
     m = count + 1
+    # D' = (n cos(n u) - D cos(u)) / sin(u); D'' = (1 - n^2) D - 2 D' cos(u) / sin(u)
     d1 = (n * en.real[:, :m] - d0[:, :m] * c[:, :m]) / s[:, :m]
-    d2_two = (1.0 - n * n) * d0[:, 1] - 2.0 * d1[:, 1] * c[:, 1] / s[:, 1]
-    s0 = np.empty((rows, 2 * count + 1))
-    s0[:, 0] = n
-    s0[:, 1:] = d0
-    s1 = np.empty((rows, count + 2))
-    s1[:, 0] = 0.0
-    np.multiply(d1, -0.5 / rate_hz, out=s1[:, 1:])
-    scale = -0.25 / rate_hz**2
-    return s0, s1, (scale * (-n * (n * n - 1.0) / 3.0), scale * d2_two)
+    d2 = (1.0 - n * n) * d0[:, 1] - 2.0 * d1[:, 1] * c[:, 1] / s[:, 1]
+    return d0, d1, d2
+
+
+@lru_cache(maxsize=8)
+def _multiples(count: int, rate_hz: float) -> np.ndarray:
+    return 1j * np.arange(1.0, 2 * count + 1) / (2.0 * rate_hz)
 
 
 @lru_cache(maxsize=8)
@@ -173,14 +169,17 @@ def _layout(count: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(h == 1, 1, 2 * h), np.where(h == 1, 2, 2 * h + 1)
 
 
-@lru_cache(maxsize=8)
-def _gram_map(count: int) -> np.ndarray:
-    """The Gram matrix as a linear map of the kernel sums (see `_gram`): (terms, p * p)."""
+@lru_cache(maxsize=16)
+def _gram_map(count: int, n: int, rate_hz: float) -> np.ndarray:
+    """The Gram matrix as a linear map (terms, p * p) of the terms
+    [1, D[1..2c], a D'[1..c+1], b D'[1..c+1], a^2 + b^2, (b^2 - a^2) D''[2]] (see `_gram`)."""
     p = 2 * count + 2
-    n0, n1 = 2 * count + 1, count + 2
-    # terms: S0[0..2c], a S1[0..c+1], b S1[0..c+1], (a^2 + b^2) S2[0], (b^2 - a^2) S2[2]
-    a_s1, b_s1, s2 = n0, n0 + n1, n0 + 2 * n1
-    m = np.zeros((s2 + 2, p, p))
+    d0, a_d1, b_d1 = 1, 1 + 2 * count, 2 + 3 * count
+    ab2, ab2_d2 = 3 + 4 * count, 4 + 4 * count
+    m = np.zeros((5 + 4 * count, p, p))
+    s1_scale = -0.5 / rate_hz
+    s2_zero = n * (n * n - 1.0) / (12.0 * rate_hz**2)
+    s2_scale = -0.25 / rate_hz**2
     cos_idx, sin_idx = _layout(count)
 
     def put(i: int, j: int, term: int, weight: float) -> None:
@@ -188,27 +187,34 @@ def _gram_map(count: int) -> np.ndarray:
         if i != j:
             m[term, j, i] += weight
 
-    put(0, 0, 0, 1.0)
-    put(0, 3, a_s1 + 1, -1.0)
-    put(3, 3, s2, 0.5)
-    put(3, 3, s2 + 1, 0.5)
+    def s0(i: int, j: int, k: int, weight: float) -> None:  # weight * S0[k]
+        put(i, j, 0, weight * n) if k == 0 else put(i, j, d0 + k - 1, weight)
+
+    def s1(i: int, j: int, first: int, k: int, weight: float) -> None:  # weight * (a or b) * S1[k]
+        if k:
+            put(i, j, first + k - 1, weight * s1_scale)
+
+    s0(0, 0, 0, 1.0)
+    s1(0, 3, a_d1, 1, -1.0)
+    put(3, 3, ab2, 0.5 * s2_zero)
+    put(3, 3, ab2_d2, 0.5 * s2_scale)
     for h in range(1, count + 1):
         ch, sh = int(cos_idx[h - 1]), int(sin_idx[h - 1])
-        put(0, ch, h, 1.0)
-        put(ch, 3, a_s1 + h + 1, -0.5)
-        put(ch, 3, a_s1 + h - 1, 0.5)
-        put(sh, 3, b_s1 + h + 1, 0.5)
-        put(sh, 3, b_s1 + h - 1, 0.5)
+        s0(0, ch, h, 1.0)
+        s1(ch, 3, a_d1, h + 1, -0.5)
+        s1(ch, 3, a_d1, h - 1, 0.5)
+        s1(sh, 3, b_d1, h + 1, 0.5)
+        s1(sh, 3, b_d1, h - 1, 0.5)
         for g in range(h, count + 1):
             cg, sg = int(cos_idx[g - 1]), int(sin_idx[g - 1])
-            put(ch, cg, abs(h - g), 0.5)
-            put(ch, cg, h + g, 0.5)
-            put(sh, sg, abs(h - g), 0.5)
-            put(sh, sg, h + g, -0.5)
-    return m.reshape(s2 + 2, p * p)
+            s0(ch, cg, abs(h - g), 0.5)
+            s0(ch, cg, h + g, 0.5)
+            s0(sh, sg, abs(h - g), 0.5)
+            s0(sh, sg, h + g, -0.5)
+    return m.reshape(m.shape[0], p * p)
 
 
-def _gram(sums, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
+def _gram(sums, a: np.ndarray, b: np.ndarray, count: int, n: int, rate_hz: float) -> np.ndarray:
     """Gram matrices (rows, p, p) of the model's columns on the centred grid, p = 2 count + 2,
     from the kernel sums at the rows' frequencies (`_kernel_sums`).
 
@@ -220,14 +226,19 @@ def _gram(sums, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
       cos_h.d = -a (S1[h+1] - S1[h-1]) / 2, sin_h.d = b (S1[h+1] + S1[h-1]) / 2,
       d.d = (a^2 + b^2) S2[0] / 2 + (b^2 - a^2) S2[2] / 2.
     """
-    s0, s1, (s2_zero, s2_two) = sums
-    s0, s1 = s0[:, : 2 * count + 1], s1[:, : count + 2]
+    d0, d1, d2 = sums
+    rows = a.shape[0]
+    c2, c1 = 2 * count, count + 1
+    terms = np.empty((rows, 5 + 4 * count))
+    terms[:, 0] = 1.0
+    terms[:, 1 : 1 + c2] = d0[:, :c2]
+    np.multiply(a[:, None], d1[:, :c1], out=terms[:, 1 + c2 : 1 + c2 + c1])
+    np.multiply(b[:, None], d1[:, :c1], out=terms[:, 1 + c2 + c1 : 1 + c2 + 2 * c1])
     a2, b2 = a * a, b * b
-    terms = np.concatenate(
-        (s0, a[:, None] * s1, b[:, None] * s1, ((a2 + b2) * s2_zero)[:, None], ((b2 - a2) * s2_two)[:, None]), axis=1
-    )
+    np.add(a2, b2, out=terms[:, -2])
+    np.multiply(b2 - a2, d2, out=terms[:, -1])
     p = 2 * count + 2
-    return (terms @ _gram_map(count)).reshape(-1, p, p)
+    return (terms @ _gram_map(count, n, rate_hz)).reshape(rows, p, p)
 
 
 def _rhs(spectra: np.ndarray, weighted: np.ndarray, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
@@ -246,10 +257,10 @@ def _fundamental(spectrum: np.ndarray, sums, n: int) -> tuple[np.ndarray, np.nda
     """The 3-parameter fit (DC, a cos w t + b sin w t) of mean-removed samples, from X_1: with
     the projection on DC zero and sin orthogonal to DC and cos, the normal equations solve in
     closed form: a = n Re X_1 / (n cc - S0[1]^2), b = -Im X_1 / ss."""
-    s0 = sums[0]
-    cc = 0.5 * (n + s0[:, 2])
+    d0 = sums[0]  # S0[k] for k = 1, 2, ...
+    cc = 0.5 * (n + d0[:, 1])
     ss = n - cc
-    return n * spectrum.real / (n * cc - s0[:, 1] ** 2), -spectrum.imag / ss
+    return n * spectrum.real / (n * cc - d0[:, 0] ** 2), -spectrum.imag / ss
 
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -266,7 +277,9 @@ def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 def _block_times(n: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray, int]:
     """The centred grid split as t = T_b + t_i: block starts T_b and offsets t_i within a block
     (about sqrt(n) of each), and the padded length (blocks x block length >= n)."""
-    inner_n = max(8, int(math.isqrt(n)))
+    root = int(math.isqrt(n))
+    # a divisor of n near sqrt(n) when there is one, so the blocks tile the window without padding
+    inner_n = next((size for size in range(root, max(8, root // 2), -1) if n % size == 0), max(8, root))
     outer_n = -(-n // inner_n)
     t0 = -0.5 * (n - 1) / rate_hz
     return t0 + np.arange(outer_n) * (inner_n / rate_hz), np.arange(inner_n) / rate_hz, outer_n * inner_n
@@ -310,16 +323,17 @@ class _Windows:
         self.n = n = x.shape[1]
         self.rate_hz = rate_hz
         self.outer_t, self.inner_t, padded = _block_times(n, rate_hz)
+        self.minus_i_outer_t, self.minus_i_inner_t = -1j * self.outer_t, -1j * self.inner_t
         rows = x.shape[0]
         self.mean = _row_sums(x) / n
         # channels, means removed, zero-padded to whole blocks
-        xs = np.zeros((rows, 1 + len(others), padded))
+        xs = (np.zeros if padded > n else np.empty)((rows, 1 + len(others), padded))
         np.subtract(x, self.mean[:, None], out=xs[:, 0, :n])
         for i, other in enumerate(others):
             np.subtract(other, (_row_sums(other) / n)[:, None], out=xs[:, 1 + i, :n])
         self.xx = _row_squares(xs[:, 0])
         self.blocks = xs.reshape(rows, -1, self.inner_t.shape[0])  # (rows, channels x blocks, block)
-        self.other_spectra = self.last_omega = None
+        self.other_spectra = None
         self._sums = (None, 0, None)
 
     def sums(self, omega: np.ndarray, count: int):
@@ -330,21 +344,30 @@ class _Windows:
         return self._sums[2]
 
     def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """X_h = sum x exp(-i h w t) for h = 1..count, (rows, count), and Y = sum x t exp(-i w t)."""
-        self.last_omega = omega
+        """X_h = sum x exp(-i h w t) for h = 1..count, (rows, count), and Y = sum x t exp(-i w t).
+
+        Columns of the phasor tables: harmonics 1..count, then t_i exp(-i w t_i) with the outer
+        phase exp(-i w T_b), then exp(-i w t_i) with T_b exp(-i w T_b): the last two add up to Y
+        (t = T_b + t_i). One product and one contraction give every column for every channel.
+        """
         rows = omega.shape[0]
         inner_n, outer_n = self.inner_t.shape[0], self.outer_t.shape[0]
-        w = np.multiply.outer(omega, -1j * np.arange(1.0, count + 1))  # (rows, count)
-        table = np.empty((rows, inner_n, count + 1), dtype=np.complex128)
-        np.exp(np.multiply.outer(w, self.inner_t).transpose(0, 2, 1), out=table[:, :, :count])
-        np.multiply(table[:, :, 0], self.inner_t, out=table[:, :, count])  # t_i exp(-i w t_i)
+        # harmonics as powers of the fundamental's phasors (a running product: h rounding errors at most)
+        e = np.exp(np.multiply.outer(omega, self.minus_i_inner_t))  # (rows, block)
+        table = np.empty((rows, inner_n, count + 2), dtype=np.complex128)
+        np.cumprod(np.broadcast_to(e[:, :, None], (rows, inner_n, count)), axis=2, out=table[:, :, :count])
+        np.multiply(e, self.inner_t, out=table[:, :, count])
+        table[:, :, count + 1] = e
+        o = np.exp(np.multiply.outer(omega, self.minus_i_outer_t))  # (rows, blocks)
+        outer = np.empty((rows, count + 2, outer_n), dtype=np.complex128)
+        np.cumprod(np.broadcast_to(o[:, None, :], (rows, count, outer_n)), axis=1, out=outer[:, :count])
+        outer[:, count] = o
+        np.multiply(o, self.outer_t, out=outer[:, count + 1])
         inner = np.matmul(self.blocks, table.view(np.float64)).view(np.complex128)
-        inner = inner.reshape(rows, -1, outer_n, count + 1)  # (rows, channels, blocks, count + 1)
-        outer = np.exp(np.multiply.outer(w, self.outer_t))  # (rows, count, blocks)
-        spectra = np.einsum("rhb,rbh->rh", outer, inner[:, 0, :, :count])
-        weighted = np.einsum("rb,rb->r", outer[:, 0], inner[:, 0, :, count] + self.outer_t * inner[:, 0, :, 0])
-        self.other_spectra = np.einsum("rb,rjb->rj", outer[:, 0], inner[:, 1:, :, 0])
-        return spectra, weighted
+        inner = inner.reshape(rows, -1, self.outer_t.shape[0], count + 2)  # (rows, channels, blocks, columns)
+        z = np.einsum("rhb,rcbh->rch", outer, inner)
+        self.other_spectra = z[:, 1:, 0]
+        return z[:, 0, :count], z[:, 0, count] + z[:, 0, count + 1]
 
 
 class _Record:
@@ -435,6 +458,9 @@ class _Fits:
     count: int
     n: int
     mean: np.ndarray
+    other_spectra: np.ndarray | None = None
+    """X_1 of the other channels (`_Windows`), at `projected_omega`: where each row's last step was made."""
+    projected_omega: np.ndarray | None = None
 
     def tone(self, i: int, rate_hz: float, t_first: float) -> ToneFit:
         count = self.count
@@ -485,30 +511,46 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float)
     result = np.zeros((rows, p))
     rss = np.zeros(rows)
     pending = np.ones(rows, dtype=bool)
+    others = projected = None
+    converged_scale = 0.5 * duration_s**2 * max(1, n - p) * n / 12.0 / 0.05**2
     for i in range(_MAX_NEWTON_STEPS):
         if i:
             spectra, weighted = signal.project(omega, count)
-        gram = _gram(signal.sums(omega, count), a, b, count)
+        gram = _gram(signal.sums(omega, count), a, b, count, n, rate)
         rhs = _rhs(spectra, weighted, a, b, count)
         step = _solve(gram, rhs)
         d_omega = step[:, 3]
-        stay = ~(np.abs(omega + d_omega - omega_start) <= max_shift)  # also NaN
-        if stay.any():
-            d_omega = np.where(stay, 0.0, d_omega)
+        moved = np.abs(omega + d_omega - omega_start) <= max_shift  # False for NaN
+        # residual sum of squares without forming the residual: |x - D s|^2 = x.x - 2 s.r + s'G s,
+        # which is x.x - s.r for the least-squares step (G s = r)
+        if moved.all():
+            step_rss = signal.xx - np.einsum("ri,ri->r", step, rhs)
+        else:
+            d_omega = np.where(moved, d_omega, 0.0)
             step[:, 3] = d_omega
-        # residual sum of squares without forming the residual: |x - D s|^2 = x.x - 2 s.r + s'G s
-        step_rss = signal.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
-        result = np.where(pending[:, None], step, result)
-        rss = np.where(pending, step_rss, rss)
-        omega = np.where(pending, omega + d_omega, omega)
-        a = np.where(pending, step[:, 1], a)
-        b = np.where(pending, step[:, 2], b)
-        # converged: the step is under 5 % of the CRLB spread of the frequency at this SNR
-        snr = 0.5 * (step[:, 1] ** 2 + step[:, 2] ** 2) * max(1, n - p) / np.maximum(step_rss, 1e-300)
-        pending &= ~stay & (np.abs(d_omega) * duration_s * np.sqrt(snr * (n / 12.0)) >= 0.05)
+            step_rss = signal.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
+        current = getattr(signal, "other_spectra", None)
+        if pending.all():  # every row moves: no masks needed
+            result, rss, projected, others = step, step_rss, omega, current
+            omega = omega + d_omega
+            a, b = step[:, 1], step[:, 2]
+        else:
+            result = np.where(pending[:, None], step, result)
+            rss = np.where(pending, step_rss, rss)
+            projected = np.where(pending, omega, projected)
+            if current is not None:
+                others = np.where(pending[:, None], current, others)
+            omega = np.where(pending, omega + d_omega, omega)
+            a = np.where(pending, step[:, 1], a)
+            b = np.where(pending, step[:, 2], b)
+        # converged: the step is under 5 % of the CRLB spread of the frequency at this SNR,
+        # |dw| T sqrt(snr n / 12) < 0.05 with snr = (a^2 + b^2) / 2 / (rss / (n - p)), squared
+        amplitude2 = np.einsum("ri,ri->r", step[:, 1:3], step[:, 1:3])
+        pending &= moved & (d_omega * d_omega * amplitude2 * converged_scale >= step_rss)
         if not pending.any():
             break
-    return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean)
+    return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean,
+                 other_spectra=others, projected_omega=projected)
 
 
 def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
@@ -516,7 +558,7 @@ def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
     spectra, weighted = signal.project(omega, count)
     zeros = np.zeros(omega.shape[0])
     keep = np.r_[0:3, 4 : 2 * count + 2]
-    gram = _gram(signal.sums(omega, count), zeros, zeros, count)[:, keep[:, None], keep[None, :]]
+    gram = _gram(signal.sums(omega, count), zeros, zeros, count, signal.n, signal.rate_hz)[:, keep[:, None], keep[None, :]]
     rhs = _rhs(spectra, weighted, zeros, zeros, count)[:, keep]
     step = _solve(gram, rhs)
     rss = signal.xx - np.einsum("ri,ri->r", step, rhs)
@@ -690,8 +732,8 @@ def _off_axis(signal: _Windows, fits: _Fits) -> np.ndarray:
     row: 3-parameter fits of the other axes at the driven axis's last projected frequency."""
     cos_idx, sin_idx = _layout(fits.count)
     driven = np.hypot(fits.coef[:, cos_idx[0]], fits.coef[:, sin_idx[0]])
-    sums = signal.sums(signal.last_omega, 1)
-    a, b = _fundamental(signal.other_spectra.T, sums, signal.n)
+    sums = signal.sums(fits.projected_omega, 1)
+    a, b = _fundamental(fits.other_spectra.T, sums, signal.n)
     power = np.add.reduce(a * a + b * b, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(driven > 0, np.sqrt(power) / driven, 0.0)
