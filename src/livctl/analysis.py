@@ -709,7 +709,7 @@ def axis_index(axis: str | int, accel: np.ndarray) -> int:
     return int(axis)
 
 
-def _measurement(fit: ToneFit, axis: int, off_axis: float, duration_s: float) -> Measurement:
+def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) -> Measurement:
     return Measurement(
         frequency_hz=fit.frequency_hz,
         peak_g=fit.amplitude / G_MPS2,
@@ -718,7 +718,7 @@ def _measurement(fit: ToneFit, axis: int, off_axis: float, duration_s: float) ->
         snr_db=fit.snr_db,
         sinad_db=fit.sinad_db,
         dc_g=fit.offset / G_MPS2,
-        axis=AXES[axis],
+        axis=axis,
         off_axis_percent=100.0 * off_axis,
         duration_s=duration_s,
         phase_rad=fit.phase_rad,
@@ -753,7 +753,7 @@ def measure(
     fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
     n = accel.shape[0]
     off_axis = float(_off_axis(signal, fits)[0]) if others else 0.0
-    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0]), index, off_axis, n / rate_hz)
+    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0]), AXES[index], off_axis, n / rate_hz)
 
 
 def measure_windows(
@@ -763,10 +763,12 @@ def measure_windows(
     *,
     axis: int,
     search_hz: tuple[float, float] | None = None,
+    names: tuple[str, ...] = AXES,
 ) -> list[Measurement | AnalysisError]:
     """Measure consecutive windows of `window_n` samples, many at a time, with the same estimator
     as `measure` (one result per window, the same numbers `measure` gives it). `accel_mps2` is
-    (n, axes) with n a multiple of `window_n`; axes are best stored column by column (F order).
+    (n, axes) with n a multiple of `window_n`; axes are best stored column by column (F order),
+    and `names` names them (x, y, z by default).
     A window without a measurable tone gives its AnalysisError instead of a Measurement."""
     accel = _as_axes(accel_mps2)
     n_windows = accel.shape[0] // window_n
@@ -789,7 +791,7 @@ def measure_windows(
             except AnalysisError as exc:
                 results.append(exc)
             else:
-                results.append(_measurement(fits.tone(i, rate_hz, t_first), axis, float(off_axis[i]), duration_s))
+                results.append(_measurement(fits.tone(i, rate_hz, t_first), names[axis], float(off_axis[i]), duration_s))
     return results
 
 
@@ -801,12 +803,13 @@ class RecordFit:
     """One fit per recorded axis at the driven axis's frequency (the driven one refined by
     Gauss-Newton over the whole record, the others linear fits at that frequency)."""
     axis: int
+    names: tuple[str, ...] = AXES
 
     def measurement(self) -> Measurement:
         driven = self.tones[self.axis]
         others = [t.amplitude for i, t in enumerate(self.tones) if i != self.axis]
         off = math.sqrt(sum(a * a for a in others)) / driven.amplitude if driven.amplitude > 0 else 0.0
-        return _measurement(driven, self.axis, off, driven.n / driven.rate_hz)
+        return _measurement(driven, self.names[self.axis], off, driven.n / driven.rate_hz)
 
 
 def fit_record(
@@ -817,6 +820,7 @@ def fit_record(
     axis: int,
     segment_n: int = 4096,
     n_harmonics: int = N_HARMONICS,
+    names: tuple[str, ...] = AXES,
 ) -> RecordFit:
     """Fit one tone to the whole record, starting from `frequency_hz` (for example the mean of its
     windows' frequencies; it must be within one record-length bin, 1 / duration, for the fit to
@@ -836,7 +840,7 @@ def fit_record(
         else:
             other = _fixed_frequency_fit(_Record(np.ascontiguousarray(accel[:, i]), rate_hz, segment_n), fits.omega, count)
             tones.append(other.tone(0, rate_hz, t_first))
-    return RecordFit(tones=tuple(tones), axis=axis)
+    return RecordFit(tones=tuple(tones), axis=axis, names=names)
 
 
 def check_spec(m: Measurement, prescription: "Prescription") -> list[str]:

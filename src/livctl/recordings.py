@@ -19,6 +19,7 @@ Formats:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,8 +135,10 @@ def _read_csv(path: Path, head: bytes, units: str | None, rate_hz: float | None)
         if not any(c in AXES for c in columns):
             raise RecordingError(f"{path}: the header names no axis column (x, y or z)")
     try:
-        data = np.loadtxt(path, delimiter=",", comments="#", skiprows=0 if firmware else 1, ndmin=2,
-                          dtype=np.float64, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+            data = np.loadtxt(path, delimiter=",", comments="#", skiprows=0 if firmware else 1, ndmin=2,
+                              dtype=np.float64, encoding="utf-8")
     except ValueError as exc:
         raise RecordingError(f"{path}: {_first_line(exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -14,19 +14,18 @@ the whole-record figures are the windows' duration-weighted averages instead, an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from livctl.analysis import (
-    AXES,
     MIN_CYCLES,
     AnalysisError,
     Measurement,
     RecordFit,
     ToneFit,
-    axis_index,
     check_spec,
+    driven_axis,
     fit_record,
     measure,
     measure_windows,
@@ -173,11 +172,14 @@ def validate(
             f"use --window {MIN_CYCLES / f_rx:.3g} or longer"
         )
     accel = rec.accel_mps2
-    if axis != "auto" and axis not in rec.axes:
+    if axis == "auto":
+        index = driven_axis(accel)
+    elif axis in rec.axes:
+        index = rec.axes.index(axis)
+    else:
         raise RecordingError(f"axis {axis!r} is not in {rec.source}, which holds {', '.join(rec.axes)}")
-    index = axis_index(axis, accel)
     search_hz = (0.5 * f_rx, 1.5 * f_rx)
-    windows = _windows(accel, rate, window_s, index, search_hz)
+    windows = _windows(accel, rate, window_s, index, search_hz, rec.axes)
     measured = [w for w in windows if w.measurement is not None]
     if not measured:
         raise RecordingError(
@@ -187,7 +189,7 @@ def validate(
     weights = np.array([w.duration_s for w in measured])
     mean_f = float(np.average([w.measurement.frequency_hz for w in measured], weights=weights))
     try:
-        record = fit_record(accel, rate, mean_f, axis=index)
+        record = fit_record(accel, rate, mean_f, axis=index, names=rec.axes)
     except AnalysisError as exc:
         raise RecordingError(str(exc)) from None
     _check_clipping(rec, record)
@@ -211,13 +213,13 @@ def validate(
         measurement=whole,
         method=method,
         coherence=coherence,
-        axes={AXES[i]: tone for i, tone in enumerate(record.tones)},
+        axes=dict(zip(rec.axes, record.tones)),
         windows=rx_windows,
         reasons=tuple(check_spec(whole, rx)),
     )
 
 
-def _windows(accel: np.ndarray, rate: float, window_s: float, axis: int, search_hz) -> list[WindowReport]:
+def _windows(accel: np.ndarray, rate: float, window_s: float, axis: int, search_hz, names) -> list[WindowReport]:
     """Windows of `window_s`; a tail of up to half a window joins the last one, a longer tail is a
     window of its own (as in a session). All whole windows are measured together."""
     n = accel.shape[0]
@@ -234,12 +236,15 @@ def _windows(accel: np.ndarray, rate: float, window_s: float, axis: int, search_
     batch = sum(1 for _, length in spans if length == window_n)
     results: list[Measurement | AnalysisError] = []
     if batch:
-        results = measure_windows(accel[: batch * window_n], rate, window_n, axis=axis, search_hz=search_hz)
+        results = measure_windows(accel[: batch * window_n], rate, window_n, axis=axis, search_hz=search_hz,
+                                  names=names)
     for start, length in spans[batch:]:
         try:
-            results.append(measure(accel[start : start + length], rate, axis=axis, search_hz=search_hz))
+            m = measure(accel[start : start + length], rate, axis=axis, search_hz=search_hz)
         except AnalysisError as exc:
             results.append(exc)
+        else:
+            results.append(replace(m, axis=names[axis]))
     reports = []
     for i, ((start, length), result) in enumerate(zip(spans, results)):
         m = result if isinstance(result, Measurement) else None
@@ -309,7 +314,7 @@ def _check_clipping(rec: Recording, record: RecordFit) -> None:
             crest = float(np.max(wave) if sign > 0 else np.min(wave))
             if (crest - rail) * sign > max(1.5 * step, CLIP_MIN_OVERSHOOT * tone.amplitude):
                 raise RecordingError(
-                    f"the {AXES[i]} axis is clipped: {100 * share:.1f} % of its samples sit at {rail / G_MPS2:+.3f} g "
+                    f"the {rec.axes[i]} axis is clipped: {100 * share:.1f} % of its samples sit at {rail / G_MPS2:+.3f} g "
                     f"while the vibration reaches {crest / G_MPS2:+.3f} g; the sensor saturated, so its readings "
                     "cannot prove the dose: record with a wider range or less drive"
                 )
