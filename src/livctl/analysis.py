@@ -28,6 +28,7 @@ Knows nothing of devices or time.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -308,7 +309,184 @@ def _row_squares(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-class _Windows:
+class _SineModel:
+    """The design matrix of one window shape: DC + sum_h (a_h cos(h w t) + b_h sin(h w t)).
+
+    Column-major so each column is written in place, in the layout of `_layout`: DC, cos(w t),
+    sin(w t), the derivative of the fundamental with respect to w (for the Gauss-Newton step),
+    then cos and sin of each harmonic 2..count; the leading 3 and 4 columns are the classic 3- and
+    4-parameter IEEE 1057 fits.
+    """
+
+    def __init__(self, n: int, rate_hz: float, count: int):
+        self.count = count
+        self.n = n
+        self.t = _grid(n, rate_hz)
+        self.design = np.empty((n, 2 * count + 2), order="F")
+        self.design[:, 0] = 1.0
+        self.cos = self.design[:, 1]
+        self.sin = self.design[:, 2]
+        self.derivative = self.design[:, 3]
+        # t = outer + inner: cos and sin of n angles from sqrt(n)-sized tables by angle addition
+        self._t_outer, self._t_inner, padded = _block_times(n, rate_hz)
+        blocks, block = self._t_outer.shape[0], self._t_inner.shape[0]
+        if padded == n:  # write straight into the design's columns
+            self._cos2d = self.cos.reshape(blocks, block)
+            self._sin2d = self.sin.reshape(blocks, block)
+        else:
+            self._cos2d, self._sin2d = np.empty((2, blocks, block))
+        self.omega = None
+
+    def set_frequency(self, omega: float) -> None:
+        """cos and sin of the fundamental at omega (the harmonics: `fill_harmonics`)."""
+        self.omega = omega
+        self.harmonics_filled = False
+        outer = omega * self._t_outer
+        inner = omega * self._t_inner
+        co, so, ci, si = np.cos(outer), np.sin(outer), np.cos(inner), np.sin(inner)
+        cos, sin = self._cos2d, self._sin2d
+        np.multiply.outer(co, ci, out=cos)
+        cos -= np.multiply.outer(so, si)
+        np.multiply.outer(so, ci, out=sin)
+        sin += np.multiply.outer(co, si)
+        if cos.base is not self.design:
+            self.cos[:] = cos.reshape(-1)[: self.n]
+            self.sin[:] = sin.reshape(-1)[: self.n]
+
+    def fill_harmonics(self) -> None:
+        """cos(h w t), sin(h w t) for h = 2..count from the fundamental's, by angle addition."""
+        if self.harmonics_filled:
+            return
+        self.harmonics_filled = True
+        d = self.design
+        prev_cos, prev_sin = self.cos, self.sin
+        for h in range(2, self.count + 1):
+            c, s = d[:, 2 * h], d[:, 2 * h + 1]
+            np.multiply(prev_cos, self.cos, out=c)
+            c -= prev_sin * self.sin
+            np.multiply(prev_sin, self.cos, out=s)
+            s += prev_cos * self.sin
+            prev_cos, prev_sin = c, s
+
+    def set_derivative(self, a: float, b: float) -> None:
+        """t (b cos w t - a sin w t): the fundamental's derivative with respect to w."""
+        np.multiply(self.cos, b, out=self.derivative)
+        self.derivative -= self.sin * a
+        self.derivative *= self.t
+
+
+_models = threading.local()
+
+
+def _model(n: int, rate_hz: float, count: int) -> _SineModel:
+    """A model for this window shape, reused between calls (one per thread: models hold state)."""
+    cache = getattr(_models, "cache", None)
+    if cache is None:
+        cache = _models.cache = {}
+    key = (n, rate_hz, count)
+    model = cache.get(key)
+    if model is None:
+        if len(cache) >= 8:
+            cache.clear()
+        model = cache[key] = _SineModel(n, rate_hz, count)
+    return model
+
+
+class _Window:
+    """One window whose normal equations are formed from its design columns, the classic way:
+    for a single window, building a dozen columns of n samples and one BLAS product beats the
+    closed forms' many small steps (batches and whole records, where those steps are shared by
+    many windows, use `_Windows` and `_Record`). Same model, same Gauss-Newton steps, same numbers."""
+
+    def __init__(self, x: np.ndarray, rate_hz: float, count: int, others: list[np.ndarray] = ()):
+        self.n = x.shape[0]
+        self.rate_hz = rate_hz
+        self.x = x
+        self.others = others
+        self.mean = np.zeros(1)  # the DC column takes the mean
+        self.other_spectra = None
+        self.model = _model(self.n, rate_hz, count)
+        self.model.omega = None  # models are shared between windows: this one has set nothing yet
+        self._columns = 0
+
+    def _design(self, omega: np.ndarray, count: int) -> np.ndarray:
+        """The design's first 2 count + 2 columns at omega."""
+        model = self.model
+        w = float(omega[0])
+        if model.omega != w:
+            model.set_frequency(w)
+        if count > 1:
+            model.fill_harmonics()
+        self._columns = 2 * count + 2
+        return model.design[:, : self._columns]
+
+    def fundamental(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        d = self._design(omega, 1)[:, :3]
+        coef = np.linalg.solve(d.T @ d, d.T @ self.x)
+        return coef[1:2], coef[2:3]
+
+    def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
+        d = self._design(omega, count)
+        self.model.set_derivative(float(a[0]), float(b[0]))
+        return (d.T @ d)[None], (d.T @ self.x)[None]
+
+    def rss(self, step: np.ndarray, gram: np.ndarray, rhs: np.ndarray, least_squares: bool) -> np.ndarray:
+        residual = self.x - self.model.design[:, : self._columns] @ step[0]
+        return np.array([np.dot(residual, residual)])
+
+    def others_fundamental(self, fits: "_Fits") -> tuple[np.ndarray, np.ndarray]:
+        """a, b (others, 1) of the other channels' 3-parameter fits at the last step's frequency."""
+        d = self.model.design[:, :3]
+        coef = np.linalg.solve(d.T @ d, d.T @ np.column_stack(self.others))
+        return coef[1][:, None], coef[2][:, None]
+
+
+class _ClosedForm:
+    """Normal equations from the closed-form Gram matrix and the projections (`project`, `sums`
+    and `xx`, the centred sum of squares, come from the subclass)."""
+
+    n: int
+    rate_hz: float
+    xx: np.ndarray
+    other_spectra: np.ndarray | None = None
+    _projection = (None, 0, None)
+    _sums = (None, 0, None)
+
+    def sums(self, omega: np.ndarray, count: int):
+        """Kernel sums at omega (cached for the last omega: a step and the off-axis share them)."""
+        key = omega.tobytes()
+        if self._sums[0] != key or self._sums[1] < count:
+            self._sums = (key, count, _kernel_sums(omega, self.n, self.rate_hz, count))
+        return self._sums[2]
+
+    def _projected(self, omega: np.ndarray, count: int):
+        key = omega.tobytes()
+        if self._projection[0] != key or self._projection[1] < count:
+            self._projection = (key, count, self.project(omega, count))
+        return self._projection[2]
+
+    def fundamental(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        spectra, _ = self._projected(omega, count)
+        return _fundamental(spectra[:, 0], self.sums(omega, count), self.n)
+
+    def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
+        spectra, weighted = self._projected(omega, count)
+        gram = _gram(self.sums(omega, count), a, b, count, self.n, self.rate_hz)
+        return gram, _rhs(spectra, weighted, a, b, count)
+
+    def rss(self, step: np.ndarray, gram: np.ndarray, rhs: np.ndarray, least_squares: bool) -> np.ndarray:
+        """|x - D s|^2 = x.x - 2 s.r + s'G s, which is x.x - s.r for the least-squares step (G s = r):
+        the residual sum of squares without forming the residual."""
+        if least_squares:
+            return self.xx - np.einsum("ri,ri->r", step, rhs)
+        return self.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
+
+    def others_fundamental(self, fits: "_Fits") -> tuple[np.ndarray, np.ndarray]:
+        """a, b (others, rows) of the other channels' 3-parameter fits where each row's last step was."""
+        return _fundamental(fits.other_spectra.T, self.sums(fits.projected_omega, 1), self.n)
+
+
+class _Windows(_ClosedForm):
     """Rows of samples, each its own window on the same centred grid, each with its own frequency.
 
     Projections are computed block by block, t = T_b + t_i: sum_t x exp(-i h w t) =
@@ -333,15 +511,6 @@ class _Windows:
             np.subtract(other, (_row_sums(other) / n)[:, None], out=xs[:, 1 + i, :n])
         self.xx = _row_squares(xs[:, 0])
         self.blocks = xs.reshape(rows, -1, self.inner_t.shape[0])  # (rows, channels x blocks, block)
-        self.other_spectra = None
-        self._sums = (None, 0, None)
-
-    def sums(self, omega: np.ndarray, count: int):
-        """Kernel sums at omega (cached for the last omega: the fit and the off-axis share them)."""
-        key = omega.tobytes()
-        if self._sums[0] != key or self._sums[1] < count:
-            self._sums = (key, count, _kernel_sums(omega, self.n, self.rate_hz, count))
-        return self._sums[2]
 
     def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """X_h = sum x exp(-i h w t) for h = 1..count, (rows, count), and Y = sum x t exp(-i w t).
@@ -370,7 +539,7 @@ class _Windows:
         return z[:, 0, :count], z[:, 0, count] + z[:, 0, count + 1]
 
 
-class _Record:
+class _Record(_ClosedForm):
     """One long window (a whole recording), held as consecutive segments of samples.
 
     Its projections at one frequency are the segments' projections, each turned by the phase of
@@ -386,9 +555,6 @@ class _Record:
         self.x = x
         self.mean = np.array([_mean(x)])
         self.xx = np.array([_centred_square_sum(x, self.mean[0])])
-
-    def sums(self, omega: np.ndarray, count: int):
-        return _kernel_sums(omega, self.n, self.rate_hz, count)
 
     def _segments(self):
         """(samples, centre offset on the record's grid) of each run of whole segments, then the tail."""
@@ -471,18 +637,18 @@ class _Fits:
         omega = float(self.omega[i])
         # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
         phases = np.arctan2(-b, a) + omega * t_first * np.arange(1, count + 1)
-        phase = float(phases[0])
+        phases = ((phases + math.pi) % (2.0 * math.pi) - math.pi).tolist()
         dof = max(1, self.n - (2 * count + 2))
         return ToneFit(
             frequency_hz=omega / (2.0 * math.pi),
             amplitude=float(amplitudes[0]),
-            phase_rad=math.remainder(phase, 2.0 * math.pi),
+            phase_rad=phases[0],
             offset=float(self.coef[i, 0] + self.mean[i]),
-            harmonics=tuple(float(v) for v in amplitudes[1:]),
+            harmonics=tuple(amplitudes[1:].tolist()),
             noise_rms=math.sqrt(max(0.0, float(self.rss[i])) / dof),
             n=self.n,
             rate_hz=rate_hz,
-            harmonic_phases_rad=tuple(math.remainder(float(v), 2.0 * math.pi) for v in phases[1:]),
+            harmonic_phases_rad=tuple(phases[1:]),
         )
 
 
@@ -493,43 +659,51 @@ def _harmonic_count(frequency_hz: float, rate_hz: float, n_harmonics: int) -> in
 def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float) -> _Fits:
     """IEEE 1057 fit of every row of `signal` (a _Windows or _Record), from the coarse frequencies.
 
-    The 3-parameter fit at the coarse frequency gives the fundamental's coefficients; then
-    Gauss-Newton steps of the 4-parameter fit, with the harmonics and DC in the model so that
-    distortion neither biases the fundamental nor hides in the residual, until a step is a small
-    share of the noise-limited spread of the frequency (the CRLB, from the fit's own SNR). From the
-    interpolated FFT peak the first step lands within about 1 % of that spread; the second
-    confirms it. A row whose step would take it more than `max_shift` (one FFT bin) from its
-    coarse estimate stays where it is. The last step's coefficients are reported.
+    The 3-parameter fit at the coarse frequency gives the fundamental's coefficients. Gauss-Newton
+    steps of the 4-parameter fit on the fundamental alone come next: cheap, and converging
+    quadratically from the FFT estimate to a hundredth of a cycle over the window, usually in one
+    step. Then joint steps with the harmonics and DC in the model, so that distortion neither
+    biases the fundamental nor hides in the residual, until a step is a small share of the
+    noise-limited spread of the frequency (the CRLB, from the fit's own SNR): usually the first.
+    A row whose step would take it more than `max_shift` (one FFT bin) from its coarse estimate
+    stays where it is. The last step's coefficients are reported.
     """
     n, rate = signal.n, signal.rate_hz
     duration_s = n / rate
     omega = omega_start.astype(np.float64)
     rows = omega.shape[0]
-    spectra, weighted = signal.project(omega, count)
-    a, b = _fundamental(spectra[:, 0], signal.sums(omega, count), n)
+    a, b = signal.fundamental(omega, 1)
+    pending = np.ones(rows, dtype=bool)
+    for _ in range(_MAX_NEWTON_STEPS):  # the fundamental alone, to a hundredth of a cycle
+        step = _solve(*signal.normal_equations(omega, a, b, 1))
+        d_omega = step[:, 3]
+        move = pending & (np.abs(omega + d_omega - omega_start) <= max_shift)  # False for NaN
+        if move.all():
+            omega, a, b = omega + d_omega, step[:, 1], step[:, 2]
+        else:
+            omega = np.where(move, omega + d_omega, omega)
+            a = np.where(move, step[:, 1], a)
+            b = np.where(move, step[:, 2], b)
+        pending = move & (np.abs(d_omega) * duration_s >= 1e-2)
+        if not pending.any():
+            break
     p = 2 * count + 2
     result = np.zeros((rows, p))
     rss = np.zeros(rows)
     pending = np.ones(rows, dtype=bool)
     others = projected = None
     converged_scale = 0.5 * duration_s**2 * max(1, n - p) * n / 12.0 / 0.05**2
-    for i in range(_MAX_NEWTON_STEPS):
-        if i:
-            spectra, weighted = signal.project(omega, count)
-        gram = _gram(signal.sums(omega, count), a, b, count, n, rate)
-        rhs = _rhs(spectra, weighted, a, b, count)
+    for _ in range(_MAX_NEWTON_STEPS):
+        gram, rhs = signal.normal_equations(omega, a, b, count)
         step = _solve(gram, rhs)
         d_omega = step[:, 3]
         moved = np.abs(omega + d_omega - omega_start) <= max_shift  # False for NaN
-        # residual sum of squares without forming the residual: |x - D s|^2 = x.x - 2 s.r + s'G s,
-        # which is x.x - s.r for the least-squares step (G s = r)
-        if moved.all():
-            step_rss = signal.xx - np.einsum("ri,ri->r", step, rhs)
-        else:
+        least_squares = bool(moved.all())
+        if not least_squares:
             d_omega = np.where(moved, d_omega, 0.0)
             step[:, 3] = d_omega
-            step_rss = signal.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
-        current = getattr(signal, "other_spectra", None)
+        step_rss = signal.rss(step, gram, rhs, least_squares)
+        current = signal.other_spectra
         if pending.all():  # every row moves: no masks needed
             result, rss, projected, others = step, step_rss, omega, current
             omega = omega + d_omega
@@ -571,7 +745,7 @@ def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None
     """Coarse frequency of every row (Hz), NaN where a row is flat."""
     n = x.shape[1]
     # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
-    spectrum = np.abs(np.fft.rfft(x * _hann(n), axis=1))
+    spectrum = np.abs(np.fft.rfft(x * _hann(n)))
     bin_hz = rate_hz / n
     lo_bin = 2
     hi_bin = spectrum.shape[1] - 2
@@ -581,13 +755,24 @@ def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None
     if hi_bin < lo_bin:
         raise AnalysisError("the window is too short to resolve the frequency band searched")
     k = lo_bin + np.argmax(spectrum[:, lo_bin : hi_bin + 1], axis=1)
+    if x.shape[0] == 1:  # one window (a session's): numbers, not arrays, are quicker
+        k0 = int(k[0])
+        left, centre, right = spectrum[0, k0 - 1 : k0 + 2]
+        return np.array([(k0 + _peak_offset(left, centre, right)) * bin_hz if centre > 0 else np.nan])
     width = spectrum.shape[1]
     left, centre, right = np.take(spectrum, (k + np.arange(0, width * x.shape[0], width))[:, None] + (-1, 0, 1)).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Hann window: for a pure tone |X[k+1]| / |X[k]| = (1 + d) / (2 - d), d the offset in bins
-        ratio = np.maximum(left, right) / centre
-        delta = np.copysign((2.0 * ratio - 1.0) / (ratio + 1.0), right - left)
-        return np.where(centre > 0, (k + delta) * bin_hz, np.nan)
+    flat = ~(centre > 0)
+    frequency = (k + _peak_offset(left, np.where(flat, 1.0, centre), right)) * bin_hz
+    if flat.any():
+        frequency[flat] = np.nan
+    return frequency
+
+
+def _peak_offset(left, centre, right):
+    """Offset (bins) of a tone from the largest bin k, from its neighbours: under a periodic Hann
+    window a pure tone has |X[k+1]| / |X[k]| = (1 + d) / (2 - d). Numbers or arrays."""
+    ratio = np.maximum(left, right) / centre
+    return np.copysign((2.0 * ratio - 1.0) / (ratio + 1.0), right - left)
 
 
 def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
@@ -610,13 +795,16 @@ def _fit_rows(
     duration_s = n / rate_hz
     ok = np.isfinite(coarse) & (coarse * duration_s >= MIN_CYCLES)
     start_hz = coarse if ok.all() else np.where(ok, coarse, np.max(coarse[ok]) if ok.any() else MIN_CYCLES / duration_s)
-    count = _harmonic_count(float(np.max(start_hz)), rate_hz, n_harmonics)
-    signal = _Windows(x, rate_hz, others)
+    count = _harmonic_count(float(start_hz.max()), rate_hz, n_harmonics)
+    if x.shape[0] == 1:
+        signal = _Window(x[0], rate_hz, count, [o[0] for o in others])
+    else:
+        signal = _Windows(x, rate_hz, others)
     fits = _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi / duration_s)
     return fits, signal, coarse
 
 
-def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, _Windows]:
+def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, "_Window"]:
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n < 16:
@@ -727,16 +915,14 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
     )
 
 
-def _off_axis(signal: _Windows, fits: _Fits) -> np.ndarray:
+def _off_axis(signal, fits: _Fits) -> np.ndarray:
     """Fundamental amplitude on the other axes (root-sum-square) over the driven axis's, for each
-    row: 3-parameter fits of the other axes at the driven axis's last projected frequency."""
+    row: 3-parameter fits of the other axes at the frequency of the driven axis's last step."""
     cos_idx, sin_idx = _layout(fits.count)
     driven = np.hypot(fits.coef[:, cos_idx[0]], fits.coef[:, sin_idx[0]])
-    sums = signal.sums(fits.projected_omega, 1)
-    a, b = _fundamental(fits.other_spectra.T, sums, signal.n)
-    power = np.add.reduce(a * a + b * b, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(driven > 0, np.sqrt(power) / driven, 0.0)
+    a, b = signal.others_fundamental(fits)
+    other = np.sqrt(np.add.reduce(a * a + b * b, axis=0))
+    return other / np.where(driven > 0, driven, np.inf)  # no vibration at all: no share
 
 
 def measure(
