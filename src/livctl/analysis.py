@@ -266,6 +266,8 @@ def _fundamental(spectrum: np.ndarray, sums, n: int) -> tuple[np.ndarray, np.nda
 
 def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     try:
+        if gram.shape[0] == 1:
+            return np.linalg.solve(gram[0], rhs[0])[None]
         return np.linalg.solve(gram, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
         return (np.linalg.pinv(gram) @ rhs[..., None])[..., 0]
@@ -434,11 +436,12 @@ class _Window:
         residual = self.x - self.model.design[:, : self._columns] @ step[0]
         return np.array([np.dot(residual, residual)])
 
-    def others_fundamental(self, fits: "_Fits") -> tuple[np.ndarray, np.ndarray]:
-        """a, b (others, 1) of the other channels' 3-parameter fits at the last step's frequency."""
+    def others_power(self, fits: "_Fits") -> np.ndarray:
+        """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits at the
+        last step's frequency (1,)."""
         d = self.model.design[:, :3]
         coef = np.linalg.solve(d.T @ d, d.T @ np.column_stack(self.others))
-        return coef[1][:, None], coef[2][:, None]
+        return np.array([np.dot(coef[1], coef[1]) + np.dot(coef[2], coef[2])])
 
 
 class _ClosedForm:
@@ -481,9 +484,11 @@ class _ClosedForm:
             return self.xx - np.einsum("ri,ri->r", step, rhs)
         return self.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
 
-    def others_fundamental(self, fits: "_Fits") -> tuple[np.ndarray, np.ndarray]:
-        """a, b (others, rows) of the other channels' 3-parameter fits where each row's last step was."""
-        return _fundamental(fits.other_spectra.T, self.sums(fits.projected_omega, 1), self.n)
+    def others_power(self, fits: "_Fits") -> np.ndarray:
+        """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits where each
+        row's last step was (rows,)."""
+        a, b = _fundamental(fits.other_spectra.T, self.sums(fits.projected_omega, 1), self.n)
+        return np.add.reduce(a * a + b * b, axis=0)
 
 
 class _Windows(_ClosedForm):
@@ -636,8 +641,7 @@ class _Fits:
         amplitudes = np.hypot(a, b)
         omega = float(self.omega[i])
         # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
-        phases = np.arctan2(-b, a) + omega * t_first * np.arange(1, count + 1)
-        phases = ((phases + math.pi) % (2.0 * math.pi) - math.pi).tolist()
+        phases = [math.remainder(v, 2.0 * math.pi) for v in (np.arctan2(-b, a) + _orders(count) * (omega * t_first)).tolist()]
         dof = max(1, self.n - (2 * count + 2))
         return ToneFit(
             frequency_hz=omega / (2.0 * math.pi),
@@ -650,6 +654,11 @@ class _Fits:
             rate_hz=rate_hz,
             harmonic_phases_rad=tuple(phases[1:]),
         )
+
+
+@lru_cache(maxsize=8)
+def _orders(count: int) -> np.ndarray:
+    return np.arange(1.0, count + 1)
 
 
 def _harmonic_count(frequency_hz: float, rate_hz: float, n_harmonics: int) -> int:
@@ -670,13 +679,21 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float)
     """
     n, rate = signal.n, signal.rate_hz
     duration_s = n / rate
-    omega = omega_start.astype(np.float64)
+    omega = omega_start
     rows = omega.shape[0]
     a, b = signal.fundamental(omega, 1)
-    pending = np.ones(rows, dtype=bool)
+    pending = np.ones(rows, dtype=bool) if rows > 1 else None
     for _ in range(_MAX_NEWTON_STEPS):  # the fundamental alone, to a hundredth of a cycle
         step = _solve(*signal.normal_equations(omega, a, b, 1))
         d_omega = step[:, 3]
+        if rows == 1:  # one window (a session's): the same tests on plain numbers, much quicker
+            d = float(d_omega[0])
+            if not abs(float(omega[0]) + d - float(omega_start[0])) <= max_shift:  # also NaN
+                break
+            omega, a, b = omega + d_omega, step[:, 1], step[:, 2]
+            if abs(d) * duration_s < 1e-2:
+                break
+            continue
         move = pending & (np.abs(omega + d_omega - omega_start) <= max_shift)  # False for NaN
         if move.all():
             omega, a, b = omega + d_omega, step[:, 1], step[:, 2]
@@ -688,15 +705,26 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float)
         if not pending.any():
             break
     p = 2 * count + 2
-    result = np.zeros((rows, p))
-    rss = np.zeros(rows)
-    pending = np.ones(rows, dtype=bool)
-    others = projected = None
+    pending = np.ones(rows, dtype=bool) if rows > 1 else None
+    result = rss = others = projected = None
     converged_scale = 0.5 * duration_s**2 * max(1, n - p) * n / 12.0 / 0.05**2
     for _ in range(_MAX_NEWTON_STEPS):
         gram, rhs = signal.normal_equations(omega, a, b, count)
         step = _solve(gram, rhs)
         d_omega = step[:, 3]
+        if rows == 1:  # one window: plain numbers, as above
+            d = float(d_omega[0])
+            moved = abs(float(omega[0]) + d - float(omega_start[0])) <= max_shift
+            if not moved:
+                d = 0.0
+                step[:, 3] = 0.0
+            result, rss, projected = step, signal.rss(step, gram, rhs, moved), omega
+            others = signal.other_spectra
+            omega, a, b = omega + d, step[:, 1], step[:, 2]
+            amplitude2 = float(step[0, 1]) ** 2 + float(step[0, 2]) ** 2
+            if not moved or d * d * amplitude2 * converged_scale < float(rss[0]):
+                break
+            continue
         moved = np.abs(omega + d_omega - omega_start) <= max_shift  # False for NaN
         least_squares = bool(moved.all())
         if not least_squares:
@@ -784,7 +812,7 @@ def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, floa
 
 def _fit_rows(
     x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=()
-) -> tuple[_Fits, _Windows, np.ndarray]:
+) -> tuple[_Fits, "_Windows | _Window", np.ndarray]:
     """Fit every row of x (rows, n), each its own window. Returns the fits, the rows as a signal,
     and the coarse frequencies (NaN for a flat row). A row with fewer than MIN_CYCLES cycles or
     no tone is fitted from a stand-in frequency: its caller must not report it."""
@@ -795,13 +823,21 @@ def _fit_rows(
     duration_s = n / rate_hz
     ok = np.isfinite(coarse) & (coarse * duration_s >= MIN_CYCLES)
     start_hz = coarse if ok.all() else np.where(ok, coarse, np.max(coarse[ok]) if ok.any() else MIN_CYCLES / duration_s)
+    fits, signal = _fit_from(x, rate_hz, start_hz, n_harmonics, others)
+    return fits, signal, coarse
+
+
+def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=()):
+    """The fine fit of every row from its coarse frequency: one window alone forms its normal
+    equations from its design columns (`_Window`), several at once from the closed forms
+    (`_Windows`); the Gauss-Newton steps are the same."""
+    n = x.shape[1]
     count = _harmonic_count(float(start_hz.max()), rate_hz, n_harmonics)
     if x.shape[0] == 1:
         signal = _Window(x[0], rate_hz, count, [o[0] for o in others])
     else:
         signal = _Windows(x, rate_hz, others)
-    fits = _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi / duration_s)
-    return fits, signal, coarse
+    return _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi * rate_hz / n), signal
 
 
 def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, "_Window"]:
@@ -811,9 +847,9 @@ def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=
         raise AnalysisError(f"{n} samples are too few to measure a vibration")
     if not np.isfinite(np.dot(x, x)):
         raise AnalysisError("the samples contain NaN or infinite values")
-    fits, signal, coarse = _fit_rows(x[None, :], rate_hz, search_hz, n_harmonics, others)
+    coarse = _coarse(x[None, :], rate_hz, search_hz)
     _raise_unmeasurable(float(coarse[0]), n / rate_hz)
-    return fits, signal
+    return _fit_from(x[None, :], rate_hz, coarse, n_harmonics, others)
 
 
 def _raise_unmeasurable(coarse_hz: float, duration_s: float) -> None:
@@ -918,11 +954,8 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
 def _off_axis(signal, fits: _Fits) -> np.ndarray:
     """Fundamental amplitude on the other axes (root-sum-square) over the driven axis's, for each
     row: 3-parameter fits of the other axes at the frequency of the driven axis's last step."""
-    cos_idx, sin_idx = _layout(fits.count)
-    driven = np.hypot(fits.coef[:, cos_idx[0]], fits.coef[:, sin_idx[0]])
-    a, b = signal.others_fundamental(fits)
-    other = np.sqrt(np.add.reduce(a * a + b * b, axis=0))
-    return other / np.where(driven > 0, driven, np.inf)  # no vibration at all: no share
+    driven2 = fits.coef[:, 1] ** 2 + fits.coef[:, 2] ** 2  # the fundamental's cos and sin columns
+    return np.sqrt(signal.others_power(fits) / np.where(driven2 > 0, driven2, np.inf))
 
 
 def measure(
