@@ -400,7 +400,7 @@ class _Window:
     closed forms' many small steps (batches and whole records, where those steps are shared by
     many windows, use `_Windows` and `_Record`). Same model, same Gauss-Newton steps, same numbers."""
 
-    def __init__(self, x: np.ndarray, rate_hz: float, count: int, others: list[np.ndarray] = ()):
+    def __init__(self, x: np.ndarray, rate_hz: float, count: int, others: np.ndarray | None = None):
         self.n = x.shape[0]
         self.rate_hz = rate_hz
         self.x = x
@@ -440,8 +440,8 @@ class _Window:
         """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits at the
         last step's frequency (1,)."""
         d = self.model.design[:, :3]
-        coef = np.linalg.solve(d.T @ d, d.T @ np.column_stack(self.others))
-        return np.array([np.dot(coef[1], coef[1]) + np.dot(coef[2], coef[2])])
+        coef = np.linalg.solve(d.T @ d, d.T @ self.others)[1:]  # others: (n, channels)
+        return np.array([np.vdot(coef, coef)])
 
 
 class _ClosedForm:
@@ -772,25 +772,26 @@ def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
 def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None) -> np.ndarray:
     """Coarse frequency of every row (Hz), NaN where a row is flat."""
     n = x.shape[1]
-    # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
-    spectrum = np.abs(np.fft.rfft(x * _hann(n)))
     bin_hz = rate_hz / n
     lo_bin = 2
-    hi_bin = spectrum.shape[1] - 2
+    hi_bin = n // 2 - 1
     if search_hz is not None:
         lo_bin = max(lo_bin, int(math.floor(search_hz[0] / bin_hz)))
         hi_bin = min(hi_bin, int(math.ceil(search_hz[1] / bin_hz)))
     if hi_bin < lo_bin:
         raise AnalysisError("the window is too short to resolve the frequency band searched")
-    k = lo_bin + np.argmax(spectrum[:, lo_bin : hi_bin + 1], axis=1)
+    # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
+    spectrum = np.fft.rfft(x * _hann(n))[:, lo_bin - 1 : hi_bin + 2]
+    spectrum = np.abs(spectrum)
     if x.shape[0] == 1:  # one window (a session's): numbers, not arrays, are quicker
-        k0 = int(k[0])
-        left, centre, right = spectrum[0, k0 - 1 : k0 + 2]
-        return np.array([(k0 + _peak_offset(left, centre, right)) * bin_hz if centre > 0 else np.nan])
+        k0 = int(np.argmax(spectrum[0, 1:-1])) + 1
+        left, centre, right = spectrum[0, k0 - 1 : k0 + 2].tolist()
+        return np.array([(lo_bin - 1 + k0 + _peak_offset(left, centre, right)) * bin_hz if centre > 0 else np.nan])
+    k = 1 + np.argmax(spectrum[:, 1:-1], axis=1)
     width = spectrum.shape[1]
     left, centre, right = np.take(spectrum, (k + np.arange(0, width * x.shape[0], width))[:, None] + (-1, 0, 1)).T
     flat = ~(centre > 0)
-    frequency = (k + _peak_offset(left, np.where(flat, 1.0, centre), right)) * bin_hz
+    frequency = (lo_bin - 1 + k + _peak_offset(left, np.where(flat, 1.0, centre), right)) * bin_hz
     if flat.any():
         frequency[flat] = np.nan
     return frequency
@@ -830,11 +831,14 @@ def _fit_rows(
 def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=()):
     """The fine fit of every row from its coarse frequency: one window alone forms its normal
     equations from its design columns (`_Window`), several at once from the closed forms
-    (`_Windows`); the Gauss-Newton steps are the same."""
+    (`_Windows`); the Gauss-Newton steps are the same. `others` are the other channels: a list of
+    arrays shaped like x, or for one window also an (n, channels) array."""
     n = x.shape[1]
     count = _harmonic_count(float(start_hz.max()), rate_hz, n_harmonics)
     if x.shape[0] == 1:
-        signal = _Window(x[0], rate_hz, count, [o[0] for o in others])
+        if isinstance(others, list):
+            others = np.column_stack([o[0] for o in others]) if others else None
+        signal = _Window(x[0], rate_hz, count, others)
     else:
         signal = _Windows(x, rate_hz, others)
     return _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi * rate_hz / n), signal
@@ -968,10 +972,13 @@ def measure(
     """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order."""
     accel = _as_axes(accel_mps2)
     index = axis_index(axis, accel)
-    others = [accel[:, i][None, :] for i in range(accel.shape[1]) if i != index]
+    axes = accel.shape[1]
+    # the other axes as one (n, k) array: a view when the driven axis is the first or the last
+    others = accel[:, 1:] if index == 0 else accel[:, :-1] if index == axes - 1 else accel[:, [0, 2]]
+    others = others if axes > 1 else None
     fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
     n = accel.shape[0]
-    off_axis = float(_off_axis(signal, fits)[0]) if others else 0.0
+    off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
     return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0]), AXES[index], off_axis, n / rate_hz)
 
 
