@@ -5,21 +5,23 @@ The estimator, per axis and window:
 1. coarse: the peak of a Hann-windowed FFT, interpolated between bins from the ratio of the two
    largest bin magnitudes (exact for a pure tone under a periodic Hann window);
 2. fine: an IEEE Std 1057 least-squares sine fit: the 3-parameter fit at the coarse frequency,
-   Gauss-Newton steps of the 4-parameter fit (the frequency refined), then joint steps with the
-   harmonics 2-5 and DC in the model, so distortion and gravity do not bias the fundamental;
+   Gauss-Newton steps of the 4-parameter fit on the fundamental, then joint steps with the
+   harmonics 2-5 and DC in the model, so distortion and gravity do not bias the fundamental,
+   until a step is 5 % of the Cramer-Rao spread (`_gauss_newton`);
 3. from the fit: the fundamental's peak amplitude, phase, the DC level (gravity on a vertical
-   axis), every harmonic's peak amplitude (THD), and the residual (noise: SNR; noise plus
-   distortion: SINAD).
+   axis), every harmonic's peak amplitude and phase (THD), and the residual (noise: SNR; noise
+   plus distortion: SINAD).
 
-How it is computed, and why it is fast: on a uniform time grid centred on the window, the normal
-equations of the sine fit need only two kinds of numbers. The Gram matrix of the model's columns
-(DC, cos and sin of each harmonic, the frequency derivative) has closed forms (sums of cosines
-over the grid: the Dirichlet kernel and its derivatives), so it costs nothing per sample. The
-projections of the samples on those columns are the samples' discrete-time Fourier transform at
-the harmonics of the fitted frequency, computed with one complex phasor per sample and its powers.
-The same core fits one window (a session), a batch of windows at once (a recording, window by
-window), and a whole recording as one long window (its segments' projections added with the
-right phase), so there is one estimator, not three.
+One Gauss-Newton driver fits one window (a session's), many windows at once (a recording's), and
+a whole recording as one long window. What differs is how the normal equations are formed:
+- one window (`_Window`): from its design columns, with one BLAS product for the Gram matrix;
+- many windows (`_Windows`) and whole records (`_Record`): on a time grid centred on the window,
+  every Gram entry has a closed form (sums of cosines over the grid: the Dirichlet kernel and its
+  derivatives), so it costs nothing per sample; the projections of the samples on the columns,
+  their Fourier transform at the harmonics, come from one matrix product of the samples, block by
+  block, with short tables of phasors; a whole record adds its segments' projections, each turned
+  by the phase of the segment's centre. No design matrix is formed, so a batch costs little more
+  than reading its samples.
 
 Inputs are in any one unit (m/s^2 inside livctl); `Measurement` reports g, peak and RMS labelled.
 Knows nothing of devices or time.
