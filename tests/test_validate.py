@@ -201,3 +201,25 @@ def test_as_a_real_process_bad_input_has_no_traceback(tmp_path):
     proc = run_livctl("validate", str(path), "--freq", "30", "--accel", "0.3")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("livctl: error:") and "repeats" in proc.stderr
+
+
+def test_windows_without_vibration_fail_the_recording_and_start_end_trim_them(cli, tmp_path):
+    """A platform that starts 3 s into the recording: those windows hold no vibration, which the
+    verdict says; validating from 3 s on leaves only the delivery."""
+    rng = np.random.default_rng(6)
+    t = np.arange(12_000) / RATE
+    vertical = tone(t, frequency_hz=30.0, peak_mps2=0.3 * G, phase=0.2) * (t >= 3.0)
+    accel = platform_axes(vertical, rng, noise_rms_mps2=0.0)  # a sensor at rest reads a constant
+    path = tmp_path / "late.csv"
+    np.savetxt(path, np.column_stack([t, accel / G]), delimiter=",", header="time,x,y,z", comments="", fmt="%.9g")
+    whole = json.loads(cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--json").out)
+    assert whole["in_spec"] is False and whole["in_spec_fraction"] == pytest.approx(0.75)
+    assert any("3 of 12 windows (3.0 s, the first at 0.0 s) hold no measurable 30 Hz vibration" in r
+               for r in whole["reasons"])
+    trimmed = cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--start", "3", "--json")
+    assert trimmed.code == 0, trimmed
+    out = json.loads(trimmed.out)
+    assert out["recording"]["duration_s"] == pytest.approx(9.0) and len(out["windows"]) == 9
+    assert out["peak_g"] == pytest.approx(0.3, rel=1e-3)
+    nothing = cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--start", "20")
+    assert nothing.code == 2 and "leave nothing" in nothing.err

@@ -46,6 +46,8 @@ AXES = ("x", "y", "z")
 N_HARMONICS = 5
 MIN_CYCLES = 3.0
 _MAX_NEWTON_STEPS = 6
+_FLAT = 1e-12
+"""A spectrum line below this share of n x the largest sample is rounding, not vibration."""
 _BATCH_SAMPLES = 1 << 18
 """Samples processed together in batched work: big enough to amortise numpy's call overhead,
 small enough that the temporaries (a few complex arrays of this size) stay in cache-sized MBs."""
@@ -785,14 +787,18 @@ def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None
     # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
     spectrum = np.fft.rfft(x * _hann(n))[:, lo_bin - 1 : hi_bin + 2]
     spectrum = np.abs(spectrum)
+    # flat: nothing in the band above the FFT's rounding of the samples' own size
+    floor = _FLAT * n * np.max(np.abs(x), axis=1)
     if x.shape[0] == 1:  # one window (a session's): numbers, not arrays, are quicker
         k0 = int(np.argmax(spectrum[0, 1:-1])) + 1
         left, centre, right = spectrum[0, k0 - 1 : k0 + 2].tolist()
-        return np.array([(lo_bin - 1 + k0 + _peak_offset(left, centre, right)) * bin_hz if centre > 0 else np.nan])
+        if not centre > floor[0]:
+            return np.array([np.nan])
+        return np.array([(lo_bin - 1 + k0 + _peak_offset(left, centre, right)) * bin_hz])
     k = 1 + np.argmax(spectrum[:, 1:-1], axis=1)
     width = spectrum.shape[1]
     left, centre, right = np.take(spectrum, (k + np.arange(0, width * x.shape[0], width))[:, None] + (-1, 0, 1)).T
-    flat = ~(centre > 0)
+    flat = ~(centre > floor)
     frequency = (lo_bin - 1 + k + _peak_offset(left, np.where(flat, 1.0, centre), right)) * bin_hz
     if flat.any():
         frequency[flat] = np.nan

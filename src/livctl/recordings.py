@@ -20,7 +20,7 @@ Formats:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,17 @@ class Recording:
     @property
     def nbytes(self) -> int:
         return self.accel_mps2.nbytes
+
+    def between(self, start_s: float | None = None, end_s: float | None = None) -> "Recording":
+        """The part from `start_s` to `end_s` (seconds from the first sample; a view, not a copy)."""
+        start = 0 if start_s is None else int(round(start_s * self.rate_hz))
+        stop = self.samples if end_s is None else int(round(end_s * self.rate_hz))
+        if not 0 <= start < min(stop, self.samples):
+            raise RecordingError(
+                f"--start {start_s or 0:g} s / --end {end_s if end_s is not None else self.duration_s:g} s leave "
+                f"nothing of {self.source}, which lasts {self.duration_s:.3f} s"
+            )
+        return replace(self, accel_mps2=self.accel_mps2[start:stop])
 
 
 def read_recording(

@@ -36,6 +36,10 @@ from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 MIN_RATE_FACTOR = 2.5
 """The sample rate must be at least this many times the prescribed frequency."""
+MIN_DETECTION_SNR = 100.0
+"""A window's tone must stand 20 dB above the noise over the window (N times the per-sample SNR,
+the periodogram's peak-to-noise ratio) to count as a vibration; white noise alone reaches that
+with a chance of about e^-50 per bin, so a silent window is never read as a weak tone."""
 COHERENT = "coherent fit"
 WINDOW_AVERAGE = "window average"
 CLIP_MIN_SHARE = 0.005
@@ -215,7 +219,7 @@ def validate(
         coherence=coherence,
         axes=dict(zip(rec.axes, record.tones)),
         windows=rx_windows,
-        reasons=tuple(check_spec(whole, rx)),
+        reasons=tuple(check_spec(whole, rx)) + _dead_spots(windows, rx),
     )
 
 
@@ -249,8 +253,26 @@ def _windows(accel: np.ndarray, rate: float, window_s: float, axis: int, search_
     for i, ((start, length), result) in enumerate(zip(spans, results)):
         m = result if isinstance(result, Measurement) else None
         reasons = () if m is not None else (f"no measurement: {result}",)
+        if m is not None and length * 10.0 ** (m.snr_db / 10.0) < MIN_DETECTION_SNR:
+            reasons = (f"no measurement: nothing between {search_hz[0]:g} and {search_hz[1]:g} Hz stands out of "
+                       f"the noise (window SNR {10 * math.log10(max(length * 10.0 ** (m.snr_db / 10.0), 1e-30)):.0f} dB)",)
+            m = None
         reports.append(WindowReport(i, start / rate, length / rate, m, False, reasons))
     return reports
+
+
+def _dead_spots(windows: list[WindowReport], rx: Prescription) -> tuple[str, ...]:
+    """A recording with windows that hold no measurable vibration did not deliver the dose
+    throughout: say how much of it, and where the first such window is (--start/--end trim a
+    recording to the delivery)."""
+    dead = [w for w in windows if w.measurement is None]
+    if not dead:
+        return ()
+    seconds = sum(w.duration_s for w in dead)
+    return (
+        f"{len(dead)} of {len(windows)} windows ({seconds:.1f} s, the first at {dead[0].t_s:.1f} s) hold no "
+        f"measurable {rx.frequency_hz:g} Hz vibration",
+    )
 
 
 def _coherence_margin(measured: list[WindowReport], mean_peak_g: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from livctl.cli import EXIT_FAILED, EXIT_OK
@@ -28,6 +29,7 @@ examples:
   livctl validate adxl345-20240512.csv --preset human-30hz-0.4g --json
   livctl validate cage.wav --full-scale-g 2 --preset mouse-90hz-0.3g --plot cage.png
   livctl validate values.csv --rate 3200 --units m/s2 --freq 90 --accel 0.3 --axis z
+  livctl validate session.csv --preset human-30hz-0.4g --start 2 --end 602   the delivery only
 
 exit codes: 0 in spec, 1 out of spec, 2 bad usage or an unusable recording"""
 
@@ -54,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="the driven axis (default: auto, the axis with the most vibration; channel 0 for WAV)")
     rec.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
                      help="window length, seconds (default 1)")
+    rec.add_argument("--start", type=non_negative_seconds, metavar="S",
+                     help="validate from S seconds after the recording's first sample (default: the start)")
+    rec.add_argument("--end", type=positive_number("seconds"), metavar="S",
+                     help="validate up to S seconds after the first sample (default: the end)")
     rec.add_argument("--units", choices=("g", "m/s2", "mm/s2"),
                      help="unit of a CSV's values (default g; mm/s2 for firmware dumps)")
     rec.add_argument("--rate", type=positive_number("Hz"), metavar="HZ",
@@ -64,6 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(out, "the result (whole record and every window)")
     out.add_argument("--plot", metavar="PNG", help="write a figure: time trace, windows, spectrum, with the tolerances")
     p.set_defaults(run=run)
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be zero or a positive number of seconds")
+    return value
 
 
 def build_prescription(args: argparse.Namespace, duration_s: float):
@@ -90,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     build_prescription(args, 1.0)  # bad arguments fail before the file is read
     recording = read_recording(args.file, units=args.units, rate_hz=args.rate, full_scale_g=args.full_scale_g)
+    if args.start is not None or args.end is not None:
+        recording = recording.between(args.start, args.end)
     if not args.json:
         print(f"reading {describe(recording)}", file=sys.stderr)
     prescription = build_prescription(args, recording.duration_s)
