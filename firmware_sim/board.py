@@ -60,7 +60,7 @@ DEVICE_ERRORS = {
     ERR_WATCHDOG: "Watchdog expired; output ramped to zero",
     ERR_INTERLOCK: "Interlock open; output cut",
     ERR_SENSOR: "Sensor stalled; no samples",
-    ERR_OVERRUN: "Samples dropped; host not reading",
+    ERR_OVERRUN: "Frames dropped; host not reading",
 }
 
 FRAME_MAGIC = b"LIVS"
@@ -79,7 +79,7 @@ WATCHDOG_RAMP_MAX_S = 1.0
 BLOCK_RANGE = (1, 1024)
 FETCH_MAX = 4096
 FIFO_S = 1.0
-"""The FIFO holds this much of the newest samples; older unread ones are dropped (OVERRUN)."""
+"""The FIFO holds this much of the newest samples; older unread ones make room."""
 
 
 def pattern_counts(first_index: int, n: int) -> np.ndarray:
@@ -183,14 +183,10 @@ class Board:
             counts = np.rint(accel_mps2 / self.scale_mps2).astype("<i4")
         self.sample_index = (self.sample_index + n) & 0xFFFFFFFF
         fifo = np.concatenate([self._fifo, counts]) if self._fifo.shape[0] else counts
-        excess = fifo.shape[0] - int(FIFO_S * self.rate_hz)
-        if excess > 0:
-            fifo = fifo[excess:]
-            self.note_overrun()
-        self._fifo = fifo
+        self._fifo = fifo[-int(FIFO_S * self.rate_hz) :]  # the newest second; a poller sees the jump
 
     def note_overrun(self) -> None:
-        """Samples were lost before the host read them (FIFO full, or the serial output full)."""
+        """Streamed frames were lost: the serial output was full (the host was not reading)."""
         if not self._latched & OVERRUN:
             self.scpi.push_error(ERR_OVERRUN)
         self._latched |= OVERRUN
@@ -338,7 +334,10 @@ class Board:
             self.platform.cut()
 
     def _set_test(self, params: list[str]) -> None:
-        self.test_pattern = boolean(params)
+        on = boolean(params)
+        if on != self.test_pattern:
+            self._fifo = self._fifo[:0]  # never a mix of acceleration and pattern in one frame
+        self.test_pattern = on
 
     def _set_stream(self, params: list[str]) -> None:
         on = boolean(params)

@@ -8,8 +8,8 @@ commands), an optional `?` for a query, and parameters separated by `,`:
 
 Mnemonics match in their short form (the upper-case part, `FREQ`) or long form (`FREQUENCY`),
 in any case; `[...]` marks an optional node. After a unit, the next one in the same line is
-resolved relative to the previous header's parent node (SCPI's path rule) unless it starts
-with `:`. The answers to the queries of one line are joined by `;` and end with LF.
+resolved relative to the previous header's parent node (SCPI's path rule), else below the
+previous header, else from the root; a leading `:` means the root. The answers to the queries of one line are joined by `;` and end with LF.
 
 Errors go to a queue read by `SYSTem:ERRor?` (oldest first, at most 16; the last entry becomes
 -350 "Queue overflow" when it is full). A command error (-1xx) discards the rest of its line; an
@@ -255,10 +255,10 @@ class Interpreter:
         except ScpiError as exc:
             self.push_error(exc.code, exc.detail)
             return None
-        path: list[str] = []
+        previous: list[str] = []
         for unit in units:
             try:
-                path = self._run_unit(unit.strip(), path, answers)
+                previous = self._run_unit(unit.strip(), previous, answers)
             except ScpiError as exc:
                 self.push_error(exc.code, exc.detail)
                 if exc.command_error:
@@ -272,7 +272,8 @@ class Interpreter:
             out += answer if isinstance(answer, bytes) else answer.encode("ascii")
         return bytes(out) + b"\n"
 
-    def _run_unit(self, unit: str, path: list[str], answers: list[str | bytes]) -> list[str]:
+    def _run_unit(self, unit: str, previous: list[str], answers: list[str | bytes]) -> list[str]:
+        """Run one unit; return its header as resolved (the next unit's path starts from it)."""
         if not unit:
             raise ScpiError(-102, "empty command")
         header, _, rest = unit.replace("\t", " ").partition(" ")
@@ -287,18 +288,19 @@ class Interpreter:
             if command is None:
                 raise ScpiError(-113, header[:20])
             self._call(command, query, params, answers)
-            return path  # common commands do not move the path
+            return previous  # common commands do not move the path
         absolute = header.startswith(":")
         words = header[1:].split(":") if absolute else header.split(":")
         if not all(_MNEMONIC.match(w) for w in words):
             raise ScpiError(-102, f"bad header {header[:20]}")
-        full = words if absolute else path + words
-        # the path rule first; then, leniently, from the root (`SOUR:FREQ 30;OUTP ON` works too)
-        for candidate in (full, words) if path and not absolute else (full,):
+        # SCPI's path rule (below the previous header's parent); then, leniently, below the previous
+        # header itself (`OUTP ON;LEV?`) and from the root (`SOUR:FREQ 30;OUTP ON`)
+        candidates = [words] if absolute else [previous[:-1] + words, previous + words, words]
+        for candidate in candidates:
             for nodes, command in self._tree:
                 if _match(nodes, candidate):
                     self._call(command, query, params, answers)
-                    return candidate[:-1]
+                    return candidate
         raise ScpiError(-113, header[:20])
 
     @staticmethod

@@ -134,14 +134,25 @@ def test_a_stalled_sensor_sends_no_frames_and_says_so():
     assert int(bench.send("STAT:COND?")[0]) & SENSOR_FAULT
 
 
-def test_unread_samples_overflow_the_fifo_and_the_frames_show_the_gap():
+def test_unread_samples_make_room_and_the_next_frame_shows_the_jump():
     bench = Bench()
+    bench.send("*CLS")
     bench.run(1.5)  # nobody fetches: the FIFO keeps the newest second
-    assert int(bench.send("STAT:COND?")[0]) & OVERRUN
     bench.send("FETC? 100")
     (frame,) = bench.frames
     assert frame.n == 100 and frame.first_index == int(1.5 * RATE) - int(RATE)
-    assert bench.send("SYST:ERR?") == ['204,"Samples dropped; host not reading"']
+    assert bench.send("SYST:ERR?") == ['0,"No error"']
+
+
+def test_frames_the_serial_output_cannot_take_are_reported_as_overrun():
+    bench = Bench()
+    bench.send("*CLS")
+    bench.board.note_overrun()
+    bench.board.note_overrun()
+    assert int(bench.send("STAT:COND?")[0]) & OVERRUN
+    assert bench.send("SYST:ERR?;ERR?") == ['204,"Frames dropped; host not reading";0,"No error"']
+    bench.send("STR ON")  # a new stream starts clean
+    assert not int(bench.send("STAT:COND?")[0]) & OVERRUN
 
 
 def test_fetch_returns_the_oldest_samples_and_is_refused_while_streaming():

@@ -206,6 +206,9 @@ class AssemblerStats:
     gaps: int = 0
     missing_seqs: list[int] = field(default_factory=list)
     """Sequence numbers of the frames that never arrived (the first 100 000)."""
+    first_seq: int | None = None
+    last_seq: int | None = None
+    """The first and the latest frame received: missing_seqs covers the frames between them."""
 
 
 class SampleAssembler:
@@ -272,6 +275,9 @@ class SampleAssembler:
         return out
 
     def _count_missing_frames(self, seq: int) -> None:
+        if self.stats.first_seq is None:
+            self.stats.first_seq = seq
+        self.stats.last_seq = seq
         missing = (seq - self._next_seq) & 0xFFFFFFFF
         if missing == 0:
             self._next_seq = (seq + 1) & 0xFFFFFFFF
