@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 READ_POLL_S = 0.05
 WRITE_TIMEOUT_S = 0.5
+BATCH_S = 0.02
+"""The reader waits this long after the first byte of a batch; samples arrive at most this late."""
 
 
 def port_holder(path: str) -> str | None:
@@ -120,6 +122,9 @@ class SerialLink:
             while not self._stop.is_set():
                 data = self.port.read(max(1, self.port.in_waiting))
                 if data:
+                    # let a few frames gather: one wake-up per batch, not two per frame
+                    time.sleep(BATCH_S)
+                    data += self.port.read(self.port.in_waiting)
                     t = time.thread_time()
                     for item in self.decoder.feed(data):
                         if isinstance(item, str):
