@@ -27,7 +27,7 @@ examples:
   python -m firmware_sim --pty --corrupt-bytes 1e-5 --unplug-at 30
                                                     a noisy cable, unplugged 30 s after the output starts
 
-Fault times (--stall-at, --unplug-at, --reboot-at, --interlock-at) are seconds after the output
+Fault times (--stall-at, --unplug-at, --reboot-at, --interlock-at, --hang-at) are seconds after the output
 was first switched on. Byte faults apply to both directions from the start."""
 
 
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--unplug-at", type=_seconds, metavar="S", help="the port vanishes")
     faults.add_argument("--reboot-at", type=_seconds, metavar="S", help="the board resets")
     faults.add_argument("--interlock-at", type=_seconds, metavar="S", help="the interlock opens")
+    faults.add_argument("--hang-at", type=_seconds, metavar="S",
+                        help="the firmware freezes; its hardware watchdog resets it 2 s later")
     faults.add_argument("--protocol", type=_version, default=PROTOCOL_VERSION, metavar="MAJOR.MINOR",
                         help=f"claim this protocol version (default {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]})")
     out = p.add_argument_group("output")
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     board = Board(platform, serial=args.serial, protocol=args.protocol, test_pattern_default=args.test_pattern, log=log)
     faults = Faults(
         drop_bytes=args.drop_bytes, corrupt_bytes=args.corrupt_bytes, stall_at_s=args.stall_at,
-        unplug_at_s=args.unplug_at, reboot_at_s=args.reboot_at, interlock_at_s=args.interlock_at, seed=args.seed,
+        unplug_at_s=args.unplug_at, reboot_at_s=args.reboot_at, interlock_at_s=args.interlock_at,
+        hang_at_s=args.hang_at, seed=args.seed,
     )
     server = Server(board, faults, link=args.link, log=log)
     try:

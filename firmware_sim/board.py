@@ -131,6 +131,7 @@ class Board:
         self.sample_index = 0
         self.seq = 0
         self.sensor_stalled = False
+        self.hung = False
         self._latched = POWER_ON
         self._fifo = np.empty((0, AXES), dtype="<i4")
         self.scpi.clear()
@@ -156,6 +157,8 @@ class Board:
     def receive(self, data: bytes, now_s: float) -> bytes:
         """Take bytes from the host at `now_s`; return the answers to send back."""
         self._now_s = now_s
+        if self.hung:
+            return b""
         return b"".join(self.scpi.feed(data))
 
     # -- time ----------------------------------------------------------------------------------
@@ -167,8 +170,10 @@ class Board:
         if due > 0:
             accel = self.platform.advance(due)
             self._produced += due
-            if not self.sensor_stalled:
+            if not (self.sensor_stalled or self.hung):
                 self._store(accel)
+        if self.hung:  # the main loop is stuck: the drive goes on as it was, nothing else happens
+            return []
         self._check_watchdog(now_s)
         frames = []
         while self.streaming and self._fifo.shape[0] >= self.block:
@@ -208,6 +213,11 @@ class Board:
         self.sensor_stalled = True
         self.scpi.push_error(ERR_SENSOR)
         self._log("fault: the accelerometer stalled (no more samples)")
+
+    def hang(self) -> None:
+        """The firmware's main loop freezes: no answers, no frames, no watchdog; the drive goes on."""
+        self.hung = True
+        self._log("fault: the firmware hangs (no answers, no frames; the drive goes on)")
 
     def open_interlock(self) -> None:
         self.interlock_open = True

@@ -14,7 +14,9 @@ Faults, for testing hosts (times are seconds after the output was first switched
   watchdog has ramped the output to zero, then the simulator exits;
 - `reboot_at_s`: the board resets: output cut, settings to defaults, streaming off, and for
   `BOOT_S` it hears nothing;
-- `interlock_at_s`: the platform's interlock opens (output cut, driving refused).
+- `interlock_at_s`: the platform's interlock opens (output cut, driving refused);
+- `hang_at_s`: the firmware freezes (no answers, no frames, the drive goes on as it was) until the
+  microcontroller's independent hardware watchdog resets the board `HARDWARE_WATCHDOG_S` later.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Faults:
     unplug_at_s: float | None = None
     reboot_at_s: float | None = None
     interlock_at_s: float | None = None
+    hang_at_s: float | None = None
     seed: int = 0
 
 
@@ -100,6 +103,8 @@ class Server:
     TX_LIMIT_BYTES = 16384
     """The transmit buffer (a USB-serial chip holds a few kB): frames beyond it are dropped."""
     BOOT_S = 0.2
+    HARDWARE_WATCHDOG_S = 2.0
+    """A hung firmware is reset by the microcontroller's own watchdog after this long."""
 
     def __init__(self, board: Board, faults: Faults = Faults(), *, link: Path | None = None,
                  log: Callable[[str], None] | None = None):
@@ -114,6 +119,7 @@ class Server:
             name: at for name, at in (
                 ("stall", faults.stall_at_s), ("unplug", faults.unplug_at_s),
                 ("reboot", faults.reboot_at_s), ("interlock", faults.interlock_at_s),
+                ("hang", faults.hang_at_s),
             ) if at is not None
         }
         self._tx = bytearray()
@@ -229,16 +235,25 @@ class Server:
                 self.board.stall_sensor()
             elif name == "interlock":
                 self.board.open_interlock()
+            elif name == "hang":
+                self.board.hang()
+                self._pending["reset"] = now - first_on + self.HARDWARE_WATCHDOG_S
             elif name == "reboot":
                 self._log("fault: the board reboots (output cut, settings reset, streaming off)")
-                self.board.power_on(now)
-                self._tx.clear()
-                self._deaf_until_s = now + self.BOOT_S
+                self._reboot(now)
+            elif name == "reset":
+                self._log("the hardware watchdog resets the hung board (output cut, settings reset, streaming off)")
+                self._reboot(now)
             elif name == "unplug":
                 self._log(f"fault: the port {self.path} vanishes (unplugged)")
                 self.unplugged = True
                 self._tx.clear()
                 self.close()
+
+    def _reboot(self, now: float) -> None:
+        self.board.power_on(now)
+        self._tx.clear()
+        self._deaf_until_s = now + self.BOOT_S
 
     def summary(self) -> dict:
         p = self.board.platform

@@ -129,6 +129,21 @@ def test_an_unplugged_port_ends_the_session_and_the_board_stops_itself(firmware,
     assert "watchdog: no heartbeat" in sim.log and "unplugged and the output is at zero" in sim.log
 
 
+def test_a_hung_board_is_a_silent_platform_and_its_hardware_watchdog_resets_it(firmware, log_path):
+    sim = firmware("--sensor", "adxl355", "--hang-at", FAULT_AT_S)
+    result, summary = _session(sim, log_path)
+    assert result.returncode == 1, result.stderr
+    assert summary["reason"].startswith(
+        "platform failure: the platform went silent: no samples and no answer for 1."
+    ), summary["reason"]
+    record, windows = _logged(log_path, summary)
+    assert record["status"] == "aborted"
+    assert record["delivered_s"] == pytest.approx(sum(w["duration_s"] for w in windows if w["phase"] == "deliver"))
+    stats = sim.stop()
+    _assert_stopped(stats)
+    assert stats["boot_id"] == 2 and "the hardware watchdog resets the hung board" in sim.log
+
+
 def test_a_host_that_stops_heartbeating_is_stopped_by_the_watchdog(firmware):
     sim = firmware()
     platform = open_platform(sim.url("watchdog_s=0.3"))

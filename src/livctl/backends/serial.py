@@ -133,7 +133,7 @@ class SerialPlatform(Platform):
         self._pending: Samples | None = None
         self._cursor = 0
         self._failed = False
-        self._last_frame_s = 0.0
+        self._last_samples_s = 0.0
         self._drive_target = 0.0
         self._drive_high = 0.0
         self._drive_high_until_s = 0.0
@@ -231,7 +231,7 @@ class SerialPlatform(Platform):
         self._rate_hz, self._scale = rate, scale
         block = max(1, round(rate / FRAMES_PER_S))
         self._assembler = SampleAssembler(rate, scale)
-        self._last_frame_s = time.monotonic()
+        self._last_samples_s = time.monotonic()
         settings = link.query(
             f"SYST:WATC {self.watchdog_s:.9g};:STR:BLOC {block};:STR ON;:SYST:WATC?;:STR:BLOC?;:STR?",
             _numbers(3),
@@ -323,8 +323,8 @@ class SerialPlatform(Platform):
         assembler = self._assembler
         if assembler is None:
             return  # a frame from before this session started its stream
-        self._last_frame_s = time.monotonic()
-        limit = self._drive_limit(self._last_frame_s)
+        now = time.monotonic()
+        limit = self._drive_limit(now)
         if frame.drive > limit + DRIVE_TOLERANCE and not self._overdrive_reported:
             self._overdrive_reported = True
             self._events.put(Fault(
@@ -332,6 +332,8 @@ class SerialPlatform(Platform):
                 cut=True,
             ))
         for event in assembler.feed(frame):
+            if isinstance(event, Samples):
+                self._last_samples_s = now  # progress: what the stall check watches
             self._events.put(event)
 
     def read(self, duration_s: float) -> SampleBlock:
@@ -400,7 +402,7 @@ class SerialPlatform(Platform):
         now = time.monotonic()
         if self._failed:
             return now - started >= duration_s + 0.1  # keep pace on the host's clock
-        silent_s = now - self._last_frame_s
+        silent_s = now - self._last_samples_s
         if silent_s > self.stall_s:
             raise PlatformError(self._diagnose_silence(silent_s))
         return False
