@@ -7,6 +7,7 @@ logged delivery windows, and no damaged or missing data read as acceleration.
 
 import json
 import os
+import random
 import threading
 import time
 
@@ -239,7 +240,7 @@ def _fake_port(answer):
                 line, buf = buf.split(b"\n", 1)
                 reply = answer(line.decode(errors="replace").strip())
                 if reply is not None:
-                    os.write(master, reply.encode() + b"\n")
+                    os.write(master, reply.encode("latin-1") + b"\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -262,6 +263,16 @@ def test_another_instrument_is_refused_as_not_a_livctl_platform(cli, log_path):
         close()
     assert result.code == 2 and result.err.count("\n") == 1
     assert "is not a livctl platform: it identifies as 'KEITHLEY INSTRUMENTS INC.,MODEL 2000" in result.err
+
+
+def test_a_port_that_answers_random_bytes_is_refused_cleanly(cli, log_path):
+    rng = random.Random(3)
+    path, close = _fake_port(lambda line: bytes(rng.getrandbits(8) for _ in range(300)).decode("latin-1"))
+    try:
+        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+    finally:
+        close()
+    assert result.code == 2 and result.err.count("\n") == 1 and "no answer to *IDN? from" in result.err
 
 
 def test_a_silent_port_is_refused_after_its_timeouts(cli, log_path):
