@@ -34,7 +34,6 @@ ERROR_MESSAGES: dict[int, str] = {
     -221: "Settings conflict",
     -222: "Data out of range",
     -224: "Illegal parameter value",
-    -240: "Hardware error",
     -350: "Queue overflow",
     -363: "Input buffer overrun",
 }

@@ -194,3 +194,21 @@ def test_answer_lines_must_be_whole_and_printable():
     assert [i for i in items if isinstance(i, str)] == ["ok", "fine"]
     assert stats.noise_bytes >= len("cut short") + 2000
     assert re.fullmatch(r"ok", items[0])
+
+
+def test_both_sides_of_the_protocol_agree_with_the_document():
+    """firmware_sim and livctl implement the protocol separately; the document is the contract."""
+    from firmware_sim import board, scpi
+    from livctl.backends import serial_protocol as host
+
+    text = DOCS.read_text()
+    status = re.findall(r"^\| (\d+) \| (\d+) \| ([A-Z_]+) \|", text.split("## Status")[1].split("\n## ")[0], flags=re.M)
+    assert len(status) == 9
+    for bit, value, name in status:
+        assert int(value) == 1 << int(bit) == getattr(board, name) == getattr(host, name), name
+    assert board.FRAME_HEADER.format == host.HEADER.format and host.HEADER.size == 40
+    assert board.FRAME_MAGIC == host.MAGIC and board.SAMPLE_INT32 == host.SAMPLE_INT32
+    assert board.PROTOCOL_VERSION == (host.PROTOCOL_MAJOR, host.PROTOCOL_MINOR)
+    assert f"# The livctl platform protocol, version {host.PROTOCOL_MAJOR}.{host.PROTOCOL_MINOR}" in text
+    errors = re.findall(r"^\| (-?\d+) \| ([^|]+) \|", text.split("## Errors")[1].split("\n## ")[0], flags=re.M)
+    assert {int(code): message.strip() for code, message in errors} == {**scpi.ERROR_MESSAGES, **board.DEVICE_ERRORS}
