@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livctl.analysis import AnalysisError, Measurement, check_spec, measure
-from livctl.backends import Platform
+from livctl.backends import Platform, SampleBlock
 from livctl.doselog import DoseLog, SessionStart
 from livctl.errors import PlatformError
 from livctl.prescription import Prescription
@@ -151,6 +151,10 @@ class Session:
     accel_cap_g: float = DEFAULT_ACCEL_CAP_G
     stop: threading.Event = field(default_factory=threading.Event)
     observer: Callable[[Progress], None] | None = None
+    calibration_id: str | None = None
+    """The platform calibration in use (recorded in the dose log)."""
+    sample_observer: Callable[[SampleBlock], None] | None = None
+    """Sees every block of samples read (a live view); must not block."""
 
     def __post_init__(self) -> None:
         self.prescription.validate(self.accel_cap_g)
@@ -212,6 +216,7 @@ class Session:
             max_thd_fraction=tol.max_thd_fraction,
             min_in_spec_fraction=tol.min_in_spec_fraction,
             window_s=self.window_s,
+            calibration_id=self.calibration_id,
         )
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
@@ -254,7 +259,7 @@ class Session:
             window = self._window(PRECHECK, PRECHECK_WINDOW_S)
             self._notify(PRECHECK, window)
             m = window.measurement
-            precision = _precision(m, self.platform.sensor_rate_hz) if m else math.inf
+            precision = amplitude_precision(m, self.platform.sensor_rate_hz) if m else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             if on_frequency and precision <= PRECHECK_PRECISION:
                 break
@@ -350,7 +355,10 @@ class Session:
         return window
 
     def _read(self, duration_s: float):
-        return self.platform.read(duration_s)
+        block = self.platform.read(duration_s)
+        if self.sample_observer is not None:
+            self.sample_observer(block)
+        return block
 
     def _set_drive(self, level: float, ramp_s: float) -> None:
         self._drive = level
@@ -362,7 +370,7 @@ class Session:
             self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
 
 
-def _precision(m: Measurement, rate_hz: float) -> float:
+def amplitude_precision(m: Measurement, rate_hz: float) -> float:
     """Relative standard error of a fitted amplitude: 1 / sqrt(n * SNR) for white noise."""
     n = m.duration_s * rate_hz
     snr = 10.0 ** (m.snr_db / 10.0) if math.isfinite(m.snr_db) else math.inf
