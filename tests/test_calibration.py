@@ -306,7 +306,7 @@ def test_the_observer_sees_every_step_with_the_fit_growing():
     assert len(observer.steps) == len(cal.working_point.steps)
     assert observer.steps[0][2] is None and observer.steps[-1][2] is not None
     assert observer.steps[-1][2].mps2_per_drive == pytest.approx(cal.gain_at(30).mps2_per_drive)
-    assert any(line.startswith("sensor at rest: gravity +1.00") for line in observer.lines)
+    assert any(line.startswith("sensor at rest: gravity +") and "g on z" in line for line in observer.lines)
 
 
 # -- the file -----------------------------------------------------------------------------------

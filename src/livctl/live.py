@@ -13,6 +13,7 @@ down and ends as if interrupted.
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 import sys
@@ -44,10 +45,20 @@ SERIES_RGB = ((255, 200, 0), (0, 220, 120), (220, 90, 255), (255, 120, 40), (120
 _HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "linuxfb", "eglfs")
 
 
+def qt_is_known_bad(pyside_version: str, python: tuple[int, int]) -> bool:
+    """PySide6 6.12.0 drops a reference to None on every call that returns nothing; before Python 3.12
+    (where None became immortal) the interpreter aborts after a few thousand drawing calls."""
+    return pyside_version.startswith("6.12.0") and python < (3, 12)
+
+
 def display_problem(environ: dict[str, str] | None = None) -> str | None:
     """Why no window can be shown here (None: one can). Checked before Qt starts, since Qt aborts
     the whole process when its platform plugin cannot connect to a display."""
     env = os.environ if environ is None else environ
+    from importlib.metadata import version
+
+    if qt_is_known_bad(version("PySide6-Essentials"), sys.version_info[:2]):
+        return "PySide6-Essentials 6.12.0 crashes Python 3.11 while drawing; install PySide6-Essentials<6.12"
     platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
     if platform in _HEADLESS_PLATFORMS or sys.platform in ("win32", "darwin"):
         return None
@@ -196,7 +207,7 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         self._version = -1
         self.setWindowTitle(feed.title)
         self.resize(*WINDOW_SIZE)
-        self.label = self.addLabel(feed.title, row=0, col=0, colspan=2, size="11pt")
+        self.label = self.addLabel(feed.title, row=0, col=0, colspan=2, size="10pt")
 
         self.trace = self.addPlot(row=1, col=0, colspan=2, title="vertical acceleration (gravity removed)")
         self.trace.setLabel("left", "acceleration", units="g")
@@ -238,7 +249,7 @@ class LiveWindow(pg.GraphicsLayoutWidget):
                             pen=_pen(TARGET_RGB, 1, QtCore.Qt.PenStyle.DotLine))
         )
         self._series: dict[float, tuple[Any, Any]] = {}
-        self._window_points = self.response.plot(pen=None, symbol="o", symbolSize=5, symbolPen=None)
+        self._window_points = self.response.plot(pen=None, symbol="o", symbolSize=8, symbolPen=None)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
         if self.on_close is not None:
@@ -251,7 +262,7 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         if snap["version"] == self._version:
             return False
         self._version = snap["version"]
-        self.label.setText(f"{self.feed.title} &mdash; {snap['status']}")
+        self.label.setText(f"<b>{html.escape(self.feed.title)}</b><br>{html.escape(snap['status'])}")
         self._draw_samples(snap)
         if self.feed.mode == "calibration":
             self._draw_response(snap)
@@ -333,9 +344,10 @@ def run_live(
 
     worker = threading.Thread(target=work, name="livctl-measure", daemon=True)
     loop = QtCore.QEventLoop()
-    state = {"done": False}
+    state = {"done": False, "closed": False}
 
     def on_close() -> None:
+        state["closed"] = True  # pyqtgraph clears a closed view's scene: draw nothing more
         if worker.is_alive():
             stop.request("the live view was closed")
         loop.quit()
@@ -345,6 +357,8 @@ def run_live(
     holding = hold and mode == "window" and app.platformName() not in _HEADLESS_PLATFORMS
 
     def tick() -> None:
+        if state["closed"]:
+            return
         window.refresh()
         if not state["done"] and not worker.is_alive():
             state["done"] = True
@@ -372,7 +386,7 @@ def run_live(
         if worker.is_alive():
             stop.request("the live view was closed")
             worker.join()
-        if png is not None and not state["done"]:
+        if png is not None and not state["done"] and not state["closed"]:
             window.save_png(png)
         window.on_close = None
         window.close()

@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 _report_failure(args, "interrupted", str(exc), None)
                 return EXIT_INTERRUPTED
             path = save_calibration(cal, args.calibration_dir, force=args.force)
+            calibrator.observer.status(f"calibration {cal.calibration_id} written to {path}")
             if args.json:
                 print_json({"status": "completed", "path": str(path), "calibration": calibration_json(cal)})
             else:

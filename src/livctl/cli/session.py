@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
     """The session on a worker thread, watched by the live view (closing it stops the session)."""
     from livctl import live
+    from livctl.doselog import DoseLog
 
     rx, platform = session.prescription, session.platform
     feed = live.LiveFeed(
@@ -216,7 +217,13 @@ def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
 
     session.observer = observe
     session.sample_observer = feed.add_block
-    return live.run_live(session.run, feed, stop, mode=mode, png=png, hold=False)
+
+    def job():
+        with DoseLog(session.log.path) as log:  # an SQLite connection belongs to the thread that opened it
+            session.log = log
+            return session.run()
+
+    return live.run_live(job, feed, stop, mode=mode, png=png, hold=False)
 
 
 PHASE_LABELS = {
