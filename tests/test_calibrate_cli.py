@@ -228,3 +228,26 @@ def test_ctrl_c_ramps_down_and_writes_nothing(tmp_path):
     assert "SIGINT: ramping down, then stopping" in err
     assert "calibration interrupted: calibration stopped (stopped by SIGINT)" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["calibrate"], ["calibration"], ["calibration", "show"]])
+def test_the_calibration_commands_have_help_with_examples(cli, command):
+    result = cli(*command, "--help")
+    assert result.code == 0 and "usage: livctl" in result.out and "livctl calibrat" in result.out.split("examples:")[1]
+
+
+def test_ctrl_c_with_the_live_view_open_ramps_down_and_exits_130(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livctl", "calibrate", "--device", "sim://", "--speed", "3", "--plot",
+         "--calibration-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(QT_QPA_PLATFORM="offscreen"),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "% drive:" in line or not line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "calibration interrupted" in err and list(tmp_path.iterdir()) == []

@@ -212,14 +212,12 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         self.trace = self.addPlot(row=1, col=0, colspan=2, title="vertical acceleration (gravity removed)")
         self.trace.setLabel("left", "acceleration", units="g")
         self.trace.setLabel("bottom", "time", units="s")
-        self.trace.showGrid(x=True, y=True, alpha=0.2)
         self.trace_curve = self.trace.plot(pen=_pen(TRACE_RGB))
 
         self.spectrum = self.addPlot(row=2, col=0, title="spectrum (peak g per bin, Hann window)")
         self.spectrum.setLogMode(y=True)
         self.spectrum.setLabel("left", "amplitude", units="g")
         self.spectrum.setLabel("bottom", "frequency", units="Hz")
-        self.spectrum.showGrid(x=True, y=True, alpha=0.2)
         self.spectrum_curve = self.spectrum.plot(pen=_pen(TRACE_RGB))
         self.band = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*TARGET_RGB, 50), pen=_pen(TARGET_RGB, 0.5))
         self.target_line = pg.InfiniteLine(angle=90, movable=False, pen=_pen(TARGET_RGB, 1.5, QtCore.Qt.PenStyle.DashLine))
@@ -242,7 +240,6 @@ class LiveWindow(pg.GraphicsLayoutWidget):
                                             brush=pg.mkBrush(*TARGET_RGB, 40), pen=_pen(TARGET_RGB, 0.5))
                     )
         self.response.setLabel("left", "peak acceleration", units="g")
-        self.response.showGrid(x=True, y=True, alpha=0.2)
         self.response.addItem(
             pg.InfiniteLine(feed.accel_cap_g, angle=0, movable=False, label=f"cap {feed.accel_cap_g:g} g",
                             labelOpts={"position": 0.92, "color": TARGET_RGB},
