@@ -29,7 +29,6 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
 
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
 from livctl.analysis import measure  # noqa: E402

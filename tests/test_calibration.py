@@ -14,7 +14,6 @@ from livctl.backends import open_platform, parse_device_url
 from livctl.backends.sim import SimPlatform
 from livctl.calibration import (
     FORMAT_VERSION,
-    Calibration,
     CalibrationError,
     CalibrationFailed,
     CalibrationInterrupted,

@@ -14,7 +14,6 @@ from livctl.cli.common import (
     add_json_option,
     add_log_option,
     add_plot_options,
-    add_plot_options,
     fmt,
     log_path,
     minutes_seconds,
