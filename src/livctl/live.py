@@ -55,9 +55,13 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
     """Why no window can be shown here (None: one can). Checked before Qt starts, since Qt aborts
     the whole process when its platform plugin cannot connect to a display."""
     env = os.environ if environ is None else environ
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    if qt_is_known_bad(version("PySide6-Essentials"), sys.version_info[:2]):
+    try:
+        pyside_version = version("PySide6-Essentials")
+    except PackageNotFoundError:
+        return "PySide6-Essentials is not installed (pip install 'PySide6-Essentials<6.12')"
+    if qt_is_known_bad(pyside_version, sys.version_info[:2]):
         return "PySide6-Essentials 6.12.0 crashes Python 3.11 while drawing; install PySide6-Essentials<6.12"
     platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
     if platform in _HEADLESS_PLATFORMS or sys.platform in ("win32", "darwin"):
