@@ -53,6 +53,16 @@ def _speed(text: str) -> float:
     return value
 
 
+def _loop_gain(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"loop gain must be above 0 and at most 1, not {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "session",
@@ -81,6 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="simulator only: run N times faster than real time, or max (default 1)")
     dev.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
                      help="measurement window, seconds (default 1)")
+    dev.add_argument("--loop-gain", type=_loop_gain, metavar="K", default=None,
+                     help="closed-loop speed: share of the level error corrected per window, 0-1 (default 1)")
+    dev.add_argument("--profile", metavar="TOML",
+                     help="platform safety profile: a [safety] table that tightens the default limits")
     rec = p.add_argument_group("record")
     rec.add_argument("--subject", metavar="ID", help="who or what is being vibrated")
     rec.add_argument("--operator", metavar="NAME", help="who runs the session (default $LIVCTL_OPERATOR, else your login)")
@@ -139,11 +153,15 @@ def choose_device(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform, parse_device_url
+    from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
-    from livctl.safety import DEFAULT_ACCEL_CAP_G
+    from livctl.recovery import close_orphans
+    from livctl.safety import SafetyLimits, load_profile
     from livctl.session import Session
 
-    prescription = build_prescription(args).validate(DEFAULT_ACCEL_CAP_G)
+    limits = load_profile(args.profile) if args.profile else SafetyLimits()
+    control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
+    prescription = build_prescription(args).validate(limits.accel_cap_g)
     url = choose_device(args)
     if args.speed is not None and parse_device_url(url).scheme != "sim":
         raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
@@ -151,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     path = log_path(args)
 
     with DoseLog(path) as log:
+        report_orphans(close_orphans(log))
         platform = open_platform(url, speed=args.speed)
         stop = _StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
@@ -161,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             subject=args.subject,
             operator=operator,
             window_s=args.window,
-            accel_cap_g=DEFAULT_ACCEL_CAP_G,
+            limits=limits,
+            control=control,
             stop=stop,
             observer=display.update if display else None,
         )
@@ -181,6 +201,15 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if result.in_spec else EXIT_FAILED
+
+
+def report_orphans(session_ids: list[str]) -> None:
+    for session_id in session_ids:
+        print(
+            f"livctl: session {session_id} was left unfinished by a livctl process that died; "
+            "it is now logged as interrupted",
+            file=sys.stderr,
+        )
 
 
 class _StopEvent(threading.Event):
