@@ -251,3 +251,51 @@ def test_ctrl_c_with_the_live_view_open_ramps_down_and_exits_130(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "calibration interrupted" in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_session_starts_its_precheck_from_the_calibration(cli, tmp_path, log_path):
+    assert calibrate(cli, tmp_path, "--load-kg", "70", "--quiet").code == 0
+    args = ("session", "--device", "sim://?seed=4", "--minutes", "0.1", "--speed", "max", "--quiet", "--json",
+            "--load-kg", "70", "--log", str(log_path))
+    with_cal = cli(*args, "--calibration-dir", str(tmp_path / "cal"))
+    without = cli(*args, "--calibration-dir", str(tmp_path / "none"))
+    assert with_cal.code == 0 and without.code == 0
+
+    def precheck_steps(result):
+        with DoseLog(log_path, create=False) as log:
+            windows = log.windows(json.loads(result.out)["session_id"])
+        return [w for w in windows if w["phase"] == "precheck" and w["peak_g"] is not None]
+
+    # the calibration says where 45 % of the dose is: one measured step instead of a staircase
+    assert len(precheck_steps(with_cal)) == 1 < len(precheck_steps(without))
+
+
+def test_a_platform_that_no_longer_matches_its_calibration_is_refused(cli, tmp_path, log_path):
+    # calibrated empty-handed at 70 kg; the session's plate carries 120 kg but nobody said so
+    assert calibrate(cli, tmp_path, "--load-kg", "70", "--quiet").code == 0
+    result = cli("session", "--device", "sim://?load_kg=120", "--minutes", "0.5", "--speed", "max", "--json",
+                 "--quiet", "--log", str(log_path), "--calibration-dir", str(tmp_path / "cal"))
+    assert result.code == 1
+    summary = json.loads(result.out)
+    assert summary["status"] == "aborted" and summary["delivered_s"] == 0.0
+    assert re.search(r"responds 0\.\d\dx what its calibration says", summary["reason"])
+
+
+def test_the_calibrations_largest_safe_drive_is_never_exceeded(cli, tmp_path, log_path):
+    # a calibration whose largest safe drive is far below what 0.3 g needs on this platform
+    assert calibrate(cli, tmp_path, "--quiet").code == 0
+    path = tmp_path / "cal" / "sim.toml"
+    import tomllib
+
+    doc = tomllib.loads(path.read_text())
+    for point in doc["points"]:
+        point["max_safe_drive"] = 0.05
+    path.write_text(tomli_w.dumps(doc))
+    result = cli("session", "--device", "sim://", "--minutes", "0.5", "--speed", "max", "--json", "--quiet",
+                 "--log", str(log_path), "--calibration-dir", str(tmp_path / "cal"))
+    summary = json.loads(result.out)
+    assert result.code == 1 and summary["status"] == "aborted"
+    assert "cannot reach 0.3 g" in summary["reason"]
+    with DoseLog(log_path, create=False) as log:
+        windows = log.windows(summary["session_id"])
+    assert max(w["drive"] for w in windows) <= 0.05

@@ -669,6 +669,20 @@ def session_calibration(
     return cal, warnings
 
 
+def session_reference(cal: Calibration, *, frequency_hz: float, load_kg: float | None) -> tuple[Gain | None, float]:
+    """What a session takes from its calibration: the response to expect, and the largest drive.
+
+    The largest drive is the calibrated point's largest safe drive (the one nearest the session's
+    frequency), never to be exceeded. The response is returned only when it applies: a point within
+    1 Hz of the session's frequency, and the same load within 20 % when both state one.
+    """
+    nearest = min(cal.points, key=lambda p: abs(p.frequency_hz - frequency_hz))
+    applies = abs(nearest.frequency_hz - frequency_hz) <= FREQUENCY_MATCH_HZ
+    if load_kg is not None and cal.load_kg is not None:
+        applies = applies and abs(load_kg - cal.load_kg) <= LOAD_MATCH_FRACTION * max(cal.load_kg, 1e-9)
+    return (nearest.gain if applies else None), nearest.max_safe_drive
+
+
 # ================================================================================================
 # Fitting
 # ================================================================================================

@@ -45,6 +45,16 @@ examples:
 exit codes: 0 dose delivered in spec, 1 out of spec or aborted, 2 bad usage, 130 interrupted"""
 
 
+def _loop_gain(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"loop gain must be above 0 and at most 1, not {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "session",
@@ -73,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="simulator only: run N times faster than real time, or max (default 1)")
     dev.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
                      help="measurement window, seconds (default 1)")
+    dev.add_argument("--loop-gain", type=_loop_gain, metavar="K", default=None,
+                     help="closed-loop speed: share of the level error corrected per window, 0-1 (default 1)")
+    dev.add_argument("--profile", metavar="TOML",
+                     help="platform safety profile: a [safety] table that tightens the default limits")
     dev.add_argument("--load-kg", type=positive_number("kg"), metavar="KG",
                      help="the load on the platform (a warning when the calibration was made at another)")
     cal = p.add_argument_group("calibration (looked up by the platform's id; a real platform needs one)")
@@ -138,12 +152,16 @@ def choose_device(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform, parse_device_url
-    from livctl.calibration import session_calibration
+    from livctl.calibration import session_calibration, session_reference
+    from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
-    from livctl.safety import DEFAULT_ACCEL_CAP_G
+    from livctl.recovery import close_orphans
+    from livctl.safety import SafetyLimits, load_profile
     from livctl.session import Session
 
-    prescription = build_prescription(args).validate(DEFAULT_ACCEL_CAP_G)
+    limits = load_profile(args.profile) if args.profile else SafetyLimits()
+    control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
+    prescription = build_prescription(args).validate(limits.accel_cap_g)
     url = choose_device(args)
     if args.speed is not None and parse_device_url(url).scheme != "sim":
         raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
@@ -152,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     mode = plot_mode(args, default_on=False)
 
     with DoseLog(path) as log:
+        report_orphans(close_orphans(log))
         platform = open_platform(url, speed=args.speed)
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
@@ -162,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
             subject=args.subject,
             operator=operator,
             window_s=args.window,
-            accel_cap_g=DEFAULT_ACCEL_CAP_G,
+            limits=limits,
+            control=control,
             stop=stop,
             observer=display.update if display else None,
         )
@@ -173,7 +193,13 @@ def run(args: argparse.Namespace) -> int:
             )
             for warning in warnings:
                 print(f"livctl: warning: {warning}", file=sys.stderr)
-            session.calibration_id = calibration.calibration_id if calibration else None
+            if calibration is not None:
+                gain, max_drive = session_reference(
+                    calibration, frequency_hz=prescription.frequency_hz, load_kg=args.load_kg
+                )
+                platform.max_drive = min(platform.max_drive, max_drive)
+                session.calibration_id = calibration.calibration_id
+                session.reference_gain_mps2_per_drive = gain.mps2_per_drive if gain else None
             if display:
                 display.start(prescription, platform)
             result = session.run() if mode is None else _run_with_plot(session, stop, mode, args.plot_png)
@@ -189,6 +215,15 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if result.in_spec else EXIT_FAILED
+
+
+def report_orphans(session_ids: list[str]) -> None:
+    for session_id in session_ids:
+        print(
+            f"livctl: session {session_id} was left unfinished by a livctl process that died; "
+            "it is now logged as interrupted",
+            file=sys.stderr,
+        )
 
 
 def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
