@@ -11,9 +11,9 @@ Opening identifies the board (`*IDN?`), checks the protocol version, resets it, 
 sample stream. Samples arrive in checksummed frames; a lost or damaged frame becomes NaN samples
 of its exact length (a window holding them cannot be measured, so it is not in spec), never
 acceleration. A fault the board reports (watchdog, interlock, restart), a silent link, a
-dead port or a board driving above what livctl commanded raises PlatformError once; after that
-reads keep pace on the host's clock (NaN where no samples come), so the session can still ramp
-down and log the truth. Every call has a deadline.
+dead port or a board driving above what livctl commanded raises PlatformError once. Reads return
+by their deadline whatever happens (an empty block when no samples came), so the session's own
+interlocks keep running and a ramp-down is still paced and logged. Every call has a deadline.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from livctl.backends.serial_link import SerialLink, open_port
 from livctl.backends.serial_protocol import (
     AXES,
     HEADER,
+    DecoderStats,
     POWER_ON,
     PROTOCOL_MAJOR,
     SENSOR_FAULT,
@@ -41,6 +42,7 @@ from livctl.backends.serial_protocol import (
 )
 from livctl.clock import RealClock
 from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError
+from livctl.units import g_to_mps2
 
 DEFAULT_BAUD = 921600
 FRAMES_PER_S = 100
@@ -52,6 +54,10 @@ DRIVE_SETTLE_S = 0.5
 LOSSY_GAPS = 3
 LOSSY_SPAN_S = 5.0
 """A link with this many gaps within this span of samples is failing: most windows would be lost."""
+READ_GRACE_S = 0.2
+"""A read returns this long after its samples were due at the latest, with what came."""
+DIAGNOSE_AFTER_S = 0.25
+"""After this long without samples the board is asked why (STATus:CONDition?)."""
 
 
 def _baud(text: str) -> int:
@@ -99,6 +105,14 @@ def _numbers(count: int):
     return parse
 
 
+def _model_and_range(line: str) -> tuple[str, float]:
+    model, semicolon, range_g = line.rpartition(";")
+    value = float(range_g)
+    if not (semicolon and model and value > 0 and math.isfinite(value)):
+        raise ValueError(line)
+    return model, value
+
+
 def _error(line: str) -> tuple[int, str]:
     code, comma, message = line.partition(",")
     if not comma or not message.startswith('"'):
@@ -139,6 +153,9 @@ class SerialPlatform(Platform):
         self._drive_high_until_s = 0.0
         self._overdrive_reported = False
         self._gaps: deque[int] = deque()
+        self._asked_why = False
+        self._bad_frames_at_samples = 0
+        self._link_stats = DecoderStats()
 
     @classmethod
     def from_url(cls, parsed: DeviceURL, *, speed: float | None = None) -> "SerialPlatform":
@@ -184,6 +201,7 @@ class SerialPlatform(Platform):
 
     def open(self) -> None:
         link = SerialLink(open_port(self.port, self.baud), on_frame=self._on_frame)
+        self._link_stats = link.decoder.stats
         try:
             self._start(link)
         except PlatformError as exc:
@@ -220,7 +238,8 @@ class SerialPlatform(Platform):
                 f"{PROTOCOL_MAJOR}.x: update livctl or the platform's firmware so they match"
             )
         rate, scale = link.query("*RST;*CLS;:SENS:RATE?;SCAL?", _numbers(2), timeout_s=0.5)
-        self.sensor_model = link.query("SENS:MOD?", str.strip, timeout_s=0.5)
+        self.sensor_model, range_g = link.query("SENS:MOD?;RANG?", _model_and_range, timeout_s=0.5)
+        self.sensor_range_mps2 = g_to_mps2(range_g)
         if not (rate > 0 and scale > 0):
             raise DeviceOpenError(f"{self.port} reports a sample rate of {rate:g} Hz and a scale of {scale:g}")
         self._check_bandwidth(rate)
@@ -334,23 +353,25 @@ class SerialPlatform(Platform):
         for event in assembler.feed(frame):
             if isinstance(event, Samples):
                 self._last_samples_s = now  # progress: what the stall check watches
+                self._bad_frames_at_samples = self._link_stats.bad_frames
             self._events.put(event)
 
     def read(self, duration_s: float) -> SampleBlock:
+        """The next `duration_s` of samples, by its deadline: samples that went missing on the link
+        are NaN; when none came at all (a silent sensor), the block is empty. Time moves on by
+        `duration_s` either way."""
         link = self._require_link()
         rate = self._rate_hz
         first = self._cursor
         last = int(math.floor((first / rate + duration_s) * rate + 0.5))
         out = np.empty((last - first, AXES))
-        started = time.monotonic()
+        deadline = time.monotonic() + duration_s + READ_GRACE_S
         try:
             while self._cursor < last:
                 link.beat_if_due()
                 if self._pending is None:
-                    self._pending = self._next_samples(started, duration_s)
-                    if self._pending is None:  # nothing more is coming: the rest stays NaN
-                        out[self._cursor - first :] = np.nan
-                        self._cursor = last
+                    self._pending = self._next_samples(deadline)
+                    if self._pending is None:  # due and not here
                         break
                     if self._pending.lost and not self._failed:
                         self._note_gap(self._pending.index)
@@ -365,10 +386,16 @@ class SerialPlatform(Platform):
         except PlatformError:
             self._failed = True
             raise
+        arrived = self._cursor - first
+        self._cursor = last
+        if arrived == 0:
+            out = out[:0]
+        else:
+            out[arrived:] = np.nan
         return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out)
 
-    def _next_samples(self, started: float, duration_s: float) -> Samples | None:
-        """The next samples from the reader thread; None when the rest of this read is to be NaN."""
+    def _next_samples(self, deadline: float) -> Samples | None:
+        """The next samples from the reader thread, or None once `deadline` has passed."""
         while True:
             try:
                 event = self._events.get(timeout=0.02)
@@ -376,7 +403,9 @@ class SerialPlatform(Platform):
                 link = self._require_link()
                 if link.dead:
                     raise link.lost() from None
-                if self._silent(started, duration_s):
+                if not self._failed:
+                    self._check_silence()
+                if time.monotonic() >= deadline:
                     return None
                 link.beat_if_due()
                 continue
@@ -384,6 +413,7 @@ class SerialPlatform(Platform):
                 if event.cut:
                     self._cut_quietly()
                 raise PlatformError(event.message)
+            self._asked_why = False
             return event
 
     def _note_gap(self, index: int) -> None:
@@ -397,35 +427,47 @@ class SerialPlatform(Platform):
                 f"({lost_s:.2f} s of samples lost so far); check the cable, its length and the baud rate"
             )
 
-    def _silent(self, started: float, duration_s: float) -> bool:
-        """True when the rest of this read is to be NaN (after a failure); raises on a first stall."""
-        now = time.monotonic()
-        if self._failed:
-            return now - started >= duration_s + 0.1  # keep pace on the host's clock
-        silent_s = now - self._last_samples_s
-        if silent_s > self.stall_s:
-            raise PlatformError(self._diagnose_silence(silent_s))
-        return False
+    def _check_silence(self) -> None:
+        """Raise PlatformError when the samples stopped for a reason the board (or the link) gives,
+        or for longer than `stall_s`; a short silence with the board streaming is left to the caller."""
+        silent_s = time.monotonic() - self._last_samples_s
+        if silent_s >= self.stall_s or (silent_s >= DIAGNOSE_AFTER_S and not self._asked_why):
+            self._asked_why = True
+            reason = self._diagnose_silence(silent_s)
+            if reason is None and silent_s >= self.stall_s:
+                d = self._require_link().decoder.stats
+                reason = (
+                    f"no valid samples for {silent_s:.1f} s ({d.bad_frames} damaged frames and {d.noise_bytes} "
+                    "bytes of noise on the link so far)"
+                )
+            if reason is not None:
+                raise PlatformError(reason)
 
-    def _diagnose_silence(self, silent_s: float) -> str:
+    def _diagnose_silence(self, silent_s: float) -> str | None:
+        """Why no samples came for `silent_s`, when it is clear; None when the board says all is well."""
         link = self._require_link()
         try:
             status = link.query("STAT:COND?", int, timeout_s=0.3, attempts=2)
         except PlatformError:
             if link.dead:
                 return str(link.lost())
-            return f"the platform went silent: no samples and no answer for {silent_s:.1f} s (link lost, or the platform hung)"
+            return (
+                f"the platform went silent: no samples and no answer for {silent_s + 0.6:.1f} s "
+                "(link lost, or the platform hung)"
+            )
         if status & POWER_ON:
             return "the platform restarted (power-on reset) during the session: its output is off"
         if status & SENSOR_FAULT:
-            return f"the platform's accelerometer stalled: no samples for {silent_s:.1f} s"
+            return f"the platform's accelerometer stalled: no samples for {silent_s:.2f} s"
         if not status & STREAMING:
             return "the platform stopped streaming samples"
-        d = link.decoder.stats
-        return (
-            f"no valid samples for {silent_s:.1f} s ({d.bad_frames} damaged frames and {d.noise_bytes} bytes "
-            "of noise on the link so far)"
-        )
+        damaged = self._link_stats.bad_frames - self._bad_frames_at_samples
+        if damaged:
+            return (
+                f"the serial link is corrupting data: {damaged} damaged frames and no valid samples for "
+                f"{silent_s:.2f} s; check the cable, its length and the baud rate"
+            )
+        return None
 
     def _cut_quietly(self) -> None:
         try:
