@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from firmware_sim.device import SimulatedPlatform
+from firmware_sim.faults import WATCHDOG_RAMP_S, WATCHDOG_S
 from firmware_sim.scpi import (
     Command,
     Interpreter,
@@ -73,9 +74,9 @@ AXES = 3
 FREQUENCY_RANGE_HZ = (1.0, 1000.0)
 RAMP_RANGE_S = (0.0, 60.0)
 WATCHDOG_RANGE_S = (0.1, 10.0)
-DEFAULT_WATCHDOG_S = 0.5
-WATCHDOG_RAMP_MAX_S = 1.0
-"""The watchdog ramps the output down over the ramp time, but never slower than this."""
+DEFAULT_WATCHDOG_S = WATCHDOG_S
+WATCHDOG_RAMP_MAX_S = WATCHDOG_RAMP_S
+"""The watchdog ramps the output down over the ramp time, but never slower than this (as sim://)."""
 BLOCK_RANGE = (1, 1024)
 FETCH_MAX = 4096
 FIFO_S = 1.0
