@@ -9,8 +9,7 @@ how this backend uses it.
 
 Opening identifies the board (`*IDN?`), checks the protocol version, resets it, and starts the
 sample stream. Samples arrive in checksummed frames; a lost or damaged frame becomes NaN samples
-of its exact length (a window holding them cannot be measured, so it is not in spec), never
-acceleration. A fault the board reports (watchdog, interlock, restart), a silent link, a
+of its exact length (the session sets such a block aside), never acceleration. A fault the board reports (watchdog, interlock, restart), a silent link, a
 dead port or a board driving above what livctl commanded raises PlatformError once. Reads return
 by their deadline whatever happens (an empty block when no samples came), so the session's own
 interlocks keep running and a ramp-down is still paced and logged. Every call has a deadline.
