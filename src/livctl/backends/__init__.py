@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 BACKENDS: dict[str, str] = {
     "sim": "livctl.backends.sim",
+    "serial": "livctl.backends.serial",
 }
 """URL scheme -> module holding a `Platform` subclass named `PLATFORM`."""
 
@@ -114,6 +115,10 @@ class Platform(ABC):
     """The sensor axis aligned with the platform's motion."""
     max_drive: float = 1.0
     """Largest drive level (fraction of full scale) this platform may be commanded."""
+    sensor_range_mps2: float = math.inf
+    """The accelerometer's full scale: readings at it are clipped, not measurements."""
+    gravity_on_vertical: bool = True
+    """A DC-coupled sensor reads +1 g on its vertical axis at rest (an AC-coupled input does not)."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
@@ -151,7 +156,14 @@ class Platform(ABC):
 
     @abstractmethod
     def read(self, duration_s: float) -> SampleBlock:
-        """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist."""
+        """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist.
+
+        A block may hold fewer samples than the duration implies when the sensor delivers fewer
+        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`.
+        """
+
+    def prefetch(self, duration_s: float) -> None:
+        """A hint: the next `duration_s` will be read (in blocks) unless a command intervenes."""
 
     def __enter__(self) -> "Platform":
         self.open()
