@@ -47,7 +47,7 @@ N_HARMONICS = 5
 MIN_CYCLES = 3.0
 _MAX_NEWTON_STEPS = 6
 _FLAT = 1e-12
-"""A spectrum line below this share of n x the largest sample is rounding, not vibration."""
+"""A spectrum line below this share of the DC line is rounding, not vibration."""
 _BATCH_SAMPLES = 1 << 18
 """Samples processed together in batched work: big enough to amortise numpy's call overhead,
 small enough that the temporaries (a few complex arrays of this size) stay in cache-sized MBs."""
@@ -637,16 +637,19 @@ class _Fits:
     """X_1 of the other channels (`_Windows`), at `projected_omega`: where each row's last step was made."""
     projected_omega: np.ndarray | None = None
 
-    def tone(self, i: int, rate_hz: float, t_first: float) -> ToneFit:
-        count = self.count
-        cos_idx, sin_idx = _layout(count)
+    def tone(self, i: int, rate_hz: float, t_first: float, harmonic_phases: bool = True) -> ToneFit:
+        """Row i as a ToneFit; `harmonic_phases=False` leaves the harmonics' phases out (a
+        Measurement has no use for them, and a session measures every window)."""
+        count = self.count if harmonic_phases else 1
+        cos_idx, sin_idx = _layout(self.count)
         a = self.coef[i, cos_idx]
         b = self.coef[i, sin_idx]
         amplitudes = np.hypot(a, b)
         omega = float(self.omega[i])
         # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
-        phases = [math.remainder(v, 2.0 * math.pi) for v in (np.arctan2(-b, a) + _orders(count) * (omega * t_first)).tolist()]
-        dof = max(1, self.n - (2 * count + 2))
+        phases = [math.remainder(v, 2.0 * math.pi)
+                  for v in (np.arctan2(-b[:count], a[:count]) + _orders(count) * (omega * t_first)).tolist()]
+        dof = max(1, self.n - (2 * self.count + 2))
         return ToneFit(
             frequency_hz=omega / (2.0 * math.pi),
             amplitude=float(amplitudes[0]),
@@ -785,10 +788,10 @@ def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None
     if hi_bin < lo_bin:
         raise AnalysisError("the window is too short to resolve the frequency band searched")
     # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
-    spectrum = np.fft.rfft(x * _hann(n))[:, lo_bin - 1 : hi_bin + 2]
-    spectrum = np.abs(spectrum)
-    # flat: nothing in the band above the FFT's rounding of the samples' own size
-    floor = _FLAT * n * np.max(np.abs(x), axis=1)
+    spectrum = np.fft.rfft(x * _hann(n))
+    # flat: nothing in the band above the FFT's rounding of the DC (gravity) line
+    floor = _FLAT * np.abs(spectrum[:, 0])
+    spectrum = np.abs(spectrum[:, lo_bin - 1 : hi_bin + 2])
     if x.shape[0] == 1:  # one window (a session's): numbers, not arrays, are quicker
         k0 = int(np.argmax(spectrum[0, 1:-1])) + 1
         left, centre, right = spectrum[0, k0 - 1 : k0 + 2].tolist()
@@ -987,7 +990,7 @@ def measure(
     fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
     n = accel.shape[0]
     off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
-    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0]), AXES[index], off_axis, n / rate_hz)
+    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0], False), AXES[index], off_axis, n / rate_hz)
 
 
 def measure_windows(
@@ -1025,7 +1028,8 @@ def measure_windows(
             except AnalysisError as exc:
                 results.append(exc)
             else:
-                results.append(_measurement(fits.tone(i, rate_hz, t_first), names[axis], float(off_axis[i]), duration_s))
+                results.append(_measurement(fits.tone(i, rate_hz, t_first, False), names[axis], float(off_axis[i]),
+                                            duration_s))
     return results
 
 
