@@ -223,3 +223,17 @@ def test_windows_without_vibration_fail_the_recording_and_start_end_trim_them(cl
     assert out["peak_g"] == pytest.approx(0.3, rel=1e-3)
     nothing = cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--start", "20")
     assert nothing.code == 2 and "leave nothing" in nothing.err
+
+
+def test_a_window_of_sensor_noise_alone_is_not_read_as_a_weak_tone():
+    rng = np.random.default_rng(9)
+    t = np.arange(6_000) / RATE
+    vertical = tone(t, frequency_hz=30.0, peak_mps2=0.3 * G, phase=0.2) * (t >= 2.0)
+    accel = platform_axes(vertical, rng, noise_rms_mps2=0.05)
+    result = validate(Recording(accel, RATE, ("x", "y", "z"), "noise", "memory", "m/s2"),
+                      Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=6.0))
+    quiet = result.windows[:2]
+    assert all(w.measurement is None and "stands out of the noise" in w.reasons[0] for w in quiet)
+    assert all(w.in_spec for w in result.windows[2:])
+    assert result.method == WINDOW_AVERAGE and result.measurement.peak_g == pytest.approx(0.3, rel=2e-3)
+    assert not result.in_spec and "2 of 6 windows" in result.reasons[-1]

@@ -204,12 +204,7 @@ def validate(
     if coherence < 1.0 - _coherence_margin(measured, mean_peak_g) or len(measured) < len(windows):
         method = WINDOW_AVERAGE
         whole = _average(measured, weights, whole)
-    rx_windows = tuple(
-        WindowReport(w.index, w.t_s, w.duration_s, w.measurement,
-                     w.measurement is not None and not check_spec(w.measurement, rx),
-                     tuple(check_spec(w.measurement, rx)) if w.measurement is not None else w.reasons)
-        for w in windows
-    )
+    rx_windows = tuple(_checked(w, rx) for w in windows)
     return Validation(
         recording=rec,
         prescription=rx,
@@ -253,12 +248,20 @@ def _windows(accel: np.ndarray, rate: float, window_s: float, axis: int, search_
     for i, ((start, length), result) in enumerate(zip(spans, results)):
         m = result if isinstance(result, Measurement) else None
         reasons = () if m is not None else (f"no measurement: {result}",)
-        if m is not None and length * 10.0 ** (m.snr_db / 10.0) < MIN_DETECTION_SNR:
+        window_snr = length * 10.0 ** (m.snr_db / 10.0) if m is not None else 0.0
+        if m is not None and window_snr < MIN_DETECTION_SNR:
             reasons = (f"no measurement: nothing between {search_hz[0]:g} and {search_hz[1]:g} Hz stands out of "
-                       f"the noise (window SNR {10 * math.log10(max(length * 10.0 ** (m.snr_db / 10.0), 1e-30)):.0f} dB)",)
+                       f"the noise (window SNR {10 * math.log10(max(window_snr, 1e-30)):.0f} dB)",)
             m = None
         reports.append(WindowReport(i, start / rate, length / rate, m, False, reasons))
     return reports
+
+
+def _checked(w: WindowReport, rx: Prescription) -> WindowReport:
+    if w.measurement is None:
+        return w
+    reasons = tuple(check_spec(w.measurement, rx))
+    return replace(w, in_spec=not reasons, reasons=reasons)
 
 
 def _dead_spots(windows: list[WindowReport], rx: Prescription) -> tuple[str, ...]:
