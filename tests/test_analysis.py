@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from firmware_sim import SimConfig, SimulatedPlatform
-from livctl.analysis import AnalysisError, check_spec, fit_tone, measure
+from livctl import analysis
+from livctl.analysis import AnalysisError, check_spec, fit_record, fit_tone, measure, measure_windows
 from livctl.prescription import Prescription
+from synthetic import crlb_sd, effective_noise, platform_axes, tone
 
 G = 9.80665
-
-
-def _crlb(amplitude: float, sigma: float, n: int, rate: float) -> tuple[float, float]:
-    """Cramer-Rao standard deviations of frequency (Hz) and amplitude for a tone in white noise."""
-    eta = amplitude**2 / (2 * sigma**2)
-    var_f = 12 * rate**2 / ((2 * math.pi) ** 2 * eta * n * (n**2 - 1))
-    return math.sqrt(var_f), math.sqrt(2 * sigma**2 / n)
 
 
 def test_tone_in_noise_is_measured_near_the_cramer_rao_bound():
@@ -31,7 +26,7 @@ def test_tone_in_noise_is_measured_near_the_cramer_rao_bound():
         fit = fit_tone(x, rate)
         errors.append((fit.frequency_hz - f, fit.amplitude - amplitude))
     e = np.array(errors)
-    sd_f, sd_a = _crlb(amplitude, sigma, n, rate)
+    sd_f, sd_a = crlb_sd(amplitude, sigma, n, rate)
     # 200 trials: the RMS error of an efficient estimator is within about 10 % of the bound (2 sigma)
     assert np.sqrt(np.mean(e[:, 0] ** 2)) < 1.25 * sd_f
     assert np.sqrt(np.mean(e[:, 1] ** 2)) < 1.25 * sd_a
@@ -118,10 +113,6 @@ def test_unusable_windows_raise_a_clear_error(samples, message):
 
 
 # -- the engine behind sessions, recordings and whole records ----------------------------------------
-
-from livctl import analysis  # noqa: E402
-from livctl.analysis import fit_record, measure_windows  # noqa: E402
-from synthetic import crlb_sd, effective_noise, platform_axes, tone  # noqa: E402
 
 
 @pytest.mark.parametrize("frequency_hz, n, count", [(30.3, 3200, 5), (90.7, 3203, 5), (3.5, 1000, 5), (301.0, 3200, 5)])
