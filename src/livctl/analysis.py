@@ -1,15 +1,27 @@
 """Measuring a vibration: frequency, peak acceleration, distortion, from accelerometer samples.
 
-The estimator, per axis:
+The estimator, per axis and window:
 
 1. coarse: the peak of a Hann-windowed FFT, interpolated between bins from the ratio of the two
    largest bin magnitudes (exact for a pure tone under a periodic Hann window);
-2. fine: an IEEE Std 1057 style least-squares sine fit, 4-parameter (Gauss-Newton on the
-   frequency) and extended with the harmonics 2-5 and a DC term, so distortion and gravity do not
-   bias the fundamental;
+2. fine: an IEEE Std 1057 least-squares sine fit: the 3-parameter fit at the coarse frequency,
+   Gauss-Newton steps of the 4-parameter fit on the fundamental, then joint steps with the
+   harmonics 2-5 and DC in the model, so distortion and gravity do not bias the fundamental,
+   until a step is 5 % of the Cramer-Rao spread (`_gauss_newton`);
 3. from the fit: the fundamental's peak amplitude, phase, the DC level (gravity on a vertical
-   axis), every harmonic's peak amplitude (THD), and the residual (noise: SNR; noise plus
-   distortion: SINAD).
+   axis), every harmonic's peak amplitude and phase (THD), and the residual (noise: SNR; noise
+   plus distortion: SINAD).
+
+One Gauss-Newton driver fits one window (a session's), many windows at once (a recording's), and
+a whole recording as one long window. What differs is how the normal equations are formed:
+- one window (`_Window`): from its design columns, with one BLAS product for the Gram matrix;
+- many windows (`_Windows`) and whole records (`_Record`): on a time grid centred on the window,
+  every Gram entry has a closed form (sums of cosines over the grid: the Dirichlet kernel and its
+  derivatives), so it costs nothing per sample; the projections of the samples on the columns,
+  their Fourier transform at the harmonics, come from one matrix product of the samples, block by
+  block, with short tables of phasors; a whole record adds its segments' projections, each turned
+  by the phase of the segment's centre. No design matrix is formed, so a batch costs little more
+  than reading its samples.
 
 Inputs are in any one unit (m/s^2 inside livctl); `Measurement` reports g, peak and RMS labelled.
 Knows nothing of devices or time.
@@ -34,6 +46,11 @@ AXES = ("x", "y", "z")
 N_HARMONICS = 5
 MIN_CYCLES = 3.0
 _MAX_NEWTON_STEPS = 6
+_FLAT = 1e-12
+"""A spectrum line below this share of the DC line is rounding, not vibration."""
+_BATCH_SAMPLES = 1 << 18
+"""Samples processed together in batched work: big enough to amortise numpy's call overhead,
+small enough that the temporaries (a few complex arrays of this size) stay in cache-sized MBs."""
 
 
 class AnalysisError(ValueError):
@@ -54,6 +71,9 @@ class ToneFit:
     noise_rms: float
     """RMS of what the fit leaves: noise without the harmonics."""
     n: int
+    rate_hz: float = math.nan
+    harmonic_phases_rad: tuple[float, ...] = ()
+    """Phases of harmonics 2, 3, ... at the first sample, for amplitude * cos(h 2 pi f t + phase)."""
 
     @property
     def thd(self) -> float:
@@ -73,6 +93,27 @@ class ToneFit:
         distortion = 0.5 * sum(h * h for h in self.harmonics)
         return _db(0.5 * self.amplitude**2, self.noise_rms**2 + distortion)
 
+    @property
+    def frequency_sd_hz(self) -> float:
+        """Cramer-Rao standard deviation of the frequency at this fit's SNR and length (Hz)."""
+        return crlb_frequency_sd_hz(self.amplitude, self.noise_rms, self.n, self.rate_hz)
+
+    @property
+    def amplitude_sd(self) -> float:
+        """Cramer-Rao standard deviation of the amplitude at this fit's noise and length."""
+        return self.noise_rms * math.sqrt(2.0 / self.n)
+
+
+def crlb_frequency_sd_hz(amplitude: float, noise_rms: float, n: int, rate_hz: float) -> float:
+    """Cramer-Rao bound on the frequency's standard deviation for a tone in white noise (Hz):
+    var(f) >= 12 fs^2 / ((2 pi)^2 eta N (N^2 - 1)), eta = A^2 / (2 sigma^2)."""
+    if amplitude <= 0 or n < 2:
+        return math.inf
+    if noise_rms <= 0:
+        return 0.0
+    eta = amplitude**2 / (2.0 * noise_rms**2)
+    return rate_hz * math.sqrt(12.0 / ((2.0 * math.pi) ** 2 * eta * n * (n * n - 1.0)))
+
 
 def _db(signal_power: float, noise_power: float) -> float:
     if noise_power <= 0:
@@ -82,71 +123,230 @@ def _db(signal_power: float, noise_power: float) -> float:
     return 10.0 * math.log10(signal_power / noise_power)
 
 
+# -- the time grid and the closed-form Gram matrix -------------------------------------------------
+
+
 @lru_cache(maxsize=16)
 def _hann(n: int) -> np.ndarray:
     """Periodic Hann window (the form the bin-interpolation formula assumes)."""
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
-    """Frequency of the strongest tone: Hann-windowed FFT peak, interpolated between bins."""
-    n = x.shape[0]
-    # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
-    spectrum = np.abs(np.fft.rfft(x * _hann(n)))
-    bin_hz = rate_hz / n
-    lo_bin = 2
-    hi_bin = spectrum.shape[0] - 2
-    if search_hz is not None:
-        lo_bin = max(lo_bin, int(math.floor(search_hz[0] / bin_hz)))
-        hi_bin = min(hi_bin, int(math.ceil(search_hz[1] / bin_hz)))
-    if hi_bin < lo_bin:
-        raise AnalysisError("the window is too short to resolve the frequency band searched")
-    k = lo_bin + int(np.argmax(spectrum[lo_bin : hi_bin + 1]))
-    centre = spectrum[k]
-    if centre <= 0:
-        raise AnalysisError("the signal is flat: no vibration in the samples")
-    left, right = spectrum[k - 1], spectrum[k + 1]
-    # Hann window: for a pure tone |X[k+1]| / |X[k]| = (1 + d) / (2 - d), d the offset in bins
-    if right >= left:
-        ratio = right / centre
-        delta = (2.0 * ratio - 1.0) / (ratio + 1.0)
-    else:
-        ratio = left / centre
-        delta = -(2.0 * ratio - 1.0) / (ratio + 1.0)
-    return float((k + delta) * bin_hz)
+@lru_cache(maxsize=16)
+def _grid(n: int, rate_hz: float) -> np.ndarray:
+    """Sample times of a window, centred on it (s): symmetric, so odd sums vanish."""
+    return (np.arange(n) - 0.5 * (n - 1)) / rate_hz
+
+
+def _kernel_sums(omega: np.ndarray, n: int, rate_hz: float, count: int):
+    """The Dirichlet kernel D(u) = sin(n u) / sin(u) and its derivatives at u = k w / (2 fs):
+    D for k = 1 .. 2 count, D' for k = 1 .. count + 1, D'' for k = 2, for each row's w.
+
+    They give the sums over the centred grid t of n samples that the Gram matrix is made of:
+    S0[k] = sum cos(k w t) = D, S1[k] = sum t sin(k w t) = -D' / (2 fs),
+    S2[k] = sum t^2 cos(k w t) = -D'' / (4 fs^2); k = 0 takes the limits (n, 0, and
+    n (n^2 - 1) / (12 fs^2)), which `_gram_map` holds as constants. The arguments stay below pi:
+    harmonics are kept under Nyquist.
+    """
+    k = _multiples(count, rate_hz)
+    e1 = np.exp(np.multiply.outer(omega, k))
+    en = np.exp(np.multiply.outer(omega, n * k))
+    s, c = e1.imag, e1.real
+    d0 = en.imag / s
+    m = count + 1
+    # D' = (n cos(n u) - D cos(u)) / sin(u); D'' = (1 - n^2) D - 2 D' cos(u) / sin(u)
+    d1 = (n * en.real[:, :m] - d0[:, :m] * c[:, :m]) / s[:, :m]
+    d2 = (1.0 - n * n) * d0[:, 1] - 2.0 * d1[:, 1] * c[:, 1] / s[:, 1]
+    return d0, d1, d2
+
+
+@lru_cache(maxsize=8)
+def _multiples(count: int, rate_hz: float) -> np.ndarray:
+    return 1j * np.arange(1.0, 2 * count + 1) / (2.0 * rate_hz)
+
+
+@lru_cache(maxsize=8)
+def _layout(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of cos and sin of harmonics 1..count in the model
+    [DC, cos w t, sin w t, d/dw, cos 2 w t, sin 2 w t, ...] (the leading 3 and 4 columns are the
+    classic 3- and 4-parameter IEEE 1057 fits)."""
+    h = np.arange(1, count + 1)
+    return np.where(h == 1, 1, 2 * h), np.where(h == 1, 2, 2 * h + 1)
+
+
+@lru_cache(maxsize=16)
+def _gram_map(count: int, n: int, rate_hz: float) -> np.ndarray:
+    """The Gram matrix as a linear map (terms, p * p) of the terms
+    [1, D[1..2c], a D'[1..c+1], b D'[1..c+1], a^2 + b^2, (b^2 - a^2) D''[2]] (see `_gram`)."""
+    p = 2 * count + 2
+    d0, a_d1, b_d1 = 1, 1 + 2 * count, 2 + 3 * count
+    ab2, ab2_d2 = 3 + 4 * count, 4 + 4 * count
+    m = np.zeros((5 + 4 * count, p, p))
+    s1_scale = -0.5 / rate_hz
+    s2_zero = n * (n * n - 1.0) / (12.0 * rate_hz**2)
+    s2_scale = -0.25 / rate_hz**2
+    cos_idx, sin_idx = _layout(count)
+
+    def put(i: int, j: int, term: int, weight: float) -> None:
+        m[term, i, j] += weight
+        if i != j:
+            m[term, j, i] += weight
+
+    def s0(i: int, j: int, k: int, weight: float) -> None:  # weight * S0[k]
+        put(i, j, 0, weight * n) if k == 0 else put(i, j, d0 + k - 1, weight)
+
+    def s1(i: int, j: int, first: int, k: int, weight: float) -> None:  # weight * (a or b) * S1[k]
+        if k:
+            put(i, j, first + k - 1, weight * s1_scale)
+
+    s0(0, 0, 0, 1.0)
+    s1(0, 3, a_d1, 1, -1.0)
+    put(3, 3, ab2, 0.5 * s2_zero)
+    put(3, 3, ab2_d2, 0.5 * s2_scale)
+    for h in range(1, count + 1):
+        ch, sh = int(cos_idx[h - 1]), int(sin_idx[h - 1])
+        s0(0, ch, h, 1.0)
+        s1(ch, 3, a_d1, h + 1, -0.5)
+        s1(ch, 3, a_d1, h - 1, 0.5)
+        s1(sh, 3, b_d1, h + 1, 0.5)
+        s1(sh, 3, b_d1, h - 1, 0.5)
+        for g in range(h, count + 1):
+            cg, sg = int(cos_idx[g - 1]), int(sin_idx[g - 1])
+            s0(ch, cg, abs(h - g), 0.5)
+            s0(ch, cg, h + g, 0.5)
+            s0(sh, sg, abs(h - g), 0.5)
+            s0(sh, sg, h + g, -0.5)
+    return m.reshape(m.shape[0], p * p)
+
+
+def _gram(sums, a: np.ndarray, b: np.ndarray, count: int, n: int, rate_hz: float) -> np.ndarray:
+    """Gram matrices (rows, p, p) of the model's columns on the centred grid, p = 2 count + 2,
+    from the kernel sums at the rows' frequencies (`_kernel_sums`).
+
+    The derivative column is t (b cos w t - a sin w t), the fundamental's derivative with respect
+    to w at the current coefficients a, b. Cosine columns are orthogonal to sine columns (odd
+    sums vanish), which leaves these entries:
+      1.1 = n, 1.cos_h = S0[h], cos_h.cos_g = (S0[|h-g|] + S0[h+g]) / 2,
+      sin_h.sin_g = (S0[|h-g|] - S0[h+g]) / 2, 1.d = -a S1[1],
+      cos_h.d = -a (S1[h+1] - S1[h-1]) / 2, sin_h.d = b (S1[h+1] + S1[h-1]) / 2,
+      d.d = (a^2 + b^2) S2[0] / 2 + (b^2 - a^2) S2[2] / 2.
+    """
+    d0, d1, d2 = sums
+    rows = a.shape[0]
+    c2, c1 = 2 * count, count + 1
+    terms = np.empty((rows, 5 + 4 * count))
+    terms[:, 0] = 1.0
+    terms[:, 1 : 1 + c2] = d0[:, :c2]
+    np.multiply(a[:, None], d1[:, :c1], out=terms[:, 1 + c2 : 1 + c2 + c1])
+    np.multiply(b[:, None], d1[:, :c1], out=terms[:, 1 + c2 + c1 : 1 + c2 + 2 * c1])
+    a2, b2 = a * a, b * b
+    np.add(a2, b2, out=terms[:, -2])
+    np.multiply(b2 - a2, d2, out=terms[:, -1])
+    p = 2 * count + 2
+    return (terms @ _gram_map(count, n, rate_hz)).reshape(rows, p, p)
+
+
+def _rhs(spectra: np.ndarray, weighted: np.ndarray, a: np.ndarray, b: np.ndarray, count: int) -> np.ndarray:
+    """Projections (rows, p) of the (mean-removed) samples on the model's columns, from
+    X_h = sum x exp(-i h w t) and Y = sum x t exp(-i w t)."""
+    cos_idx, sin_idx = _layout(count)
+    r = np.empty((spectra.shape[0], 2 * count + 2))
+    r[:, 0] = 0.0
+    r[:, cos_idx] = spectra[:, :count].real
+    r[:, sin_idx] = -spectra[:, :count].imag
+    r[:, 3] = b * weighted.real + a * weighted.imag
+    return r
+
+
+def _fundamental(spectrum: np.ndarray, sums, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 3-parameter fit (DC, a cos w t + b sin w t) of mean-removed samples, from X_1: with
+    the projection on DC zero and sin orthogonal to DC and cos, the normal equations solve in
+    closed form: a = n Re X_1 / (n cc - S0[1]^2), b = -Im X_1 / ss."""
+    d0 = sums[0]  # S0[k] for k = 1, 2, ...
+    cc = 0.5 * (n + d0[:, 1])
+    ss = n - cc
+    return n * spectrum.real / (n * cc - d0[:, 0] ** 2), -spectrum.imag / ss
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    try:
+        if gram.shape[0] == 1:
+            return np.linalg.solve(gram[0], rhs[0])[None]
+        return np.linalg.solve(gram, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(gram) @ rhs[..., None])[..., 0]
+
+
+# -- projections: the samples' Fourier transform at the harmonics of the fitted frequency ----------
+
+
+@lru_cache(maxsize=16)
+def _block_times(n: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The centred grid split as t = T_b + t_i: block starts T_b and offsets t_i within a block
+    (about sqrt(n) of each), and the padded length (blocks x block length >= n)."""
+    root = int(math.isqrt(n))
+    # a divisor of n near sqrt(n) when there is one, so the blocks tile the window without padding
+    inner_n = next((size for size in range(root, max(8, root // 2), -1) if n % size == 0), max(8, root))
+    outer_n = -(-n // inner_n)
+    t0 = -0.5 * (n - 1) / rate_hz
+    return t0 + np.arange(outer_n) * (inner_n / rate_hz), np.arange(inner_n) / rate_hz, outer_n * inner_n
+
+
+def _phasors(omega: np.ndarray, n: int, rate_hz: float, count: int = 1) -> np.ndarray:
+    """exp(-i h w t) on the centred grid for h = 1..count and each row's w: (rows, count, n),
+    by angle addition (one outer product of two short tables per harmonic)."""
+    outer_t, inner_t, padded = _block_times(n, rate_hz)
+    rows = omega.shape[0]
+    w = np.multiply.outer(omega, -1j * np.arange(1.0, count + 1))[:, :, None]
+    outer = np.exp(w * outer_t)
+    inner = np.exp(w * inner_t)
+    out = np.empty((rows, count, outer_t.shape[0], inner_t.shape[0]), dtype=np.complex128)
+    np.multiply(outer[:, :, :, None], inner[:, :, None, :], out=out)
+    return out.reshape(rows, count, padded)[:, :, :n]
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    return np.add.reduce(x, axis=1)
+
+
+def _row_squares(x: np.ndarray) -> np.ndarray:
+    if x.shape[0] == 1:
+        return np.array([np.dot(x[0], x[0])])
+    return np.einsum("ij,ij->i", x, x)
 
 
 class _SineModel:
-    """Least-squares model of one window: DC + sum_h (a_h cos(h w t) + b_h sin(h w t)).
+    """The design matrix of one window shape: DC + sum_h (a_h cos(h w t) + b_h sin(h w t)).
 
-    The design matrix is column-major so each column is written in place. Its columns are
-    DC, cos(w t), sin(w t), the derivative of the fundamental with respect to w (for the
-    Gauss-Newton frequency step), then cos and sin of each harmonic 2..count, so the leading 3
-    and 4 columns are the classic 3- and 4-parameter IEEE 1057 fits.
+    Column-major so each column is written in place, in the layout of `_layout`: DC, cos(w t),
+    sin(w t), the derivative of the fundamental with respect to w (for the Gauss-Newton step),
+    then cos and sin of each harmonic 2..count; the leading 3 and 4 columns are the classic 3- and
+    4-parameter IEEE 1057 fits.
     """
 
     def __init__(self, n: int, rate_hz: float, count: int):
         self.count = count
         self.n = n
-        # time centred on the window keeps the frequency column well conditioned
-        self.t = (np.arange(n) - 0.5 * (n - 1)) / rate_hz
+        self.t = _grid(n, rate_hz)
         self.design = np.empty((n, 2 * count + 2), order="F")
         self.design[:, 0] = 1.0
         self.cos = self.design[:, 1]
         self.sin = self.design[:, 2]
         self.derivative = self.design[:, 3]
         # t = outer + inner: cos and sin of n angles from sqrt(n)-sized tables by angle addition
-        block = _block_size(n)
-        blocks = -(-n // block)
-        self._t_outer = self.t[0] + np.arange(blocks) * (block / rate_hz)
-        self._t_inner = np.arange(block) / rate_hz
-        if blocks * block == n:  # write straight into the design's columns
+        self._t_outer, self._t_inner, padded = _block_times(n, rate_hz)
+        blocks, block = self._t_outer.shape[0], self._t_inner.shape[0]
+        if padded == n:  # write straight into the design's columns
             self._cos2d = self.cos.reshape(blocks, block)
             self._sin2d = self.sin.reshape(blocks, block)
         else:
             self._cos2d, self._sin2d = np.empty((2, blocks, block))
+        self.omega = None
 
     def set_frequency(self, omega: float) -> None:
+        """cos and sin of the fundamental at omega (the harmonics: `fill_harmonics`)."""
+        self.omega = omega
+        self.harmonics_filled = False
         outer = omega * self._t_outer
         inner = omega * self._t_inner
         co, so, ci, si = np.cos(outer), np.sin(outer), np.cos(inner), np.sin(inner)
@@ -159,19 +359,11 @@ class _SineModel:
             self.cos[:] = cos.reshape(-1)[: self.n]
             self.sin[:] = sin.reshape(-1)[: self.n]
 
-    def fit_fundamental(self, x: np.ndarray) -> np.ndarray:
-        """3-parameter fit at the current frequency: DC, a, b."""
-        return _solve(self.design[:, :3], x)
-
-    def newton_step(self, x: np.ndarray, coef: np.ndarray, columns: int) -> np.ndarray:
-        """A Gauss-Newton step on the first `columns` columns: updated DC, a, b, d_omega, harmonics."""
-        np.multiply(self.cos, coef[2], out=self.derivative)
-        self.derivative -= self.sin * coef[1]
-        self.derivative *= self.t
-        return _solve(self.design[:, :columns], x)
-
     def fill_harmonics(self) -> None:
         """cos(h w t), sin(h w t) for h = 2..count from the fundamental's, by angle addition."""
+        if self.harmonics_filled:
+            return
+        self.harmonics_filled = True
         d = self.design
         prev_cos, prev_sin = self.cos, self.sin
         for h in range(2, self.count + 1):
@@ -181,6 +373,12 @@ class _SineModel:
             np.multiply(prev_sin, self.cos, out=s)
             s += prev_cos * self.sin
             prev_cos, prev_sin = c, s
+
+    def set_derivative(self, a: float, b: float) -> None:
+        """t (b cos w t - a sin w t): the fundamental's derivative with respect to w."""
+        np.multiply(self.cos, b, out=self.derivative)
+        self.derivative -= self.sin * a
+        self.derivative *= self.t
 
 
 _models = threading.local()
@@ -200,87 +398,483 @@ def _model(n: int, rate_hz: float, count: int) -> _SineModel:
     return model
 
 
-def _block_size(n: int) -> int:
-    """A divisor of n near sqrt(n) when there is one (so blocks tile the window), else 64."""
-    root = int(math.isqrt(n))
-    for size in range(root, max(8, root // 2), -1):
-        if n % size == 0:
-            return size
-    return 64
+class _Window:
+    """One window whose normal equations are formed from its design columns, the classic way:
+    for a single window, building a dozen columns of n samples and one BLAS product beats the
+    closed forms' many small steps (batches and whole records, where those steps are shared by
+    many windows, use `_Windows` and `_Record`). Same model, same Gauss-Newton steps, same numbers."""
+
+    def __init__(self, x: np.ndarray, rate_hz: float, count: int, others: np.ndarray | None = None):
+        self.n = x.shape[0]
+        self.rate_hz = rate_hz
+        self.x = x
+        self.others = others
+        self.mean = np.zeros(1)  # the DC column takes the mean
+        self.other_spectra = None
+        self.model = _model(self.n, rate_hz, count)
+        self.model.omega = None  # models are shared between windows: this one has set nothing yet
+        self._columns = 0
+
+    def _design(self, omega: np.ndarray, count: int) -> np.ndarray:
+        """The design's first 2 count + 2 columns at omega."""
+        model = self.model
+        w = float(omega[0])
+        if model.omega != w:
+            model.set_frequency(w)
+        if count > 1:
+            model.fill_harmonics()
+        self._columns = 2 * count + 2
+        return model.design[:, : self._columns]
+
+    def fundamental(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        d = self._design(omega, 1)[:, :3]
+        coef = np.linalg.solve(d.T @ d, d.T @ self.x)
+        return coef[1:2], coef[2:3]
+
+    def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
+        d = self._design(omega, count)
+        self.model.set_derivative(float(a[0]), float(b[0]))
+        return (d.T @ d)[None], (d.T @ self.x)[None]
+
+    def rss(self, step: np.ndarray, gram: np.ndarray, rhs: np.ndarray, least_squares: bool) -> np.ndarray:
+        residual = self.x - self.model.design[:, : self._columns] @ step[0]
+        return np.array([np.dot(residual, residual)])
+
+    def others_power(self, fits: "_Fits") -> np.ndarray:
+        """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits at the
+        last step's frequency (1,)."""
+        d = self.model.design[:, :3]
+        coef = np.linalg.solve(d.T @ d, d.T @ self.others)[1:]  # others: (n, channels)
+        return np.array([np.vdot(coef, coef)])
 
 
-def _fit(
-    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int
-) -> tuple[ToneFit, _SineModel]:
+class _ClosedForm:
+    """Normal equations from the closed-form Gram matrix and the projections (`project`, `sums`
+    and `xx`, the centred sum of squares, come from the subclass)."""
+
+    n: int
+    rate_hz: float
+    xx: np.ndarray
+    other_spectra: np.ndarray | None = None
+    _projection = (None, 0, None)
+    _sums = (None, 0, None)
+
+    def sums(self, omega: np.ndarray, count: int):
+        """Kernel sums at omega (cached for the last omega: a step and the off-axis share them)."""
+        key = omega.tobytes()
+        if self._sums[0] != key or self._sums[1] < count:
+            self._sums = (key, count, _kernel_sums(omega, self.n, self.rate_hz, count))
+        return self._sums[2]
+
+    def _projected(self, omega: np.ndarray, count: int):
+        key = omega.tobytes()
+        if self._projection[0] != key or self._projection[1] < count:
+            self._projection = (key, count, self.project(omega, count))
+        return self._projection[2]
+
+    def fundamental(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        spectra, _ = self._projected(omega, count)
+        return _fundamental(spectra[:, 0], self.sums(omega, count), self.n)
+
+    def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
+        spectra, weighted = self._projected(omega, count)
+        gram = _gram(self.sums(omega, count), a, b, count, self.n, self.rate_hz)
+        return gram, _rhs(spectra, weighted, a, b, count)
+
+    def rss(self, step: np.ndarray, gram: np.ndarray, rhs: np.ndarray, least_squares: bool) -> np.ndarray:
+        """|x - D s|^2 = x.x - 2 s.r + s'G s, which is x.x - s.r for the least-squares step (G s = r):
+        the residual sum of squares without forming the residual."""
+        if least_squares:
+            return self.xx - np.einsum("ri,ri->r", step, rhs)
+        return self.xx + np.einsum("ri,ri->r", step, (gram @ step[:, :, None])[:, :, 0] - 2.0 * rhs)
+
+    def others_power(self, fits: "_Fits") -> np.ndarray:
+        """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits where each
+        row's last step was (rows,)."""
+        a, b = _fundamental(fits.other_spectra.T, self.sums(fits.projected_omega, 1), self.n)
+        return np.add.reduce(a * a + b * b, axis=0)
+
+
+class _Windows(_ClosedForm):
+    """Rows of samples, each its own window on the same centred grid, each with its own frequency.
+
+    Projections are computed block by block, t = T_b + t_i: sum_t x exp(-i h w t) =
+    sum_b exp(-i h w T_b) sum_i x[b, i] exp(-i h w t_i). The inner sums for every block, harmonic
+    and channel are one real matrix product with a short table of phasors, so no phasor is ever
+    formed for every sample. `others` are more channels of the same windows (the other axes):
+    `project` also gives their projections on the fundamental (`other_spectra`), for the off-axis
+    share, from the same product.
+    """
+
+    def __init__(self, x: np.ndarray, rate_hz: float, others: list[np.ndarray] = ()):
+        self.n = n = x.shape[1]
+        self.rate_hz = rate_hz
+        self.outer_t, self.inner_t, padded = _block_times(n, rate_hz)
+        self.minus_i_outer_t, self.minus_i_inner_t = -1j * self.outer_t, -1j * self.inner_t
+        rows = x.shape[0]
+        self.mean = _row_sums(x) / n
+        # channels, means removed, zero-padded to whole blocks
+        xs = (np.zeros if padded > n else np.empty)((rows, 1 + len(others), padded))
+        np.subtract(x, self.mean[:, None], out=xs[:, 0, :n])
+        for i, other in enumerate(others):
+            np.subtract(other, (_row_sums(other) / n)[:, None], out=xs[:, 1 + i, :n])
+        self.xx = _row_squares(xs[:, 0])
+        self.blocks = xs.reshape(rows, -1, self.inner_t.shape[0])  # (rows, channels x blocks, block)
+
+    def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """X_h = sum x exp(-i h w t) for h = 1..count, (rows, count), and Y = sum x t exp(-i w t).
+
+        Columns of the phasor tables: harmonics 1..count, then t_i exp(-i w t_i) with the outer
+        phase exp(-i w T_b), then exp(-i w t_i) with T_b exp(-i w T_b): the last two add up to Y
+        (t = T_b + t_i). One product and one contraction give every column for every channel.
+        """
+        rows = omega.shape[0]
+        inner_n, outer_n = self.inner_t.shape[0], self.outer_t.shape[0]
+        # harmonics as powers of the fundamental's phasors (a running product: h rounding errors at most)
+        e = np.exp(np.multiply.outer(omega, self.minus_i_inner_t))  # (rows, block)
+        table = np.empty((rows, inner_n, count + 2), dtype=np.complex128)
+        np.cumprod(np.broadcast_to(e[:, :, None], (rows, inner_n, count)), axis=2, out=table[:, :, :count])
+        np.multiply(e, self.inner_t, out=table[:, :, count])
+        table[:, :, count + 1] = e
+        o = np.exp(np.multiply.outer(omega, self.minus_i_outer_t))  # (rows, blocks)
+        outer = np.empty((rows, count + 2, outer_n), dtype=np.complex128)
+        np.cumprod(np.broadcast_to(o[:, None, :], (rows, count, outer_n)), axis=1, out=outer[:, :count])
+        outer[:, count] = o
+        np.multiply(o, self.outer_t, out=outer[:, count + 1])
+        inner = np.matmul(self.blocks, table.view(np.float64)).view(np.complex128)
+        inner = inner.reshape(rows, -1, self.outer_t.shape[0], count + 2)  # (rows, channels, blocks, columns)
+        z = np.einsum("rhb,rcbh->rch", outer, inner)
+        self.other_spectra = z[:, 1:, 0]
+        return z[:, 0, :count], z[:, 0, count] + z[:, 0, count + 1]
+
+
+class _Record(_ClosedForm):
+    """One long window (a whole recording), held as consecutive segments of samples.
+
+    Its projections at one frequency are the segments' projections, each turned by the phase of
+    its centre: sum over the record of x exp(-i h w t) = sum_r exp(-i h w c_r) sum_j x exp(-i h w t_j)
+    with t_j the segment's own centred grid and c_r its centre on the record's grid.
+    """
+
+    def __init__(self, x: np.ndarray, rate_hz: float, segment_n: int):
+        self.rate_hz = rate_hz
+        self.n = n = x.shape[0]
+        self.segment_n = segment_n = min(segment_n, n)
+        self.rows = n // segment_n
+        self.x = x
+        self.mean = np.array([_mean(x)])
+        self.xx = np.array([_centred_square_sum(x, self.mean[0])])
+
+    def _segments(self):
+        """(samples, centre offset on the record's grid) of each run of whole segments, then the tail."""
+        m = self.segment_n
+        per_batch = max(1, _BATCH_SAMPLES // m)
+        centre = 0.5 * (self.n - 1)
+        for start in range(0, self.rows, per_batch):
+            stop = min(self.rows, start + per_batch)
+            block = self.x[start * m : stop * m].reshape(stop - start, m)
+            offsets = (np.arange(start, stop) * m + 0.5 * (m - 1) - centre) / self.rate_hz
+            yield block, offsets
+        tail = self.n - self.rows * m
+        if tail:
+            offset = (self.rows * m + 0.5 * (tail - 1) - centre) / self.rate_hz
+            yield self.x[self.rows * m :][None, :], np.array([offset])
+
+    def project(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        w = float(omega[0])
+        spectra = np.zeros(count, dtype=np.complex128)
+        weighted = 0j
+        basis = {}
+        for block, offsets in self._segments():
+            m = block.shape[1]
+            if m not in basis:
+                basis[m] = _segment_basis(w, m, self.rate_hz, count)
+            columns, sums = basis[m]
+            proj = (block @ columns - self.mean[0] * sums).view(np.complex128)  # (segments, count + 1)
+            turn = np.exp(np.multiply.outer(offsets, -1j * w * np.arange(1, count + 1)))
+            spectra += np.einsum("rh,rh->h", proj[:, :count], turn)
+            weighted += np.dot(proj[:, count] + offsets * proj[:, 0], turn[:, 0])
+        return spectra[None, :], np.array([weighted])
+
+
+def _segment_basis(omega: float, m: int, rate_hz: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns (m, 2 count + 2) holding re and im of exp(-i h w t) for h = 1..count and of
+    t exp(-i w t) on a segment's centred grid, and their column sums (to remove the mean)."""
+    cols = np.empty((count + 1, m), dtype=np.complex128)
+    cols[:count] = _phasors(np.array([omega]), m, rate_hz, count)[0]
+    np.multiply(cols[0], _grid(m, rate_hz), out=cols[count])
+    real = np.ascontiguousarray(cols.view(np.float64).reshape(count + 1, m, 2).transpose(1, 0, 2)).reshape(m, -1)
+    return real, real.sum(axis=0)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.add.reduce(x, dtype=np.float64)) / x.shape[0]
+
+
+def _centred_square_sum(x: np.ndarray, mean: float) -> float:
+    total = 0.0
+    for start in range(0, x.shape[0], _BATCH_SAMPLES):
+        chunk = x[start : start + _BATCH_SAMPLES] - mean
+        total += float(np.dot(chunk, chunk))
+    return total
+
+
+# -- the fit ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fits:
+    """Per-row results of the Gauss-Newton fit (arrays over rows)."""
+
+    omega: np.ndarray
+    coef: np.ndarray
+    """(rows, 2 count + 2) in the model's layout; DC is relative to the row mean."""
+    rss: np.ndarray
+    count: int
+    n: int
+    mean: np.ndarray
+    other_spectra: np.ndarray | None = None
+    """X_1 of the other channels (`_Windows`), at `projected_omega`: where each row's last step was made."""
+    projected_omega: np.ndarray | None = None
+
+    def tone(self, i: int, rate_hz: float, t_first: float, harmonic_phases: bool = True) -> ToneFit:
+        """Row i as a ToneFit; `harmonic_phases=False` leaves the harmonics' phases out (a
+        Measurement has no use for them, and a session measures every window)."""
+        count = self.count if harmonic_phases else 1
+        cos_idx, sin_idx = _layout(self.count)
+        a = self.coef[i, cos_idx]
+        b = self.coef[i, sin_idx]
+        amplitudes = np.hypot(a, b)
+        omega = float(self.omega[i])
+        # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
+        phases = [math.remainder(v, 2.0 * math.pi)
+                  for v in (np.arctan2(-b[:count], a[:count]) + _orders(count) * (omega * t_first)).tolist()]
+        dof = max(1, self.n - (2 * self.count + 2))
+        return ToneFit(
+            frequency_hz=omega / (2.0 * math.pi),
+            amplitude=float(amplitudes[0]),
+            phase_rad=phases[0],
+            offset=float(self.coef[i, 0] + self.mean[i]),
+            harmonics=tuple(amplitudes[1:].tolist()),
+            noise_rms=math.sqrt(max(0.0, float(self.rss[i])) / dof),
+            n=self.n,
+            rate_hz=rate_hz,
+            harmonic_phases_rad=tuple(phases[1:]),
+        )
+
+
+@lru_cache(maxsize=8)
+def _orders(count: int) -> np.ndarray:
+    return np.arange(1.0, count + 1)
+
+
+def _harmonic_count(frequency_hz: float, rate_hz: float, n_harmonics: int) -> int:
+    return max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // frequency_hz)))
+
+
+def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float) -> _Fits:
+    """IEEE 1057 fit of every row of `signal` (a _Windows or _Record), from the coarse frequencies.
+
+    The 3-parameter fit at the coarse frequency gives the fundamental's coefficients. Gauss-Newton
+    steps of the 4-parameter fit on the fundamental alone come next: cheap, and converging
+    quadratically from the FFT estimate to a hundredth of a cycle over the window, usually in one
+    step. Then joint steps with the harmonics and DC in the model, so that distortion neither
+    biases the fundamental nor hides in the residual, until a step is a small share of the
+    noise-limited spread of the frequency (the CRLB, from the fit's own SNR): usually the first.
+    A row whose step would take it more than `max_shift` (one FFT bin) from its coarse estimate
+    stays where it is. The last step's coefficients are reported.
+    """
+    n, rate = signal.n, signal.rate_hz
+    duration_s = n / rate
+    omega = omega_start
+    rows = omega.shape[0]
+    a, b = signal.fundamental(omega, 1)
+    pending = np.ones(rows, dtype=bool) if rows > 1 else None
+    for _ in range(_MAX_NEWTON_STEPS):  # the fundamental alone, to a hundredth of a cycle
+        step = _solve(*signal.normal_equations(omega, a, b, 1))
+        d_omega = step[:, 3]
+        if rows == 1:  # one window (a session's): the same tests on plain numbers, much quicker
+            d = float(d_omega[0])
+            if not abs(float(omega[0]) + d - float(omega_start[0])) <= max_shift:  # also NaN
+                break
+            omega, a, b = omega + d_omega, step[:, 1], step[:, 2]
+            if abs(d) * duration_s < 1e-2:
+                break
+            continue
+        move = pending & (np.abs(omega + d_omega - omega_start) <= max_shift)  # False for NaN
+        if move.all():
+            omega, a, b = omega + d_omega, step[:, 1], step[:, 2]
+        else:
+            omega = np.where(move, omega + d_omega, omega)
+            a = np.where(move, step[:, 1], a)
+            b = np.where(move, step[:, 2], b)
+        pending = move & (np.abs(d_omega) * duration_s >= 1e-2)
+        if not pending.any():
+            break
+    p = 2 * count + 2
+    pending = np.ones(rows, dtype=bool) if rows > 1 else None
+    result = rss = others = projected = None
+    converged_scale = 0.5 * duration_s**2 * max(1, n - p) * n / 12.0 / 0.05**2
+    for _ in range(_MAX_NEWTON_STEPS):
+        gram, rhs = signal.normal_equations(omega, a, b, count)
+        step = _solve(gram, rhs)
+        d_omega = step[:, 3]
+        if rows == 1:  # one window: plain numbers, as above
+            d = float(d_omega[0])
+            moved = abs(float(omega[0]) + d - float(omega_start[0])) <= max_shift
+            if not moved:
+                d = 0.0
+                step[:, 3] = 0.0
+            result, rss, projected = step, signal.rss(step, gram, rhs, moved), omega
+            others = signal.other_spectra
+            omega, a, b = omega + d, step[:, 1], step[:, 2]
+            amplitude2 = float(step[0, 1]) ** 2 + float(step[0, 2]) ** 2
+            if not moved or d * d * amplitude2 * converged_scale < float(rss[0]):
+                break
+            continue
+        moved = np.abs(omega + d_omega - omega_start) <= max_shift  # False for NaN
+        least_squares = bool(moved.all())
+        if not least_squares:
+            d_omega = np.where(moved, d_omega, 0.0)
+            step[:, 3] = d_omega
+        step_rss = signal.rss(step, gram, rhs, least_squares)
+        current = signal.other_spectra
+        if pending.all():  # every row moves: no masks needed
+            result, rss, projected, others = step, step_rss, omega, current
+            omega = omega + d_omega
+            a, b = step[:, 1], step[:, 2]
+        else:
+            result = np.where(pending[:, None], step, result)
+            rss = np.where(pending, step_rss, rss)
+            projected = np.where(pending, omega, projected)
+            if current is not None:
+                others = np.where(pending[:, None], current, others)
+            omega = np.where(pending, omega + d_omega, omega)
+            a = np.where(pending, step[:, 1], a)
+            b = np.where(pending, step[:, 2], b)
+        # converged: the step is under 5 % of the CRLB spread of the frequency at this SNR,
+        # |dw| T sqrt(snr n / 12) < 0.05 with snr = (a^2 + b^2) / 2 / (rss / (n - p)), squared
+        amplitude2 = np.einsum("ri,ri->r", step[:, 1:3], step[:, 1:3])
+        pending &= moved & (d_omega * d_omega * amplitude2 * converged_scale >= step_rss)
+        if not pending.any():
+            break
+    return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean,
+                 other_spectra=others, projected_omega=projected)
+
+
+def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
+    """Linear fit of DC and harmonics 1..count at known frequencies (other axes of a recording)."""
+    spectra, weighted = signal.project(omega, count)
+    zeros = np.zeros(omega.shape[0])
+    keep = np.r_[0:3, 4 : 2 * count + 2]
+    gram = _gram(signal.sums(omega, count), zeros, zeros, count, signal.n, signal.rate_hz)[:, keep[:, None], keep[None, :]]
+    rhs = _rhs(spectra, weighted, zeros, zeros, count)[:, keep]
+    step = _solve(gram, rhs)
+    rss = signal.xx - np.einsum("ri,ri->r", step, rhs)
+    coef = np.zeros((omega.shape[0], 2 * count + 2))
+    coef[:, keep] = step
+    return _Fits(omega=omega, coef=coef, rss=rss, count=count, n=signal.n, mean=signal.mean)
+
+
+def _coarse(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None) -> np.ndarray:
+    """Coarse frequency of every row (Hz), NaN where a row is flat."""
+    n = x.shape[1]
+    bin_hz = rate_hz / n
+    lo_bin = 2
+    hi_bin = n // 2 - 1
+    if search_hz is not None:
+        lo_bin = max(lo_bin, int(math.floor(search_hz[0] / bin_hz)))
+        hi_bin = min(hi_bin, int(math.ceil(search_hz[1] / bin_hz)))
+    if hi_bin < lo_bin:
+        raise AnalysisError("the window is too short to resolve the frequency band searched")
+    # no need to remove the mean: a periodic Hann window confines DC to bins 0 and 1
+    spectrum = np.fft.rfft(x * _hann(n))
+    # flat: nothing in the band above the FFT's rounding of the DC (gravity) line
+    floor = _FLAT * np.abs(spectrum[:, 0])
+    spectrum = np.abs(spectrum[:, lo_bin - 1 : hi_bin + 2])
+    if x.shape[0] == 1:  # one window (a session's): numbers, not arrays, are quicker
+        k0 = int(np.argmax(spectrum[0, 1:-1])) + 1
+        left, centre, right = spectrum[0, k0 - 1 : k0 + 2].tolist()
+        if not centre > floor[0]:
+            return np.array([np.nan])
+        return np.array([(lo_bin - 1 + k0 + _peak_offset(left, centre, right)) * bin_hz])
+    k = 1 + np.argmax(spectrum[:, 1:-1], axis=1)
+    width = spectrum.shape[1]
+    left, centre, right = np.take(spectrum, (k + np.arange(0, width * x.shape[0], width))[:, None] + (-1, 0, 1)).T
+    flat = ~(centre > floor)
+    frequency = (lo_bin - 1 + k + _peak_offset(left, np.where(flat, 1.0, centre), right)) * bin_hz
+    if flat.any():
+        frequency[flat] = np.nan
+    return frequency
+
+
+def _peak_offset(left, centre, right):
+    """Offset (bins) of a tone from the largest bin k, from its neighbours: under a periodic Hann
+    window a pure tone has |X[k+1]| / |X[k]| = (1 + d) / (2 - d). Numbers or arrays."""
+    ratio = np.maximum(left, right) / centre
+    return np.copysign((2.0 * ratio - 1.0) / (ratio + 1.0), right - left)
+
+
+def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
+    """Frequency of the strongest tone: Hann-windowed FFT peak, interpolated between bins."""
+    f = float(_coarse(np.asarray(x, dtype=np.float64)[None, :], rate_hz, search_hz)[0])
+    _raise_unmeasurable(f, math.inf)
+    return f
+
+
+def _fit_rows(
+    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=()
+) -> tuple[_Fits, "_Windows | _Window", np.ndarray]:
+    """Fit every row of x (rows, n), each its own window. Returns the fits, the rows as a signal,
+    and the coarse frequencies (NaN for a flat row). A row with fewer than MIN_CYCLES cycles or
+    no tone is fitted from a stand-in frequency: its caller must not report it."""
+    n = x.shape[1]
+    if n < 16:
+        raise AnalysisError(f"{n} samples are too few to measure a vibration")
+    coarse = _coarse(x, rate_hz, search_hz)
+    duration_s = n / rate_hz
+    ok = np.isfinite(coarse) & (coarse * duration_s >= MIN_CYCLES)
+    start_hz = coarse if ok.all() else np.where(ok, coarse, np.max(coarse[ok]) if ok.any() else MIN_CYCLES / duration_s)
+    fits, signal = _fit_from(x, rate_hz, start_hz, n_harmonics, others)
+    return fits, signal, coarse
+
+
+def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=()):
+    """The fine fit of every row from its coarse frequency: one window alone forms its normal
+    equations from its design columns (`_Window`), several at once from the closed forms
+    (`_Windows`); the Gauss-Newton steps are the same. `others` are the other channels: a list of
+    arrays shaped like x, or for one window also an (n, channels) array."""
+    n = x.shape[1]
+    count = _harmonic_count(float(start_hz.max()), rate_hz, n_harmonics)
+    if x.shape[0] == 1:
+        if isinstance(others, list):
+            others = np.column_stack([o[0] for o in others]) if others else None
+        signal = _Window(x[0], rate_hz, count, others)
+    else:
+        signal = _Windows(x, rate_hz, others)
+    return _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi * rate_hz / n), signal
+
+
+def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, "_Window"]:
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n < 16:
         raise AnalysisError(f"{n} samples are too few to measure a vibration")
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(np.dot(x, x)):
         raise AnalysisError("the samples contain NaN or infinite values")
-    f0 = coarse_frequency(x, rate_hz, search_hz)
-    duration_s = n / rate_hz
-    if f0 * duration_s < MIN_CYCLES:
+    coarse = _coarse(x[None, :], rate_hz, search_hz)
+    _raise_unmeasurable(float(coarse[0]), n / rate_hz)
+    return _fit_from(x[None, :], rate_hz, coarse, n_harmonics, others)
+
+
+def _raise_unmeasurable(coarse_hz: float, duration_s: float) -> None:
+    if math.isnan(coarse_hz):
+        raise AnalysisError("the signal is flat: no vibration in the samples")
+    if coarse_hz * duration_s < MIN_CYCLES:
         raise AnalysisError(
-            f"the window holds {f0 * duration_s:.1f} cycles of {f0:.1f} Hz; at least {MIN_CYCLES:g} are needed"
+            f"the window holds {coarse_hz * duration_s:.1f} cycles of {coarse_hz:.1f} Hz; "
+            f"at least {MIN_CYCLES:g} are needed"
         )
-    count = max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // f0)))
-    model = _model(n, rate_hz, count)
-    omega_fft = omega = 2.0 * math.pi * f0
-    max_shift = 2.0 * math.pi / duration_s  # one FFT bin
-    model.set_frequency(omega)
-    coef = model.fit_fundamental(x)
-    # Gauss-Newton: the IEEE 1057 4-parameter fit. Its steps on the fundamental alone are cheap
-    # and converge quadratically from the FFT estimate (usually one step).
-    for _ in range(_MAX_NEWTON_STEPS):
-        step = model.newton_step(x, coef, 4)
-        d_omega = float(step[3])
-        if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            break  # the fit would wander more than a bin from the spectrum's peak: stay
-        omega += d_omega
-        model.set_frequency(omega)
-        coef = step
-        if abs(d_omega) * duration_s < 1e-2:
-            break
-    model.fill_harmonics()
-    # Then joint steps with the harmonics in the model, so distortion neither biases the
-    # fundamental nor hides in the residual, until a step is a small share of the noise-limited
-    # spread of the frequency (the CRLB, from the fit's own SNR). The last step's coefficients are
-    # the ones reported.
-    columns = model.design.shape[1]
-    for i in range(_MAX_NEWTON_STEPS):
-        if i:
-            model.set_frequency(omega)
-            model.fill_harmonics()
-        step = model.newton_step(x, coef, columns)
-        d_omega = float(step[3])
-        if not math.isfinite(d_omega) or abs(omega + d_omega - omega_fft) > max_shift:
-            step[3] = 0.0  # the fit would wander more than a bin from the spectrum's peak: stay
-            residual = x - model.design @ step
-            break
-        residual = x - model.design @ step
-        omega += d_omega
-        coef = step
-        noise_power = float(np.dot(residual, residual)) / max(1, n - columns)
-        snr = 0.5 * (step[1] ** 2 + step[2] ** 2) / noise_power if noise_power > 0 else math.inf
-        if abs(d_omega) * duration_s * math.sqrt(snr * n / 12.0) < 0.05:
-            break
-    a = np.concatenate(([step[1]], step[4::2]))
-    b = np.concatenate(([step[2]], step[5::2]))
-    amplitudes = np.hypot(a, b)
-    noise_rms = float(np.sqrt(np.dot(residual, residual) / max(1, n - columns)))
-    # a cos(w t) + b sin(w t) = A cos(w t + phi) with phi = atan2(-b, a); shift t to the first sample
-    phase = math.atan2(-b[0], a[0]) - omega * 0.5 * (n - 1) / rate_hz
-    fit = ToneFit(
-        frequency_hz=float(omega / (2.0 * math.pi)),
-        amplitude=float(amplitudes[0]),
-        phase_rad=math.remainder(phase, 2.0 * math.pi),
-        offset=float(step[0]),
-        harmonics=tuple(float(v) for v in amplitudes[1:]),
-        noise_rms=noise_rms,
-        n=n,
-    )
-    return fit, model
 
 
 def fit_tone(
@@ -291,16 +885,11 @@ def fit_tone(
     n_harmonics: int = N_HARMONICS,
 ) -> ToneFit:
     """Fit a sine (with DC and harmonics) to `x`; see the module docstring for the method."""
-    return _fit(x, rate_hz, search_hz, n_harmonics)[0]
+    fits, _ = _one_row(x, rate_hz, search_hz, n_harmonics)
+    return fits.tone(0, rate_hz, _grid(fits.n, rate_hz)[0])
 
 
-def _solve(design: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Least squares through the normal equations (the columns are near-orthogonal sinusoids)."""
-    gram = design.T @ design
-    try:
-        return np.linalg.solve(gram, design.T @ x)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(design, x, rcond=None)[0]
+# -- measurements -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -323,14 +912,65 @@ class Measurement:
     off_axis_percent: float
     """Fundamental on the other axes (root-sum-square) over the driven axis's, in percent."""
     duration_s: float
+    phase_rad: float = math.nan
+    """Phase of the driven axis's fundamental at the first sample (cosine convention)."""
+    frequency_sd_hz: float = math.nan
+    """Cramer-Rao standard deviation of the frequency at the measured SNR and length."""
+    peak_sd_g: float = math.nan
+    """Cramer-Rao standard deviation of the peak acceleration at the measured noise and length."""
 
     def to_dict(self) -> dict:
         return dict(vars(self))
 
 
 def driven_axis(accel: np.ndarray) -> int:
-    """Index of the axis with the most AC power."""
-    return int(np.argmax(accel.var(axis=0)))
+    """Index of the axis with the most AC power (one axis at a time: no copy of the whole record)."""
+    return int(np.argmax([np.var(accel[:, i]) for i in range(accel.shape[1])]))
+
+
+def _as_axes(accel_mps2: np.ndarray) -> np.ndarray:
+    accel = np.asarray(accel_mps2, dtype=np.float64)
+    if accel.ndim == 1:
+        accel = accel[:, None]
+    if accel.ndim != 2 or accel.shape[1] > len(AXES) or accel.shape[1] == 0:
+        raise AnalysisError(f"expected samples shaped (n, 1..3), got {accel.shape}")
+    return accel
+
+
+def axis_index(axis: str | int, accel: np.ndarray) -> int:
+    """The driven axis's column: "auto" picks the one with the most AC power."""
+    if axis == "auto":
+        return driven_axis(accel)
+    if isinstance(axis, str):
+        if axis not in AXES[: accel.shape[1]]:
+            raise AnalysisError(f"axis {axis!r} is not among the recorded axes {AXES[: accel.shape[1]]}")
+        return AXES.index(axis)
+    return int(axis)
+
+
+def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) -> Measurement:
+    return Measurement(
+        frequency_hz=fit.frequency_hz,
+        peak_g=fit.amplitude / G_MPS2,
+        rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
+        thd_percent=100.0 * fit.thd,
+        snr_db=fit.snr_db,
+        sinad_db=fit.sinad_db,
+        dc_g=fit.offset / G_MPS2,
+        axis=axis,
+        off_axis_percent=100.0 * off_axis,
+        duration_s=duration_s,
+        phase_rad=fit.phase_rad,
+        frequency_sd_hz=fit.frequency_sd_hz,
+        peak_sd_g=fit.amplitude_sd / G_MPS2,
+    )
+
+
+def _off_axis(signal, fits: _Fits) -> np.ndarray:
+    """Fundamental amplitude on the other axes (root-sum-square) over the driven axis's, for each
+    row: 3-parameter fits of the other axes at the frequency of the driven axis's last step."""
+    driven2 = fits.coef[:, 1] ** 2 + fits.coef[:, 2] ** 2  # the fundamental's cos and sin columns
+    return np.sqrt(signal.others_power(fits) / np.where(driven2 > 0, driven2, np.inf))
 
 
 def measure(
@@ -341,38 +981,104 @@ def measure(
     search_hz: tuple[float, float] | None = None,
 ) -> Measurement:
     """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order."""
-    accel = np.asarray(accel_mps2, dtype=np.float64)
-    if accel.ndim == 1:
-        accel = accel[:, None]
-    if accel.ndim != 2 or accel.shape[1] > len(AXES) or accel.shape[1] == 0:
-        raise AnalysisError(f"expected samples shaped (n, 1..3), got {accel.shape}")
-    if axis == "auto":
-        index = driven_axis(accel)
-    elif isinstance(axis, str):
-        if axis not in AXES[: accel.shape[1]]:
-            raise AnalysisError(f"axis {axis!r} is not among the recorded axes {AXES[: accel.shape[1]]}")
-        index = AXES.index(axis)
-    else:
-        index = int(axis)
-    fit, model = _fit(accel[:, index], rate_hz, search_hz, N_HARMONICS)
-    off_axis = 0.0
-    if accel.shape[1] > 1 and fit.amplitude > 0:
-        others = np.delete(accel, index, axis=1)
-        # 3-parameter fit of the other axes at the driven axis's frequency
-        coef = _solve(model.design[:, :3], others)
-        off_axis = float(np.sqrt(np.sum(coef[1] ** 2 + coef[2] ** 2))) / fit.amplitude
-    return Measurement(
-        frequency_hz=fit.frequency_hz,
-        peak_g=fit.amplitude / G_MPS2,
-        rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
-        thd_percent=100.0 * fit.thd,
-        snr_db=fit.snr_db,
-        sinad_db=fit.sinad_db,
-        dc_g=fit.offset / G_MPS2,
-        axis=AXES[index],
-        off_axis_percent=100.0 * off_axis,
-        duration_s=accel.shape[0] / rate_hz,
-    )
+    accel = _as_axes(accel_mps2)
+    index = axis_index(axis, accel)
+    axes = accel.shape[1]
+    # the other axes as one (n, k) array: a view when the driven axis is the first or the last
+    others = accel[:, 1:] if index == 0 else accel[:, :-1] if index == axes - 1 else accel[:, [0, 2]]
+    others = others if axes > 1 else None
+    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
+    n = accel.shape[0]
+    off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
+    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0], False), AXES[index], off_axis, n / rate_hz)
+
+
+def measure_windows(
+    accel_mps2: np.ndarray,
+    rate_hz: float,
+    window_n: int,
+    *,
+    axis: int,
+    search_hz: tuple[float, float] | None = None,
+    names: tuple[str, ...] = AXES,
+) -> list[Measurement | AnalysisError]:
+    """Measure consecutive windows of `window_n` samples, many at a time, with the same estimator
+    as `measure` (one result per window, the same numbers `measure` gives it). `accel_mps2` is
+    (n, axes) with n a multiple of `window_n`; axes are best stored column by column (F order),
+    and `names` names them (x, y, z by default).
+    A window without a measurable tone gives its AnalysisError instead of a Measurement."""
+    accel = _as_axes(accel_mps2)
+    n_windows = accel.shape[0] // window_n
+    if n_windows * window_n != accel.shape[0]:
+        raise ValueError("the samples must be a whole number of windows")
+    duration_s = window_n / rate_hz
+    t_first = _grid(window_n, rate_hz)[0]
+    per_batch = max(1, _BATCH_SAMPLES // window_n)
+    results: list[Measurement | AnalysisError] = []
+    for start in range(0, n_windows, per_batch):
+        stop = min(n_windows, start + per_batch)
+        rows = [np.ascontiguousarray(accel[start * window_n : stop * window_n, i]).reshape(stop - start, window_n)
+                for i in range(accel.shape[1])]
+        others = [r for i, r in enumerate(rows) if i != axis]
+        fits, signal, coarse = _fit_rows(rows[axis], rate_hz, search_hz, N_HARMONICS, others)
+        off_axis = _off_axis(signal, fits) if others else np.zeros(stop - start)
+        for i in range(stop - start):
+            try:
+                _raise_unmeasurable(float(coarse[i]), duration_s)
+            except AnalysisError as exc:
+                results.append(exc)
+            else:
+                results.append(_measurement(fits.tone(i, rate_hz, t_first, False), names[axis], float(off_axis[i]),
+                                            duration_s))
+    return results
+
+
+@dataclass(frozen=True)
+class RecordFit:
+    """The whole-record fit: one tone (with harmonics and DC) over every sample, per axis."""
+
+    tones: tuple[ToneFit, ...]
+    """One fit per recorded axis at the driven axis's frequency (the driven one refined by
+    Gauss-Newton over the whole record, the others linear fits at that frequency)."""
+    axis: int
+    names: tuple[str, ...] = AXES
+
+    def measurement(self) -> Measurement:
+        driven = self.tones[self.axis]
+        others = [t.amplitude for i, t in enumerate(self.tones) if i != self.axis]
+        off = math.sqrt(sum(a * a for a in others)) / driven.amplitude if driven.amplitude > 0 else 0.0
+        return _measurement(driven, self.names[self.axis], off, driven.n / driven.rate_hz)
+
+
+def fit_record(
+    accel_mps2: np.ndarray,
+    rate_hz: float,
+    frequency_hz: float,
+    *,
+    axis: int,
+    segment_n: int = 4096,
+    n_harmonics: int = N_HARMONICS,
+    names: tuple[str, ...] = AXES,
+) -> RecordFit:
+    """Fit one tone to the whole record, starting from `frequency_hz` (for example the mean of its
+    windows' frequencies; it must be within one record-length bin, 1 / duration, for the fit to
+    move). Memory: a few segments' worth beyond the samples themselves."""
+    accel = _as_axes(accel_mps2)
+    n = accel.shape[0]
+    if not np.all(np.isfinite(frequency_hz)) or frequency_hz * n / rate_hz < MIN_CYCLES:
+        raise AnalysisError("the recording holds too few cycles to measure")
+    count = _harmonic_count(frequency_hz, rate_hz, n_harmonics)
+    t_first = -0.5 * (n - 1) / rate_hz
+    driven = _Record(np.ascontiguousarray(accel[:, axis]), rate_hz, segment_n)
+    fits = _gauss_newton(driven, np.array([2.0 * math.pi * frequency_hz]), count, 2.0 * math.pi * rate_hz / n)
+    tones = []
+    for i in range(accel.shape[1]):
+        if i == axis:
+            tones.append(fits.tone(0, rate_hz, t_first))
+        else:
+            other = _fixed_frequency_fit(_Record(np.ascontiguousarray(accel[:, i]), rate_hz, segment_n), fits.omega, count)
+            tones.append(other.tone(0, rate_hz, t_first))
+    return RecordFit(tones=tuple(tones), axis=axis, names=names)
 
 
 def check_spec(m: Measurement, prescription: "Prescription") -> list[str]:

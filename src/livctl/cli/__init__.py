@@ -15,7 +15,7 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "calibrate", "calibration", "presets", "log", "devices")
+COMMANDS = ("session", "calibrate", "calibration", "validate", "presets", "log", "devices")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
@@ -43,6 +43,7 @@ examples:
   livctl session --device sim:// --minutes 20 --speed max   a simulated 20-minute session
   livctl session --device sim:// --preset mouse-90hz-0.3g  a preset protocol
   livctl calibrate --device sim:// --speed max             calibrate the simulated platform
+  livctl validate plate.csv --preset human-30hz-0.4g        check a recording
   livctl presets                                            the shipped protocols
   livctl log                                                sessions in the dose log
   livctl devices --probe                                    platforms this machine can reach"""
