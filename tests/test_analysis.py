@@ -214,3 +214,25 @@ def test_whole_record_fit_reaches_the_cramer_rao_bound_of_the_whole_record():
     assert np.sqrt(np.mean(e[:, 1] ** 2)) < 1.3 * sd_a
     assert abs(e[:, 0].mean()) < 4 * sd_f / math.sqrt(trials)
     assert np.sqrt(np.mean(e[:, 2] ** 2)) < 1.3 * effective_noise(noise, lsb) / math.sqrt(n) / G
+
+
+def test_a_tracked_start_gives_the_same_numbers_and_a_wrong_one_falls_back_to_the_search():
+    rng = np.random.default_rng(8)
+    rate, n = 3200.0, 3200
+    t = np.arange(n) / rate
+    for _ in range(50):
+        f = 30.0 + rng.uniform(-0.4, 0.4)
+        z = 2.94 * np.cos(2 * np.pi * f * t + rng.uniform(0, 6)) + G + 0.05 * np.cos(4 * np.pi * f * t)
+        z += rng.normal(0, 0.24, n)
+        accel = np.column_stack([0.01 * (z - G), 0.006 * (z - G), z])
+        searched = measure(accel, rate, axis="z", search_hz=(15, 45))
+        tracked = measure(accel, rate, axis="z", search_hz=(15, 45), hint_hz=f + rng.normal(0, 0.003))
+        assert abs(tracked.frequency_hz - searched.frequency_hz) < 0.01 * searched.frequency_sd_hz
+        assert tracked.peak_g == pytest.approx(searched.peak_g, rel=1e-6)
+        assert tracked.thd_percent == pytest.approx(searched.thd_percent, abs=1e-3)
+    # the platform moved to 36 Hz while the hint says 30: the search finds it
+    z = 2.94 * np.cos(2 * np.pi * 36.0 * t) + rng.normal(0, 0.24, n)
+    assert measure(z, rate, search_hz=(15, 45), hint_hz=30.0).frequency_hz == pytest.approx(36.0, abs=0.01)
+    # a hint off by a bin and a half on a clean tone: the tracked fit would not hold, the search does
+    z = 2.94 * np.cos(2 * np.pi * 31.5 * t)
+    assert measure(z, rate, search_hz=(15, 45), hint_hz=30.0).frequency_hz == pytest.approx(31.5, abs=1e-6)

@@ -672,7 +672,7 @@ def _harmonic_count(frequency_hz: float, rate_hz: float, n_harmonics: int) -> in
     return max(1, min(n_harmonics, int((0.5 * rate_hz * 0.98) // frequency_hz)))
 
 
-def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float) -> _Fits:
+def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float, *, close: bool = False) -> _Fits:
     """IEEE 1057 fit of every row of `signal` (a _Windows or _Record), from the coarse frequencies.
 
     The 3-parameter fit at the coarse frequency gives the fundamental's coefficients. Gauss-Newton
@@ -682,7 +682,9 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float)
     biases the fundamental nor hides in the residual, until a step is a small share of the
     noise-limited spread of the frequency (the CRLB, from the fit's own SNR): usually the first.
     A row whose step would take it more than `max_shift` (one FFT bin) from its coarse estimate
-    stays where it is. The last step's coefficients are reported.
+    stays where it is. The last step's coefficients are reported. `close` says the start is
+    already within a hundredth of a cycle (a tracked frequency): the fundamental-only steps are
+    skipped.
     """
     n, rate = signal.n, signal.rate_hz
     duration_s = n / rate
@@ -690,7 +692,7 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float)
     rows = omega.shape[0]
     a, b = signal.fundamental(omega, 1)
     pending = np.ones(rows, dtype=bool) if rows > 1 else None
-    for _ in range(_MAX_NEWTON_STEPS):  # the fundamental alone, to a hundredth of a cycle
+    for _ in range(0 if close else _MAX_NEWTON_STEPS):  # the fundamental alone, to a hundredth of a cycle
         step = _solve(*signal.normal_equations(omega, a, b, 1))
         d_omega = step[:, 3]
         if rows == 1:  # one window (a session's): the same tests on plain numbers, much quicker
@@ -839,7 +841,7 @@ def _fit_rows(
     return fits, signal, coarse
 
 
-def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=()):
+def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=(), close: bool = False):
     """The fine fit of every row from its coarse frequency: one window alone forms its normal
     equations from its design columns (`_Window`), several at once from the closed forms
     (`_Windows`); the Gauss-Newton steps are the same. `others` are the other channels: a list of
@@ -852,19 +854,40 @@ def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: 
         signal = _Window(x[0], rate_hz, count, others)
     else:
         signal = _Windows(x, rate_hz, others)
-    return _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi * rate_hz / n), signal
+    return _gauss_newton(signal, 2.0 * math.pi * start_hz, count, 2.0 * math.pi * rate_hz / n, close=close), signal
 
 
-def _one_row(x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=()) -> tuple[_Fits, "_Window"]:
+def _one_row(
+    x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=(), hint_hz: float | None = None
+) -> tuple[_Fits, "_Window"]:
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n < 16:
         raise AnalysisError(f"{n} samples are too few to measure a vibration")
     if not np.isfinite(np.dot(x, x)):
         raise AnalysisError("the samples contain NaN or infinite values")
+    if hint_hz is not None and hint_hz * n / rate_hz >= MIN_CYCLES:
+        tracked = _tracked(x, rate_hz, hint_hz, n_harmonics, others)
+        if tracked is not None:
+            return tracked
     coarse = _coarse(x[None, :], rate_hz, search_hz)
     _raise_unmeasurable(float(coarse[0]), n / rate_hz)
     return _fit_from(x[None, :], rate_hz, coarse, n_harmonics, others)
+
+
+def _tracked(x: np.ndarray, rate_hz: float, hint_hz: float, n_harmonics: int, others):
+    """The fit started at a tracked frequency (the last window's), or None when the result does not
+    show that the tone is still there: the fit must stay within a quarter of an FFT bin of the
+    hint, and its fundamental must carry most of the window's AC power. Then the coarse FFT search,
+    which this skips, could not have found a different tone."""
+    n = x.shape[0]
+    fits, signal = _fit_from(x[None, :], rate_hz, np.array([hint_hz]), n_harmonics, others, close=True)
+    moved_hz = abs(float(fits.omega[0]) / (2.0 * math.pi) - hint_hz)
+    fundamental_power = 0.5 * (float(fits.coef[0, 1]) ** 2 + float(fits.coef[0, 2]) ** 2)
+    ac_power = float(np.var(x))
+    if moved_hz <= 0.25 * rate_hz / n and fundamental_power >= 0.5 * ac_power:
+        return fits, signal
+    return None
 
 
 def _raise_unmeasurable(coarse_hz: float, duration_s: float) -> None:
@@ -979,15 +1002,21 @@ def measure(
     *,
     axis: str | int = "auto",
     search_hz: tuple[float, float] | None = None,
+    hint_hz: float | None = None,
 ) -> Measurement:
-    """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order."""
+    """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order.
+
+    `hint_hz` tracks a tone measured before (a session's previous window): the fit starts there and
+    skips the coarse FFT search when the result shows the tone is still there (`_tracked`); the
+    numbers are the same as without the hint, to well within the estimator's own spread.
+    """
     accel = _as_axes(accel_mps2)
     index = axis_index(axis, accel)
     axes = accel.shape[1]
     # the other axes as one (n, k) array: a view when the driven axis is the first or the last
     others = accel[:, 1:] if index == 0 else accel[:, :-1] if index == axes - 1 else accel[:, [0, 2]]
     others = others if axes > 1 else None
-    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others)
+    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others, hint_hz)
     n = accel.shape[0]
     off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
     return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0], False), AXES[index], off_axis, n / rate_hz)

@@ -483,6 +483,7 @@ class Session:
                     self.platform.sensor_rate_hz,
                     axis=self._axis,
                     search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
+                    hint_hz=self._frequency_hz,
                 )
             except AnalysisError as exc:
                 reasons = (f"no measurement: {exc}",)
