@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from livctl.analysis import AnalysisError, Measurement, check_spec, measure
 from livctl.backends import Platform
 from livctl.doselog import DoseLog, SessionStart
-from livctl.errors import PlatformError
+from livctl.errors import PlatformError, UsageError
 from livctl.prescription import Prescription
 from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
 from livctl.units import g_to_mps2
@@ -44,6 +44,7 @@ PRECHECK_PRECISION = 0.004
 """Relative standard error of the measured response the pre-check aims for."""
 PRECHECK_MAX_PRECISION = 0.05
 """The pre-check fails when the response cannot be measured better than this."""
+NOT_MEASURED = "not measured: no accelerometer (open loop)"
 
 
 class SessionAbort(Exception):
@@ -106,9 +107,11 @@ class SessionResult:
     mean_thd_percent: float | None
     in_spec: bool
     window_count: int
+    stream_health: dict[str, int] = field(default_factory=dict)
+    """The platform's stream fault counts (audio under-runs, ...); empty when it has no stream."""
 
     def to_record(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "session_id"}
+        return {k: v for k, v in vars(self).items() if k not in ("session_id", "stream_health")}
 
 
 @dataclass
@@ -154,6 +157,13 @@ class Session:
 
     def __post_init__(self) -> None:
         self.prescription.validate(self.accel_cap_g)
+        gain = self.platform.open_loop_gain_mps2_per_drive
+        if not self.platform.has_sensor and not (gain and gain > 0):
+            raise UsageError(
+                f"{self.platform.url} has no accelerometer and no calibrated gain (g per full scale), "
+                "so the drive for the prescription is unknown; connect a sensor or give the gain"
+            )
+        self._unmeasured: str | None = None
         self._index = 0
         self._tally = _Tally()
         self._drive = 0.0
@@ -223,10 +233,16 @@ class Session:
             and fraction >= self.prescription.tolerance.min_in_spec_fraction
         )
         if status == "completed" and not in_spec and reason is None:
-            reason = (
+            reason = self._unmeasured or (
                 f"only {100 * (fraction or 0):.0f} % of the delivery was in spec "
                 f"(at least {100 * self.prescription.tolerance.min_in_spec_fraction:.0f} % required)"
             )
+        elif self._unmeasured:
+            reason = f"{reason}; {self._unmeasured}" if reason else self._unmeasured
+        health = self.platform.stream_health()
+        faults = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in health.items() if count)
+        if faults:
+            reason = f"{reason}; stream faults: {faults}" if reason else f"stream faults: {faults}"
         return SessionResult(
             session_id=self.session_id,
             status=status,
@@ -239,6 +255,7 @@ class Session:
             mean_thd_percent=t.mean(t.thd_s),
             in_spec=in_spec,
             window_count=self._index,
+            stream_health=health,
         )
 
     # -- phases -------------------------------------------------------------------------------
@@ -246,6 +263,14 @@ class Session:
     def _precheck(self) -> None:
         """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level."""
         rx = self.prescription
+        if not self.platform.has_sensor:
+            gain = self.platform.open_loop_gain_mps2_per_drive
+            self._unmeasured = (
+                f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
+                f"({gain / g_to_mps2(1.0):.3g} g peak per full scale)"
+            )
+            self._set_target(gain)
+            return
         limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
         level = PRECHECK_FIRST_DRIVE
         while True:
@@ -273,7 +298,11 @@ class Session:
                 f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.0f} % drive; "
                 "check the amplifier, the actuator and the sensor"
             )
-        gain = g_to_mps2(m.peak_g) / level
+        self._set_target(g_to_mps2(m.peak_g) / level)
+
+    def _set_target(self, gain: float) -> None:
+        """The drive level for the prescription from the response `gain` (peak m/s^2 per unit drive)."""
+        rx = self.prescription
         self.gain_mps2_per_drive = gain
         needed = rx.peak_mps2 / gain
         if needed > self.platform.max_drive:
@@ -321,6 +350,9 @@ class Session:
     # -- one window ---------------------------------------------------------------------------
 
     def _window(self, phase: str, duration_s: float) -> WindowResult:
+        if not self.platform.has_sensor:
+            t_s = self.platform.wait(duration_s)
+            return self._record(phase, t_s, duration_s, None, (NOT_MEASURED,))
         block = self._read(duration_s)
         rx = self.prescription
         try:
@@ -334,11 +366,16 @@ class Session:
             m, reasons = None, (f"no measurement: {exc}",)
         else:
             reasons = tuple(check_spec(m, rx))
+        return self._record(phase, block.t0_s, block.duration_s, m, reasons)
+
+    def _record(
+        self, phase: str, t_s: float, duration_s: float, m: Measurement | None, reasons: tuple[str, ...]
+    ) -> WindowResult:
         window = WindowResult(
             index=self._index,
             phase=phase,
-            t_s=block.t0_s,
-            duration_s=block.duration_s,
+            t_s=t_s,
+            duration_s=duration_s,
             drive=self._drive,
             measurement=m,
             in_spec=m is not None and not reasons,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 BACKENDS: dict[str, str] = {
     "sim": "livctl.backends.sim",
+    "audio": "livctl.backends.audio",
 }
 """URL scheme -> module holding a `Platform` subclass named `PLATFORM`."""
 
@@ -114,6 +115,10 @@ class Platform(ABC):
     """The sensor axis aligned with the platform's motion."""
     max_drive: float = 1.0
     """Largest drive level (fraction of full scale) this platform may be commanded."""
+    has_sensor: bool = True
+    """False for a drive without an accelerometer: `read` has nothing to give, sessions run open loop."""
+    open_loop_gain_mps2_per_drive: float | None = None
+    """Calibrated peak acceleration per unit of drive, for open-loop sessions (None: unknown)."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
@@ -152,6 +157,17 @@ class Platform(ABC):
     @abstractmethod
     def read(self, duration_s: float) -> SampleBlock:
         """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist."""
+
+    def wait(self, duration_s: float) -> float:
+        """Let `duration_s` of platform time pass, driving as commanded; returns the time it started.
+
+        For a platform without a sensor (open loop, test tones); raises `PlatformError` when the
+        platform fails meanwhile. The default reads and discards the samples."""
+        return self.read(duration_s).t0_s
+
+    def stream_health(self) -> dict[str, int]:
+        """Counts of stream faults since `open()` (e.g. audio under-runs); empty when there is no stream."""
+        return {}
 
     def __enter__(self) -> "Platform":
         self.open()

@@ -174,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         record = log.find_session(result.session_id)
 
     record["log"] = str(path)
+    if result.stream_health:
+        record["stream_health"] = result.stream_health
     if args.json:
         print_json(record)
     else:
