@@ -112,7 +112,7 @@ class SineSynth:
         return out
 
     def render_into(self, out: np.ndarray) -> None:
-        """Fill `out` (1-D, float) with the next len(out) samples."""
+        """Fill `out` (1-D, float, any stride) with the next len(out) samples."""
         n = out.shape[0]
         index, envelope, scratch = self._views(n)
 
@@ -122,7 +122,10 @@ class SineSynth:
         np.multiply(index, 2.0 * math.pi * step, out=scratch)
         scratch += 2.0 * math.pi * self._phase_cycles
         np.sin(scratch, out=scratch)
-        np.multiply(scratch, envelope, out=out)
+        scratch *= envelope
+        # a copy casts into any float buffer (an audio card's float32 channel, say) without the
+        # temporary that a ufunc writing across dtypes would allocate
+        np.copyto(out, scratch, casting="same_kind")
 
         self._phase_cycles = (self._phase_cycles + n * step) % 1.0
 

@@ -15,7 +15,7 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "presets", "log")
+COMMANDS = ("session", "tone", "presets", "log")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
