@@ -386,3 +386,26 @@ def test_without_portaudio_audio_urls_are_a_one_line_error_and_nothing_else_brea
         capture_output=True, text=True, env=env,
     )
     assert "AudioDeviceError" in listing.stderr and "needs the PortAudio library" in listing.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--seconds", "400"], "longer than a test tone may play (300 s)"),
+        (["--level", "2"], "must be above 0 and at most 1"),
+        (["--level", "loud"], "is not a level"),
+        (["--seconds", "1", "--ramp", "0.6"], "leaves no room for two 0.6 s ramps"),
+    ],
+)
+def test_tone_refuses_bad_arguments_before_anything_plays(cli, args, says):
+    result = cli("tone", "--device", "sim://", *args)
+    assert result.code == 2 and says in result.err
+
+
+def test_tone_works_on_any_platform_with_a_sensor(cli):
+    result = cli("tone", "--device", "sim://?load_kg=0.5", "--freq", "90", "--level", "0.02", "--seconds", "1",
+                 "--ramp", "0.2", "--json", "--quiet")
+    assert result.code == 0, result
+    summary = json.loads(result.out)
+    assert summary["measured"]["frequency_hz"] == pytest.approx(90.0, abs=0.05)
+    assert summary["measured"]["peak_g"] > 0 and summary["stream_health"] == {}

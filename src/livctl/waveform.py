@@ -116,13 +116,18 @@ class SineSynth:
         n = out.shape[0]
         index, envelope, scratch = self._views(n)
 
-        self._fill_envelope(envelope, scratch, index)
+        ramping = self._ramp_done < self._ramp_samples
+        if ramping:
+            self._fill_envelope(envelope, scratch, index)
 
         step = self._frequency_hz / self.rate_hz
         np.multiply(index, 2.0 * math.pi * step, out=scratch)
         scratch += 2.0 * math.pi * self._phase_cycles
         np.sin(scratch, out=scratch)
-        scratch *= envelope
+        if ramping:
+            scratch *= envelope
+        else:  # steady: a constant envelope needs no array
+            scratch *= self._amp_to
         # a copy casts into any float buffer (an audio card's float32 channel, say) without the
         # temporary that a ufunc writing across dtypes would allocate
         np.copyto(out, scratch, casting="same_kind")

@@ -284,7 +284,8 @@ class _OutputCallback:
         if seq != self._applied_seq:
             self._applied_seq = seq
             synth.set_amplitude(level if level < self.ceiling else self.ceiling, ramp_s)
-        outdata.fill(0.0)
+        if self.channel:  # the channels before the amplifier's stay silent
+            outdata.fill(0.0)
         synth.render_into(outdata[:, self.channel])
         self.blocks += 1
 
