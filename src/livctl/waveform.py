@@ -114,7 +114,7 @@ class SineSynth:
     def render_into(self, out: np.ndarray) -> None:
         """Fill `out` (1-D, float, any stride) with the next len(out) samples."""
         n = out.shape[0]
-        index, envelope, scratch = self._views(n)
+        index, envelope, scratch = self._view3 if n == self._views_n else self._views(n)
 
         ramping = self._ramp_done < self._ramp_samples
         if ramping:

@@ -269,25 +269,30 @@ class _OutputCallback:
         self.synth = synth
         self.channel = channel
         self.ceiling = ceiling
-        self.command = _Command(synth.frequency_hz, 0.0, 0.0, 0)
-        self._applied_seq = 0
+        self.command = self._taken = _Command(synth.frequency_hz, 0.0, 0.0, 0)
         self.blocks = 0
         self.underruns = 0
 
     def __call__(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self.underruns += 1
-        frequency_hz, level, ramp_s, seq = self.command
+        command = self.command
+        if command is not self._taken:
+            self._take(command)
+        if self.channel:  # the channels before the amplifier's stay silent
+            outdata.fill(0.0)
+        self.synth.render_into(outdata[:, self.channel])
+        self.blocks += 1
+
+    def _take(self, command: _Command) -> None:
+        """Apply a new command record: a new frequency at once, a new level as a ramp, held under the ceiling."""
+        frequency_hz, level, ramp_s, drive_seq = command
         synth = self.synth
         if frequency_hz != synth.frequency_hz:
             synth.set_frequency(frequency_hz)
-        if seq != self._applied_seq:
-            self._applied_seq = seq
+        if drive_seq != self._taken[3]:
             synth.set_amplitude(level if level < self.ceiling else self.ceiling, ramp_s)
-        if self.channel:  # the channels before the amplifier's stay silent
-            outdata.fill(0.0)
-        synth.render_into(outdata[:, self.channel])
-        self.blocks += 1
+        self._taken = command
 
 
 class _InputCallback:
@@ -370,6 +375,8 @@ class AudioPlatform(Platform):
         self._level = 0.0
         self._ramp_s = 0.0
         self._drive_seq = 0
+        self._lost_reads = 0
+        """Stretches of input lost because `read` fell behind the ring (the callback's own counter has one writer)."""
         self._gone: str | None = None
         self._switch_interval: float | None = None
 
@@ -547,7 +554,7 @@ class AudioPlatform(Platform):
         capacity = source.ring.shape[0]
         if source.written - start > capacity:
             # the reader fell behind by more than the ring: count the lost stretch and resume at the newest
-            source.overruns += 1
+            self._lost_reads += 1
             start = source.written - n
         first = start % capacity
         idx = (first + np.arange(n)) % capacity if first + n > capacity else slice(first, first + n)
@@ -598,7 +605,7 @@ class AudioPlatform(Platform):
     def stream_health(self) -> dict[str, int]:
         return {
             "output_underruns": self._output.underruns if self._output else 0,
-            "input_overruns": self._input.overruns if self._input else 0,
+            "input_overruns": (self._input.overruns if self._input else 0) + self._lost_reads,
         }
 
 
