@@ -471,6 +471,7 @@ class AudioPlatform(Platform):
         if self._streams:
             return
         sd = sounddevice()
+        self._read_pos = None
         synth = SineSynth(self.rate_hz, self._frequency_hz, max_block=max(self.block, 4096))
         self._output = _OutputCallback(synth, self.out_channel - 1, self.limits.max_level)
         if self.in_channel is not None:
