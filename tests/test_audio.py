@@ -239,6 +239,15 @@ def test_open_loop_session_without_an_accelerometer_says_the_dose_was_not_measur
     assert [w["drive"] for w in windows if w["phase"] == DELIVER] == [pytest.approx(0.2)] * 2
 
 
+def test_session_cli_prints_and_exits_1_for_an_unmeasured_open_loop_dose(jack, cli, log_path):
+    result = cli("session", "--device", "audio://system?max_level=0.5&g_per_fs=1.5", "--minutes", "0.02",
+                 "--ramp", "0.2", "--log", str(log_path))
+    assert result.code == 1, result
+    assert "completed but OUT OF SPEC" in result.out and "reason       dose not measured" in result.out
+    assert NOT_MEASURED in result.err  # the progress lines say it too
+    assert "open loop at 1.5 g per full scale" in result.err
+
+
 def test_session_cli_over_audio_refuses_an_open_loop_platform_without_a_gain(jack, cli, log_path):
     result = cli("session", "--device", "audio://system?max_level=0.5", "--minutes", "0.1", "--log", str(log_path))
     assert result.code == 2 and "no accelerometer and no calibrated gain" in result.err

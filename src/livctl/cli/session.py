@@ -274,7 +274,8 @@ class ProgressDisplay:
         w = progress.window
         m = w.measurement
         measured = (
-            f"{m.frequency_hz:6.2f} Hz  {m.peak_g:5.3f} g pk  THD {m.thd_percent:4.1f} %" if m else "no measurement"
+            f"{m.frequency_hz:6.2f} Hz  {m.peak_g:5.3f} g pk  THD {m.thd_percent:4.1f} %" if m
+            else (w.reasons[0] if w.reasons else "no measurement")
         )
         share = fmt(None if progress.in_spec_fraction is None else 100 * progress.in_spec_fraction, "3.0f")
         return (
