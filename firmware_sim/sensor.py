@@ -61,18 +61,26 @@ class Accelerometer:
     def rate_hz(self) -> float:
         return self.params.rate_hz
 
-    def read(self, vertical_accel_mps2: np.ndarray) -> np.ndarray:
+    def read(
+        self,
+        vertical_accel_mps2: np.ndarray,
+        sensitivity: float | np.ndarray | None = None,
+        noise_scale: float = 1.0,
+    ) -> np.ndarray:
         """Sensor output (n, 3) in m/s^2 for the plate's vertical acceleration (n,).
 
-        The array is column-major: each axis is contiguous in memory.
+        `sensitivity` (a number, or one per sample) overrides the sensor's own, and `noise_scale`
+        multiplies its noise: both for simulating faults. The array is column-major: each axis
+        is contiguous in memory.
         """
         p = self.params
         n = vertical_accel_mps2.shape[0]
         lsb = p.lsb_g * G_MPS2
+        gain = p.sensitivity if sensitivity is None else sensitivity
         # axis-major, so every step below runs over contiguous memory; returned transposed
         out = self._rng.standard_normal((3, n))
-        specific_force_lsb = (vertical_accel_mps2 + G_MPS2) * (p.sensitivity / lsb)
-        noise_lsb = p.noise_rms_g * (G_MPS2 / lsb)
+        specific_force_lsb = (vertical_accel_mps2 + G_MPS2) * (gain / lsb)
+        noise_lsb = p.noise_rms_g * (noise_scale * G_MPS2 / lsb)
         for axis in range(3):
             row = out[axis]
             row *= noise_lsb[axis]

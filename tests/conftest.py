@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Qt draws off screen in tests (set before Qt is imported; the Xvfb test gives its own process a display)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 import livctl
 from livctl.cli import main
 
@@ -22,6 +25,7 @@ def livctl_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("LIVCTL_DEVICE", None)
     env.pop("LIVCTL_LOG", None)
+    env.pop("LIVCTL_CALIBRATION_DIR", None)
     env.update(extra)
     return env
 
@@ -32,6 +36,7 @@ def _isolated_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVCTL_DEVICE", raising=False)
     monkeypatch.setenv("LIVCTL_LOG", str(tmp_path / "default-log" / "doses.sqlite"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("LIVCTL_CALIBRATION_DIR", str(tmp_path / "calibration"))
 
 
 @pytest.fixture(scope="session")

@@ -89,19 +89,22 @@ class JackServer:
     def ports(self) -> list[str]:
         return self._jack("jack_lsp").stdout.split()
 
-    def loop_back(self, known: set[str] = frozenset(), timeout_s: float = 10.0) -> tuple[str, str]:
-        """Route the newest PortAudio output port into the newest PortAudio input port (instead of
-        the silent `system` capture), once both exist and are not in `known`. Returns (out, in)."""
+    def _new_ports(self, known: set[str], *, inputs: bool, timeout_s: float) -> tuple[list[str], list[str]]:
         deadline = time.monotonic() + timeout_s
         while True:
             fresh = [p for p in self.ports() if p.startswith("PortAudio") and p not in known]
             outs = sorted((p for p in fresh if ":out_" in p), key=_port_number)
             ins = sorted((p for p in fresh if ":in_" in p), key=_port_number)
-            if outs and ins:
-                break
+            if outs and (ins or not inputs):
+                return outs, ins
             if time.monotonic() > deadline:
                 raise AssertionError(f"no new PortAudio ports appeared on JACK in {timeout_s:g} s: {self.ports()}")
             time.sleep(0.01)
+
+    def loop_back(self, known: set[str] = frozenset(), timeout_s: float = 10.0) -> tuple[str, str]:
+        """Route the newest PortAudio output port into the newest PortAudio input port (instead of
+        the silent `system` capture), once both exist and are not in `known`. Returns (out, in)."""
+        outs, ins = self._new_ports(known, inputs=True, timeout_s=timeout_s)
         out_port, in_port = outs[-1], ins[-1]
         for source in [p for p in self.ports() if p.startswith("system:capture")]:
             self._jack("jack_disconnect", source, in_port)
@@ -109,6 +112,40 @@ class JackServer:
         if connected.returncode != 0:
             raise AssertionError(f"jack_connect {out_port} {in_port} failed: {connected.stderr.strip()}")
         return out_port, in_port
+
+
+@contextmanager
+def sensor_noise(server: JackServer, in_port: str, *, rms_fs: float = 1e-3, seed: int = 5):
+    """Mix quiet Gaussian noise into `in_port` (JACK sums what is connected to a port), as an
+    analog accelerometer's noise floor: a digital loopback at rest reads exactly zero, which a
+    session's sensor check rightly calls a stalled sensor."""
+    import numpy as np
+    import sounddevice as sd
+
+    noise = np.random.default_rng(seed).normal(0.0, rms_fs, 2 * server.rate_hz).astype(np.float32)
+    position = [0]
+
+    def play(outdata, frames, time_info, status):
+        start = position[0]
+        end = start + frames
+        if end > noise.shape[0]:
+            start, end = 0, frames
+        outdata[:, 0] = noise[start:end]
+        position[0] = end
+
+    known = set(server.ports())
+    stream = sd.OutputStream(device="system", channels=1, samplerate=server.rate_hz, blocksize=server.period,
+                             callback=play, dtype="float32")
+    stream.start()
+    try:
+        port = server._new_ports(known, inputs=False, timeout_s=10.0)[0][-1]
+        for sink in [p for p in server.ports() if p.startswith("system:playback")]:
+            server._jack("jack_disconnect", port, sink)
+        server._jack("jack_connect", port, in_port)
+        yield
+    finally:
+        stream.abort()
+        stream.close()
 
 
 def _port_number(port: str) -> int:

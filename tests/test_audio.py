@@ -7,6 +7,7 @@ and channels are one-line errors; a server that goes away mid-session ends the s
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -21,12 +22,16 @@ import numpy as np
 import pytest
 
 from conftest import livctl_env, run_livctl
-from jackserver import JackServer, JackUnavailable
+from contextlib import contextmanager
+
+from jackserver import JackServer, JackUnavailable, sensor_noise
 from livctl.analysis import measure
 from livctl.backends import open_platform
 from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, list_devices
 from livctl.doselog import DoseLog
+from livctl.errors import UsageError
 from livctl.prescription import Prescription
+from livctl.cli.session import ProgressDisplay
 from livctl.session import DELIVER, NOT_MEASURED, Session
 from livctl.units import g_to_mps2
 from livctl.waveform import SineSynth
@@ -37,12 +42,19 @@ LOOP = f"audio://system?in=1&max_level=0.5&in_g_per_fs={IN_G_PER_FS:g}"
 """The loopback platform: full-scale output reads back as 2 g, so drive level x 2 = peak g."""
 
 
-def _open_looped(jack, url: str = LOOP):
+@contextmanager
+def _looped(jack, url: str = LOOP, *, noise: bool = False):
+    """An open audio platform whose output is routed into its input; with `noise`, a sensor's
+    noise floor (2 mg RMS here) is mixed in, as a session's sensor check requires."""
     platform = open_platform(url)
     known = set(jack.ports())
-    platform.open()
-    jack.loop_back(known)
-    return platform
+    with platform:
+        _, in_port = jack.loop_back(known)
+        if noise:
+            with sensor_noise(jack, in_port):
+                yield platform
+        else:
+            yield platform
 
 
 def _assert_no_faults_but_the_servers(health: dict[str, int], jack, xruns_before: int) -> None:
@@ -78,10 +90,12 @@ def test_output_callback_allocates_no_sample_memory_and_applies_commands():
     synth = SineSynth(RATE, 30.0, max_block=256)
     callback = _OutputCallback(synth, channel=1, ceiling=0.4)
     out = np.empty((256, 2), dtype=np.float32)
-    callback(out, 256, None, None)  # the first block may set up cached views
+    callback.command = _Command(30.0, 0.2, 0.05, 1)
+    for _ in range(20):  # the first blocks set up cached views, and numpy its own caches
+        callback(out, 256, None, None)
     tracemalloc.start()
     try:
-        callback.command = _Command(45.0, 0.9, 0.05, 1)  # above the ceiling: held at 0.4
+        callback.command = _Command(45.0, 0.9, 0.05, 2)  # above the ceiling: held at 0.4
         for _ in range(200):
             callback(out, 256, None, None)
         _, peak = tracemalloc.get_traced_memory()
@@ -136,7 +150,7 @@ def test_list_devices_shows_the_jack_device_with_its_channels_and_rate(jack):
 @pytest.mark.parametrize("frequency_hz, level", [(30.0, 0.25), (90.0, 0.1)])
 def test_what_livctl_plays_is_what_the_measurement_reads(jack, frequency_hz, level):
     before = jack.xrun_reports()
-    with _open_looped(jack) as platform:
+    with _looped(jack) as platform:
         platform.set_frequency(frequency_hz)
         platform.set_drive(level, 0.1)
         platform.read(0.3)  # the ramp and the loop's latency
@@ -153,19 +167,28 @@ def test_what_livctl_plays_is_what_the_measurement_reads(jack, frequency_hz, lev
 
 
 def test_the_drive_never_exceeds_the_calibrated_ceiling(jack):
-    with _open_looped(jack, "audio://system?in=1&max_level=0.2&in_g_per_fs=1") as platform:
+    with _looped(jack, "audio://system?in=1&max_level=0.2&in_g_per_fs=1") as platform:
         assert platform.max_drive == 0.2
         platform.set_frequency(30.0)
         platform.set_drive(1.0, 0.2)  # five times the ceiling, ramped
         ramp = platform.read(0.4)
         platform.set_drive(0.9, 0.0)  # and as a step
         step = platform.read(0.4)
+        platform.max_drive = 0.1  # a calibration's largest safe drive lowers the ceiling at once
+        lowered = platform.read(0.2)  # the drive ramps down to it
+        platform.set_drive(0.9, 0.0)
+        platform.read(0.05)
+        after = platform.read(0.4)
+        platform.max_drive = 0.9  # but never raises it past max_level
+        assert platform.max_drive == 0.2
     peak_fs = np.max(np.abs(np.concatenate([ramp.accel_mps2[:, 2], step.accel_mps2[:, 2]]))) / g_to_mps2(1.0)
     assert 0.19 < peak_fs <= 0.2 * (1 + 1e-6)
+    assert np.max(np.abs(lowered.accel_mps2[:, 2])) / g_to_mps2(1.0) <= 0.2 * (1 + 1e-6)
+    assert 0.099 < np.max(np.abs(after.accel_mps2[:, 2])) / g_to_mps2(1.0) <= 0.1 * (1 + 1e-6)
 
 
 def test_the_drive_ramps_without_steps_and_cut_is_immediate(jack):
-    with _open_looped(jack) as platform:
+    with _looped(jack) as platform:
         platform.set_frequency(30.0)
         platform.read(0.1)
         platform.set_drive(0.4, 0.5)
@@ -182,7 +205,7 @@ def test_the_drive_ramps_without_steps_and_cut_is_immediate(jack):
 def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
     before = jack.xrun_reports()
-    with DoseLog(log_path) as log, _open_looped(jack) as platform:
+    with DoseLog(log_path) as log, _looped(jack, noise=True) as platform:
         result = Session(rx, platform, log, subject="loop").run()
         windows = log.windows(result.session_id)
         record = log.find_session(result.session_id)
@@ -203,7 +226,7 @@ def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path):
 
 def test_under_runs_are_counted_and_flag_the_session(jack, log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
-    with DoseLog(log_path) as log, _open_looped(jack) as platform:
+    with DoseLog(log_path) as log, _looped(jack, noise=True) as platform:
         synth = platform._output.synth
         render_into = synth.render_into
 
@@ -212,8 +235,11 @@ def test_under_runs_are_counted_and_flag_the_session(jack, log_path):
             time.sleep(0.03)
             render_into(out)
 
+        stalled = []
+
         def stall_in_delivery(progress):
-            if progress.phase == DELIVER and progress.window.index == 2:
+            if progress.phase == DELIVER and not stalled:
+                stalled.append(progress.window.index)
                 synth.render_into = late_once
 
         result = Session(rx, platform, log, observer=stall_in_delivery).run()
@@ -239,20 +265,30 @@ def test_open_loop_session_without_an_accelerometer_says_the_dose_was_not_measur
     assert [w["drive"] for w in windows if w["phase"] == DELIVER] == [pytest.approx(0.2)] * 2
 
 
-def test_session_cli_prints_and_exits_1_for_an_unmeasured_open_loop_dose(jack, cli, log_path):
-    result = cli("session", "--device", "audio://system?max_level=0.5&g_per_fs=1.5", "--minutes", "0.02",
-                 "--ramp", "0.2", "--log", str(log_path))
-    assert result.code == 1, result
-    assert "completed but OUT OF SPEC" in result.out and "reason       dose not measured" in result.out
-    assert NOT_MEASURED in result.err  # the progress lines say it too
-    assert "open loop at 1.5 g per full scale" in result.err
+def test_open_loop_progress_says_each_window_was_not_measured(jack):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=1.0, ramp_s=0.2)
+    stream = io.StringIO()
+    display = ProgressDisplay(stream)
+    with open_platform("audio://system?max_level=0.5&g_per_fs=1.5") as platform:
+        display.start(rx, platform)
+        Session(rx, platform, observer=display.update).run()
+    assert "open loop at 1.5 g per full scale" in stream.getvalue()
+    assert NOT_MEASURED in stream.getvalue()
 
 
-def test_session_cli_over_audio_refuses_an_open_loop_platform_without_a_gain(jack, cli, log_path):
-    result = cli("session", "--device", "audio://system?max_level=0.5", "--minutes", "0.1", "--log", str(log_path))
-    assert result.code == 2 and "no accelerometer and no calibrated gain" in result.err
-    assert len(result.err.strip().splitlines()) == 1
+def test_a_session_on_an_uncalibrated_audio_platform_is_refused(jack, cli, log_path):
+    result = cli("session", "--device", LOOP, "--minutes", "0.1", "--log", str(log_path))
+    assert result.code == 2 and "platform 'audio-system' has no calibration" in result.err
     assert DoseLog(log_path).sessions() == []
+
+
+def test_an_open_loop_session_without_a_gain_is_refused_before_anything_moves(jack, log_path):
+    with DoseLog(log_path) as log, open_platform("audio://system?max_level=0.5") as platform:
+        session = Session(Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=5.0), platform, log)
+        with pytest.raises(UsageError, match="no accelerometer and no calibrated gain"):
+            session.run()
+        assert log.sessions() == []
+        assert platform._output.command[1] == 0.0  # never driven
 
 
 @pytest.mark.parametrize(
@@ -333,35 +369,51 @@ def _wait_for_line(stream, text: str, timeout_s: float) -> str:
     raise AssertionError(f"never saw {text!r}; got {seen!r}")
 
 
+_SESSION_UNTIL_THE_SERVER_GOES = """
+import json, sys
+from livctl.backends import open_platform
+from livctl.doselog import DoseLog
+from livctl.prescription import Prescription
+from livctl.session import Session
+
+rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0, ramp_s=0.5)
+with DoseLog(sys.argv[1]) as log, open_platform("audio://system?max_level=0.5&g_per_fs=1") as platform:
+    result = Session(rx, platform, log, observer=lambda p: print(p.phase, file=sys.stderr, flush=True)).run()
+print(json.dumps(dict(result.to_record(), session_id=result.session_id)))
+"""
+
+
 def test_a_server_that_goes_away_ends_the_session_with_the_reason(tmp_path):
-    """The device disappears mid-session: the session stops, says why, and the log is true."""
+    """The device disappears mid-session: the session stops, says why, the log is true, and the
+    process exits normally (PortAudio would abort it closing a stream whose server has gone)."""
     log_path = tmp_path / "gone.sqlite"
     server = JackServer(f"livctl-test-gone-{os.getpid()}")
     try:
         server.start()
     except JackUnavailable as exc:
         pytest.fail(f"this test needs a JACK server: {exc}")
+    proc = None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "livctl", "session", "--device", "audio://system?max_level=0.5&g_per_fs=1",
-             "--minutes", "1", "--ramp", "0.5", "--log", str(log_path), "--json"],
+            [sys.executable, "-c", _SESSION_UNTIL_THE_SERVER_GOES, str(log_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(**server.env),
         )
         try:
-            _wait_for_line(proc.stderr, "ramping up", timeout_s=30)
-            time.sleep(0.5)
+            _wait_for_line(proc.stderr, "deliver", timeout_s=30)
         finally:
             server.stop()
+        stopped = time.monotonic()
         out, err = proc.communicate(timeout=30)
+        took_s = time.monotonic() - stopped
     finally:
         server.stop()
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1, err
+    assert proc.returncode == 0, err
     summary = json.loads(out)
     assert summary["status"] == "aborted"
     assert "platform failure: audio device 'system' stopped delivering" in summary["reason"]
-    assert summary["delivered_s"] < 60
+    assert 0 < summary["delivered_s"] < 60 and took_s < 5
     with DoseLog(log_path) as log:
         assert log.find_session(summary["session_id"])["status"] == "aborted"
 

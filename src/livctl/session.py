@@ -1,15 +1,26 @@
-"""A session: pre-check, ramp up, deliver, ramp down, with every window measured and logged.
+"""A session: checks, ramp up, closed-loop delivery, ramp down, every window measured and logged.
 
-    pre-check ──► ramp up ──► deliver (minutes, window by window) ──► ramp down ──► done
-        │             │              │                                    ▲
-        └─────────────┴──────────────┴── abort / stop request / fault ───┘
+    sensor check ──► pre-check ──► ramp up ──► deliver (closed loop) ──► ramp down ──► done
+         │               │            │              │                       ▲
+         └───────────────┴────────────┴──────────────┴─ abort / stop / trip ─┘
 
-The pre-check drives the platform gently, in steps, never past a fraction of the prescribed level,
-until the response at the prescribed frequency is measured precisely; from it comes the drive
-level for the prescription and the proof that the platform and its sensor respond at all. Every
-way out of a session ramps the drive down and writes the session's end to the dose log: status
-(completed, aborted, interrupted), the reason, and the seconds actually delivered as measured.
-The session never knows which backend it drives.
+- The **sensor check** reads the platform at rest: samples must arrive, change, stay finite and
+  within range, show gravity on the vertical axis (DC-coupled sensors) and a noise floor low
+  enough to verify the prescription.
+- The **pre-check** drives the platform gently, in steps, never past a fraction of the prescribed
+  level, until its response at the prescribed frequency is measured precisely: the proof that the
+  platform responds, and the drive level to start from.
+- **Delivery** holds the measured level with `livctl.control.AmplitudeController`, on short
+  control blocks (fast corrections of large errors) and whole windows (fine corrections), while
+  `livctl.safety.Interlocks` watch every block and window.
+
+The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
+(`window_s`, 1 s): every block is checked (data present and sane, level under the cap), every
+window is measured by the full engine, checked against the prescription and logged.
+
+Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
+the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
+seconds actually delivered. The session never knows which backend it drives.
 """
 
 from __future__ import annotations
@@ -19,12 +30,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from livctl.analysis import AnalysisError, Measurement, check_spec, measure
-from livctl.backends import Platform
+import numpy as np
+
+from livctl.analysis import AXES, AnalysisError, Measurement, amplitude_at, check_spec, measure
+from livctl.backends import Platform, SampleBlock
+from livctl.control import AmplitudeController, ControlSettings
 from livctl.doselog import DoseLog, SessionStart
 from livctl.errors import PlatformError, UsageError
 from livctl.prescription import Prescription
-from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
+from livctl.safety import DEFAULT_ACCEL_CAP_G, Interlocks, SafetyLimits, Trip, drive_ceiling
+from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 from livctl.units import g_to_mps2
 
 PRECHECK = "precheck"
@@ -32,6 +47,10 @@ RAMP_UP = "ramp_up"
 DELIVER = "deliver"
 RAMP_DOWN = "ramp_down"
 
+REST_S = 0.5
+"""How long the sensor check listens to the platform at rest."""
+GRAVITY_RANGE_G = (0.8, 1.2)
+"""A DC-coupled sensor's vertical axis must read this much at rest."""
 PRECHECK_FIRST_DRIVE = 0.01
 """Drive level (fraction of full scale) of the first pre-check step."""
 PRECHECK_STEP = 2.0
@@ -45,6 +64,9 @@ PRECHECK_PRECISION = 0.004
 PRECHECK_MAX_PRECISION = 0.05
 """The pre-check fails when the response cannot be measured better than this."""
 NOT_MEASURED = "not measured: no accelerometer (open loop)"
+DEFAULT_BLOCK_S = 0.25
+"""Control block: how often the level is checked against the cap and the interlocks and, when far
+off, corrected."""
 
 
 class SessionAbort(Exception):
@@ -152,18 +174,33 @@ class Session:
     operator: str | None = None
     window_s: float = 1.0
     accel_cap_g: float = DEFAULT_ACCEL_CAP_G
+    limits: SafetyLimits | None = None
+    """Interlock limits; by default the defaults with `accel_cap_g` as the cap."""
+    control: ControlSettings = field(default_factory=ControlSettings)
+    block_s: float = DEFAULT_BLOCK_S
     stop: threading.Event = field(default_factory=threading.Event)
     observer: Callable[[Progress], None] | None = None
+    calibration_id: str | None = None
+    """The platform calibration in use (recorded in the dose log)."""
+    sample_observer: Callable[[SampleBlock], None] | None = None
+    """Sees every block of samples read (a live view); must not block."""
+    reference_gain_mps2_per_drive: float | None = None
+    """The calibration's response at this frequency and load (peak m/s^2 per unit drive): the
+    pre-check starts from it and refuses a platform that no longer matches it."""
 
     def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = SafetyLimits(accel_cap_g=self.accel_cap_g)
+        self.accel_cap_g = self.limits.accel_cap_g
         self.prescription.validate(self.accel_cap_g)
-        gain = self.platform.open_loop_gain_mps2_per_drive
-        if not self.platform.has_sensor and not (gain and gain > 0):
-            raise UsageError(
-                f"{self.platform.url} has no accelerometer and no calibrated gain (g per full scale), "
-                "so the drive for the prescription is unknown; connect a sensor or give the gain"
-            )
         self._unmeasured: str | None = None
+        self.interlocks = Interlocks(self.limits, self.prescription)
+        self.controller: AmplitudeController | None = None
+        self._axis = AXES.index(self.platform.vertical_axis)
+        self._frequency_hz = self.prescription.frequency_hz
+        self._steady_from_s = 0.0
+        """Platform time after which the last drive command has finished ramping."""
+        self._winding_down = False
         self._index = 0
         self._tally = _Tally()
         self._drive = 0.0
@@ -174,19 +211,32 @@ class Session:
 
     def run(self) -> SessionResult:
         rx = self.prescription
+        if not self.platform.has_sensor and not self._open_loop_gain():
+            raise UsageError(
+                f"{self.platform.url} has no accelerometer and no calibrated gain (g per full scale), "
+                "so the drive for the prescription is unknown; connect a sensor or calibrate the platform"
+            )
         if self.log is not None:
             self.session_id = self.log.start_session(self._start_record())
         status, reason = "completed", None
         failure: BaseException | None = None
         try:
             self.platform.set_frequency(rx.frequency_hz)
-            self._precheck()
+            if self.platform.has_sensor:
+                self._sensor_check()
+                self._precheck()
+            else:
+                self._open_loop()
             self._ramp_up()
             self._deliver()
         except _StopRequested as exc:
             status, reason = "interrupted", str(exc)
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the operator"
+        except Trip as trip:
+            status, reason = "aborted", f"interlock: {trip.reason}"
+            if trip.cut:
+                self._cut()
         except SessionAbort as exc:
             status, reason = "aborted", str(exc)
         except PlatformError as exc:
@@ -222,6 +272,7 @@ class Session:
             max_thd_fraction=tol.max_thd_fraction,
             min_in_spec_fraction=tol.min_in_spec_fraction,
             window_s=self.window_s,
+            calibration_id=self.calibration_id,
         )
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
@@ -260,32 +311,55 @@ class Session:
 
     # -- phases -------------------------------------------------------------------------------
 
+    def _sensor_check(self) -> None:
+        """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
+        window, samples, problem = self._window(PRECHECK, REST_S, measured=False)
+        if problem:
+            raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
+        vertical = samples[:, self._axis]
+        if self.platform.gravity_on_vertical:
+            gravity_g = float(vertical.mean()) / G_MPS2
+            low, high = GRAVITY_RANGE_G
+            if not low <= gravity_g <= high:
+                raise SessionAbort(
+                    f"sensor check: the vertical axis ({self.platform.vertical_axis}) reads {gravity_g:.2f} g at "
+                    "rest, not 1 g; check the sensor's mounting and orientation"
+                )
+        # the window's 1-sigma amplitude error from this noise must stay under a tenth of the tolerance
+        noise_g = float(vertical.std()) / G_MPS2
+        n_window = self.window_s * self.platform.sensor_rate_hz
+        error_g = noise_g * math.sqrt(2.0 / n_window)
+        allowed_g = 0.1 * self.prescription.tolerance.accel_fraction * self.prescription.peak_g
+        if error_g > allowed_g:
+            raise SessionAbort(
+                f"sensor check: noise of {1000 * noise_g:.0f} mg RMS at rest is too high to verify "
+                f"{self.prescription.peak_g:g} g within {100 * self.prescription.tolerance.accel_fraction:g} %"
+            )
+
     def _precheck(self) -> None:
         """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level."""
         rx = self.prescription
-        if not self.platform.has_sensor:
-            gain = self.platform.open_loop_gain_mps2_per_drive
-            self._unmeasured = (
-                f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
-                f"({gain / g_to_mps2(1.0):.3g} g peak per full scale)"
-            )
-            self._set_target(gain)
-            return
         limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
-        level = PRECHECK_FIRST_DRIVE
+        top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
+        level = min(PRECHECK_FIRST_DRIVE, top_level)
+        reference = self.reference_gain_mps2_per_drive
+        if reference:
+            # start where the calibration puts 45 % of the prescription: one step, and even a
+            # calibration off by the 25 % it may be stays under the pre-check's 60 % share
+            level = min(max(0.45 * rx.peak_mps2 / reference, PRECHECK_FIRST_DRIVE), top_level)
         while True:
             self._set_drive(level, PRECHECK_SETTLE_S)
-            self._read(PRECHECK_SETTLE_S)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S)
+            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
-            precision = _precision(m, self.platform.sensor_rate_hz) if m else math.inf
+            precision = amplitude_precision(m, self.platform.sensor_rate_hz) if m else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             if on_frequency and precision <= PRECHECK_PRECISION:
                 break
             next_level = level * PRECHECK_STEP
             predicted_mps2 = g_to_mps2(m.peak_g) * PRECHECK_STEP if m else 0.0
-            if next_level <= PRECHECK_MAX_DRIVE and predicted_mps2 <= limit_mps2:
+            if next_level <= top_level and predicted_mps2 <= limit_mps2:
                 level = next_level
                 continue
             if on_frequency and precision <= PRECHECK_MAX_PRECISION:
@@ -298,12 +372,34 @@ class Session:
                 f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.0f} % drive; "
                 "check the amplifier, the actuator and the sensor"
             )
-        self._set_target(g_to_mps2(m.peak_g) / level)
+        self._frequency_hz = m.frequency_hz
+        gain = g_to_mps2(m.peak_g) / level
+        self.gain_mps2_per_drive = gain
+        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch:
+            raise SessionAbort(
+                f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
+                f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
+            )
+        self._set_target(gain)
+
+    def _open_loop(self) -> None:
+        """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
+        gain = self._open_loop_gain()
+        self._unmeasured = (
+            f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
+            f"({gain / G_MPS2:.3g} g peak per full scale)"
+        )
+        self.gain_mps2_per_drive = gain
+        self._set_target(gain)
+
+    def _open_loop_gain(self) -> float | None:
+        """Peak m/s^2 per unit drive without a sensor: the calibration's, else the platform's own."""
+        gain = self.reference_gain_mps2_per_drive or self.platform.open_loop_gain_mps2_per_drive
+        return gain if gain and gain > 0 and math.isfinite(gain) else None
 
     def _set_target(self, gain: float) -> None:
         """The drive level for the prescription from the response `gain` (peak m/s^2 per unit drive)."""
         rx = self.prescription
-        self.gain_mps2_per_drive = gain
         needed = rx.peak_mps2 / gain
         if needed > self.platform.max_drive:
             raise SessionAbort(
@@ -317,10 +413,22 @@ class Session:
         self._phase(RAMP_UP, self.prescription.ramp_s)
 
     def _deliver(self) -> None:
+        if not self.platform.has_sensor:  # nothing measured: nothing to control or to watch
+            self._phase(DELIVER, self.prescription.duration_s)
+            return
+        self.interlocks.arm(self._target_drive)
+        ceiling = drive_ceiling(self.gain_mps2_per_drive, self.accel_cap_g, self.platform.max_drive)
+        self.controller = AmplitudeController(
+            self.prescription.peak_mps2,
+            self._target_drive,
+            min(ceiling, self.interlocks.rise_limit_drive),
+            self.control,
+        )
         self._phase(DELIVER, self.prescription.duration_s)
 
     def _wind_down(self, reason: str | None) -> str | None:
         """Ramp the drive to zero, measuring as it goes; cut it if the platform stops answering."""
+        self._winding_down = True
         try:
             self._set_drive(0.0, self.prescription.ramp_s)
             self._phase(RAMP_DOWN, self.prescription.ramp_s, stoppable=False)
@@ -328,53 +436,110 @@ class Session:
             detail = f"ramp-down incomplete: {exc}" if isinstance(exc, PlatformError) else "ramp-down cut short"
             reason = f"{reason}; {detail}" if reason else detail
         finally:
-            try:
-                self.platform.cut_drive()
-            except PlatformError:
-                pass
+            self._cut()
         return reason
+
+    def _cut(self) -> None:
+        self._drive = 0.0
+        try:
+            self.platform.cut_drive()
+        except PlatformError:
+            pass  # the link is gone: the board's watchdog stops the drive
 
     def _phase(self, phase: str, duration_s: float, *, stoppable: bool = True) -> None:
         """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
         remaining = duration_s
         while remaining > 1e-9:
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining
-            window = self._window(phase, length)
-            if phase == DELIVER:
-                self._tally.add(window)
+            window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
             if stoppable and self.stop.is_set():
                 raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
 
-    # -- one window ---------------------------------------------------------------------------
+    # -- one window of control blocks ------------------------------------------------------
 
-    def _window(self, phase: str, duration_s: float) -> WindowResult:
+    def _window(
+        self, phase: str, duration_s: float, *, measured: bool = True, logged: bool = True
+    ) -> tuple[WindowResult, np.ndarray, str | None]:
+        """Read `duration_s` in control blocks; measure, check, log and count it as one window.
+
+        If an interlock trips or the platform fails midway, the part read so far is still
+        logged and counted before the exception goes on.
+        """
         if not self.platform.has_sensor:
-            t_s = self.platform.wait(duration_s)
-            return self._record(phase, t_s, duration_s, None, (NOT_MEASURED,))
-        block = self._read(duration_s)
-        rx = self.prescription
+            t0_s = self.platform.wait(duration_s)
+            window = self._close_window(phase, t0_s, duration_s, np.empty((0, 3)), None, False, react=False)
+            return window, np.empty((0, 3)), None
+        self.platform.prefetch(duration_s)
+        parts: list[np.ndarray] = []
+        problem: str | None = None
+        t0_s: float | None = None
+        done_s = 0.0
+        failure: BaseException | None = None
         try:
-            m = measure(
-                block.accel_mps2,
-                block.rate_hz,
-                axis=self.platform.vertical_axis,
-                search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
-            )
-        except AnalysisError as exc:
-            m, reasons = None, (f"no measurement: {exc}",)
-        else:
-            reasons = tuple(check_spec(m, rx))
-        return self._record(phase, block.t0_s, block.duration_s, m, reasons)
+            while duration_s - done_s > 1e-9:
+                left = duration_s - done_s
+                length = self.block_s if left - self.block_s > 0.5 * self.block_s else left
+                block = self.platform.read(length)
+                if self.sample_observer is not None:
+                    self.sample_observer(block)
+                if t0_s is None:
+                    t0_s = block.t0_s
+                done_s += length
+                invalid = self._invalid(block)
+                if invalid:
+                    problem = problem or invalid
+                else:
+                    parts.append(block.accel_mps2)
+                self._on_block(phase, block.t0_s + length, block, invalid)
+        except BaseException as exc:
+            if not logged or done_s == 0:
+                raise
+            failure = exc
+        samples = np.concatenate(parts) if parts else np.empty((0, 3))
+        window = None
+        if logged:
+            window = self._close_window(phase, t0_s, done_s, samples, problem, measured, react=failure is None)
+        if failure is not None:
+            raise failure
+        return window, samples, problem
 
-    def _record(
-        self, phase: str, t_s: float, duration_s: float, m: Measurement | None, reasons: tuple[str, ...]
+    def _close_window(
+        self,
+        phase: str,
+        t0_s: float,
+        duration_s: float,
+        samples: np.ndarray,
+        problem: str | None,
+        measured: bool,
+        react: bool,
     ) -> WindowResult:
+        """Measure, check and log a window; when `react`, let the interlocks and controller act."""
+        rx = self.prescription
+        m = None
+        if problem:
+            reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
+        elif not self.platform.has_sensor:
+            reasons = (NOT_MEASURED,)
+        elif not measured:
+            reasons = ("not measured: the platform was at rest or settling",)
+        else:
+            try:
+                m = measure(
+                    samples,
+                    self.platform.sensor_rate_hz,
+                    axis=self._axis,
+                    search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
+                )
+            except AnalysisError as exc:
+                reasons = (f"no measurement: {exc}",)
+            else:
+                reasons = tuple(check_spec(m, rx))
         window = WindowResult(
             index=self._index,
             phase=phase,
-            t_s=t_s,
+            t_s=t0_s,
             duration_s=duration_s,
             drive=self._drive,
             measurement=m,
@@ -382,16 +547,70 @@ class Session:
             reasons=reasons,
         )
         self._index += 1
+        if phase == DELIVER:
+            self._tally.add(window)
         if self.log is not None and self.session_id is not None:
             self.log.add_window(self.session_id, window.to_record())
+        if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
+            self._frequency_hz = m.frequency_hz  # blocks are demodulated at the measured frequency
+        if react and phase == DELIVER and not self._winding_down:
+            self.interlocks.on_window(t0_s + duration_s, m, self._drive, self.controller.drive_cap)
+            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None))
         return window
 
-    def _read(self, duration_s: float):
-        return self.platform.read(duration_s)
+    def _invalid(self, block: SampleBlock) -> str | None:
+        """Why a block's samples cannot be trusted, or None."""
+        x = block.accel_mps2
+        if x.shape[0] == 0:
+            return "absent"
+        # per-axis extremes: NaN propagates through min and max, so two passes answer all three
+        low, high = x.min(axis=0), x.max(axis=0)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            return "not finite (corrupted)"
+        if max(-low.min(), high.max()) >= self.platform.sensor_range_mps2 * (1 - 1e-9):
+            return "at the sensor's range limit (clipped or corrupted)"
+        if x.shape[0] > 1 and (low == high).all():
+            return "frozen (the sensor has stalled)"
+        return None
+
+    def _on_block(self, phase: str, end_s: float, block: SampleBlock, invalid: str | None) -> None:
+        peak, std_error = (None, 0.0) if invalid else self._block_peak(block)
+        if self._winding_down:
+            if peak is not None and peak > g_to_mps2(self.accel_cap_g):
+                self._cut()
+            return
+        self.interlocks.on_block(end_s, peak, invalid)
+        if phase == DELIVER:
+            self._apply(self.controller.on_block(peak, std_error))
+
+    def _block_peak(self, block: SampleBlock) -> tuple[float | None, float]:
+        """The block's fundamental peak on the vertical axis and its standard error (m/s^2),
+        judged after any ramp in progress."""
+        x = block.accel_mps2[:, self._axis]
+        skip = int(math.ceil((self._steady_from_s - block.t0_s) * block.rate_hz))
+        if 0 < skip < x.shape[0] // 2:
+            x = x[skip:]
+        if x.shape[0] < 8:
+            return None, 0.0
+        return amplitude_at(x, block.rate_hz, self._frequency_hz)
+
+    def _apply(self, new_drive: float | None) -> None:
+        """Send the controller's new drive, past the interlocks: a lower drive (the safe way) goes
+        out before they judge the request, a higher one only if they allow it."""
+        if new_drive is None:
+            return
+        if new_drive < self._drive:
+            self._set_drive(new_drive, self.control.correction_ramp_s)
+            self.interlocks.on_drive_request(self.controller.wanted)
+        else:
+            self.interlocks.on_drive_request(self.controller.wanted)
+            self._set_drive(new_drive, self.control.correction_ramp_s)
 
     def _set_drive(self, level: float, ramp_s: float) -> None:
+        level = min(level, self.platform.max_drive)
         self._drive = level
         self.platform.set_drive(level, ramp_s)
+        self._steady_from_s = self.platform.clock.now() + ramp_s
 
     def _notify(self, phase: str, window: WindowResult) -> None:
         if self.observer is not None:
@@ -399,7 +618,7 @@ class Session:
             self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
 
 
-def _precision(m: Measurement, rate_hz: float) -> float:
+def amplitude_precision(m: Measurement, rate_hz: float) -> float:
     """Relative standard error of a fitted amplitude: 1 / sqrt(n * SNR) for white noise."""
     n = m.duration_s * rate_hz
     snr = 10.0 ** (m.snr_db / 10.0) if math.isfinite(m.snr_db) else math.inf

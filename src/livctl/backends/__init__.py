@@ -115,6 +115,10 @@ class Platform(ABC):
     """The sensor axis aligned with the platform's motion."""
     max_drive: float = 1.0
     """Largest drive level (fraction of full scale) this platform may be commanded."""
+    sensor_range_mps2: float = math.inf
+    """The accelerometer's full scale: readings at it are clipped, not measurements."""
+    gravity_on_vertical: bool = True
+    """A DC-coupled sensor reads +1 g on its vertical axis at rest (an AC-coupled input does not)."""
     has_sensor: bool = True
     """False for a drive without an accelerometer: `read` has nothing to give, sessions run open loop."""
     open_loop_gain_mps2_per_drive: float | None = None
@@ -156,7 +160,14 @@ class Platform(ABC):
 
     @abstractmethod
     def read(self, duration_s: float) -> SampleBlock:
-        """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist."""
+        """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist.
+
+        A block may hold fewer samples than the duration implies when the sensor delivers fewer
+        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`.
+        """
+
+    def prefetch(self, duration_s: float) -> None:
+        """A hint: the next `duration_s` will be read (in blocks) unless a command intervenes."""
 
     def wait(self, duration_s: float) -> float:
         """Let `duration_s` of platform time pass, driving as commanded; returns the time it started.

@@ -60,6 +60,8 @@ RING_S = 8.0
 STALL_S = 1.0
 """A stream whose callbacks stop for this long (beyond the wait expected) has lost its device."""
 POLL_S = 0.005
+CEILING_RAMP_S = 0.1
+"""A drive above a newly lowered ceiling ramps down to it this fast."""
 SWITCH_INTERVAL_S = 0.0005
 """Python's thread switch interval while a stream runs: the callbacks need the interpreter within a
 fraction of a block (256 frames at 48 kHz is 5.3 ms; the default interval is 5 ms)."""
@@ -327,6 +329,7 @@ class _InputCallback:
 class AudioPlatform(Platform):
     kind = "audio"
     simulated = False
+    gravity_on_vertical = False  # audio inputs are AC-coupled
 
     OPTIONS = {
         "out": _channel,
@@ -367,6 +370,9 @@ class AudioPlatform(Platform):
         self._platform_id = platform_id
         self.has_sensor = in_channel is not None
         self._in_scale_mps2 = g_to_mps2(limits.in_g_per_fs) if limits.in_g_per_fs else None
+        if self._in_scale_mps2:
+            self.sensor_range_mps2 = self._in_scale_mps2  # a full-scale input is clipped
+        self._max_drive = limits.max_level or 0.0
         self._streams: list[Any] = []
         self._output: _OutputCallback | None = None
         self._input: _InputCallback | None = None
@@ -438,8 +444,17 @@ class AudioPlatform(Platform):
 
     @property
     def max_drive(self) -> float:  # type: ignore[override]
-        """The calibrated ceiling (fraction of full scale, peak); 0 when unknown: nothing drives."""
-        return self.limits.max_level or 0.0
+        """The drive ceiling (fraction of full scale, peak): `max_level`, or lower when a calibration's
+        largest safe drive lowers it; 0 when unknown, and then nothing drives."""
+        return self._max_drive
+
+    @max_drive.setter
+    def max_drive(self, level: float) -> None:
+        self._max_drive = min(float(level), self.limits.max_level or 0.0)  # never above max_level
+        if self._output is not None:
+            self._output.ceiling = self._max_drive
+            if self._level > self._max_drive:  # already above the new ceiling: down to it, softly
+                self.set_drive(self._level, CEILING_RAMP_S)
 
     @property
     def open_loop_gain_mps2_per_drive(self) -> float | None:  # type: ignore[override]
@@ -473,7 +488,7 @@ class AudioPlatform(Platform):
         sd = sounddevice()
         self._read_pos = None
         synth = SineSynth(self.rate_hz, self._frequency_hz, max_block=max(self.block, 4096))
-        self._output = _OutputCallback(synth, self.out_channel - 1, self.limits.max_level)
+        self._output = _OutputCallback(synth, self.out_channel - 1, self._max_drive)
         if self.in_channel is not None:
             self._input = _InputCallback(self.in_channel - 1, int(RING_S * self.rate_hz))
         self._switch_interval = sys.getswitchinterval()

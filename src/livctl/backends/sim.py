@@ -2,17 +2,26 @@
 
 Options (all optional): `seed` (int, 0), `load_kg` (70, a person; 0.5 is a mouse cage),
 `sensor` (adxl345 or adxl355), `actuator_n` (peak force at full drive, 800), `id` (platform id,
-"sim"). Example: `sim://?load_kg=120&seed=3`.
+"sim"), and one fault to inject: `fault` (a name from firmware_sim.faults.FAULTS), `fault_at_s`
+(seconds after the platform starts, 0), `fault_value` and `fault_duration_s` (the fault's size and
+length where it has them). Example: `sim://?load_kg=120&fault=resonance&fault_at_s=30&fault_value=3`.
+
+When the reader announces how much it is about to read (`prefetch`, one measurement window), the
+simulator renders that stretch at once and rewinds exactly if a command changes its course
+midway: a session reading short control blocks costs about what one reading whole windows does.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from firmware_sim import SENSORS, PlantParams, SimConfig, SimulatedPlatform
+from firmware_sim.faults import FAULTS, Fault
 from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, positive_float
 from livctl.clock import VirtualClock
-from livctl.errors import DeviceURLError
+from livctl.errors import DeviceURLError, PlatformError
 
 
 def _sensor_name(text: str) -> str:
@@ -28,6 +37,19 @@ def _platform_id(text: str) -> str:
     return text
 
 
+def _fault_name(text: str) -> str:
+    if text not in FAULTS:
+        raise ValueError(f"choose one of {', '.join(FAULTS)}")
+    return text
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
 class SimPlatform(Platform):
     kind = "sim"
     simulated = True
@@ -38,24 +60,47 @@ class SimPlatform(Platform):
         "sensor": _sensor_name,
         "actuator_n": positive_float,
         "id": _platform_id,
+        "fault": _fault_name,
+        "fault_at_s": non_negative_float,
+        "fault_value": _finite,
+        "fault_duration_s": positive_float,
     }
-    DEFAULTS = {"seed": 0, "load_kg": 70.0, "sensor": "adxl345", "actuator_n": 800.0, "id": "sim"}
+    DEFAULTS = {
+        "seed": 0, "load_kg": 70.0, "sensor": "adxl345", "actuator_n": 800.0, "id": "sim",
+        "fault": None, "fault_at_s": 0.0, "fault_value": None, "fault_duration_s": None,
+    }
 
     def __init__(self, url: str, config: SimConfig, platform_id: str, speed: float):
         super().__init__(url, VirtualClock(speed))
         self.device = SimulatedPlatform(config)
         self._platform_id = platform_id
+        sensor = config.sensor
+        self.sensor_range_mps2 = sensor.range_g * 9.80665
+        self._link_lost_at = self.device.link_lost_at
+        # samples rendered ahead: rows for sample indices [_buf_start, _buf_start + len(_buf))
+        self._pos = 0
+        self._buf = np.empty((0, 3))
+        self._buf_start = 0
+        self._rendered_to = 0
+        self._snapshot = None
+        self._snapshot_at = 0
 
     @classmethod
     def from_url(cls, parsed: DeviceURL, *, speed: float | None) -> "SimPlatform":
         if parsed.location:
             raise DeviceURLError(f"sim:// takes only options (sim://?load_kg=70), not {parsed.location!r}")
         o = parsed.take(cls.OPTIONS, cls.DEFAULTS)
+        fault_options = ("fault_at_s", "fault_value", "fault_duration_s")
+        if o["fault"] is None and any(name in parsed.options for name in fault_options):
+            raise DeviceURLError("sim:// fault_at_s, fault_value and fault_duration_s need fault=NAME")
         try:
             plant = PlantParams(load_kg=o["load_kg"], actuator_n=o["actuator_n"]).check()
+            fault = None
+            if o["fault"] is not None:
+                fault = Fault(o["fault"], o["fault_at_s"], o["fault_value"], o["fault_duration_s"])
         except ValueError as exc:
             raise DeviceURLError(f"sim:// {exc}") from None
-        config = SimConfig(seed=o["seed"], plant=plant, sensor=SENSORS[o["sensor"]])
+        config = SimConfig(seed=o["seed"], plant=plant, sensor=SENSORS[o["sensor"]], fault=fault)
         return cls(parsed.url, config, o["id"], 1.0 if speed is None else speed)
 
     @property
@@ -69,30 +114,77 @@ class SimPlatform(Platform):
     @property
     def description(self) -> str:
         p = self.device.config.plant
+        fault = self.device.config.fault
+        injected = f", fault {fault.name} at {fault.at_s:g} s" if fault else ""
         return (
             f"simulated platform ({p.load_kg:g} kg load, resonance {p.resonance_hz:.1f} Hz, "
-            f"{self.device.config.sensor.name} at {self.sensor_rate_hz:g} Hz; {self.clock.description})"
+            f"{self.device.config.sensor.name} at {self.sensor_rate_hz:g} Hz{injected}; {self.clock.description})"
         )
 
+    # -- commands: each one first brings the board to the reader's time -------------------
+
+    def _command(self) -> SimulatedPlatform:
+        if self._link_lost_at is not None and self._pos >= self._link_lost_at:
+            raise PlatformError("link lost: the platform does not answer")
+        self._rewind()
+        return self.device
+
     def set_frequency(self, frequency_hz: float) -> None:
-        self.device.set_frequency(frequency_hz)
+        self._command().set_frequency(frequency_hz)
 
     def set_drive(self, level: float, ramp_s: float) -> None:
-        self.device.set_drive(min(level, self.max_drive), ramp_s)
+        self._command().set_drive(min(level, self.max_drive), ramp_s)
 
     def cut_drive(self) -> None:
-        self.device.cut()
+        self._command().cut()
+
+    def close(self) -> None:
+        if self._link_lost_at is None or self._pos < self._link_lost_at:
+            self._rewind()
+            self.device.cut()
+
+    # -- samples ----------------------------------------------------------------------------
 
     def read(self, duration_s: float) -> SampleBlock:
         rate = self.device.rate_hz
-        first = self.device.samples_done
+        first = self._pos
         last = int(math.floor((first / rate + duration_s) * rate + 0.5))
-        t0_s = first / rate
+        if last > self._rendered_to:
+            self._render(last - self._rendered_to)
         self.clock.sleep_until(last / rate)
-        return SampleBlock(t0_s=t0_s, rate_hz=rate, accel_mps2=self.device.advance(last - first))
+        self._pos = last
+        if self._link_lost_at is not None and last > self._link_lost_at:
+            raise PlatformError(f"link lost: no data from the platform since {self._link_lost_at / rate:.2f} s")
+        # rows exist up to the end of the buffer (an unplugged sensor delivers none after that)
+        stop = min(last, self._buf_start + self._buf.shape[0])
+        rows = self._buf[max(0, first - self._buf_start) : max(0, stop - self._buf_start)]
+        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=rows)
 
-    def close(self) -> None:
-        self.device.cut()
+    def prefetch(self, duration_s: float) -> None:
+        rate = self.device.rate_hz
+        last = int(math.floor((self._pos / rate + duration_s) * rate + 0.5))
+        if last > self._rendered_to:
+            self._render(last - self._rendered_to)
+
+    def _render(self, n: int) -> None:
+        """Run the board `n` samples beyond what is rendered, remembering where it started."""
+        self._snapshot = self.device.snapshot()
+        self._snapshot_at = self._rendered_to
+        keep = self._buf[max(0, self._pos - self._buf_start) :]
+        new = self.device.advance(n)
+        self._buf_start = max(self._buf_start, self._pos)
+        self._buf = new if keep.shape[0] == 0 else np.concatenate([keep, new])
+        self._rendered_to += n
+
+    def _rewind(self) -> None:
+        """Undo rendering past the reader's position, so a command takes effect exactly there."""
+        if self._rendered_to <= self._pos:
+            return
+        self.device.restore(self._snapshot)
+        self.device.advance(self._pos - self._snapshot_at)
+        self._rendered_to = self._pos
+        end = self._pos - self._buf_start
+        self._buf = self._buf[: max(0, end)]
 
 
 PLATFORM = SimPlatform

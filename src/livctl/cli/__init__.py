@@ -15,7 +15,7 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "tone", "presets", "log")
+COMMANDS = ("session", "calibrate", "calibration", "tone", "presets", "log")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
@@ -42,6 +42,7 @@ EPILOG = """\
 examples:
   livctl session --device sim:// --minutes 20 --speed max   a simulated 20-minute session
   livctl session --device sim:// --preset mouse-90hz-0.3g  a preset protocol
+  livctl calibrate --device sim:// --speed max             calibrate the simulated platform
   livctl presets                                            the shipped protocols
   livctl log                                                sessions in the dose log"""
 

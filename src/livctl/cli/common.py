@@ -6,7 +6,10 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
@@ -17,6 +20,13 @@ def add_log_option(parser: argparse.ArgumentParser) -> None:
         "--log",
         metavar="PATH",
         help="dose log file (default: $LIVCTL_LOG, else ~/.local/share/livctl/doses.sqlite)",
+    )
+
+
+def add_calibration_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration-dir", metavar="DIR",
+        help="where calibration files are (default: $LIVCTL_CALIBRATION_DIR, else ./calibration)",
     )
 
 
@@ -103,3 +113,94 @@ def env_or(name: str, default: str | None = None) -> str | None:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise UsageError(message)
+
+
+def speed_factor(text: str) -> float:
+    """An argparse type for the simulator's --speed: a positive factor, or max."""
+    if text.lower() == "max":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give a factor such as 10, or max") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"speed must be a positive factor or max, not {text!r}")
+    return value
+
+
+def operator_name(given: str | None) -> str:
+    """--operator, else $LIVCTL_OPERATOR, else the login name."""
+    import getpass
+
+    return given or os.environ.get("LIVCTL_OPERATOR") or getpass.getuser()
+
+
+class StopEvent(threading.Event):
+    """A stop request with the reason it was made (the first reason wins)."""
+
+    reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+            self.set()
+
+
+class stop_on_signals:
+    """SIGINT and SIGTERM ask the running work to ramp down and stop (the work decides when)."""
+
+    def __init__(self, stop: StopEvent, display: Any = None):
+        self.stop = stop
+        self.display = display
+        self.previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            return
+        self.stop.request(f"stopped by {name}")
+        if self.display:
+            self.display.note(f"{name}: ramping down, then stopping")
+
+    def __enter__(self) -> "stop_on_signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def add_plot_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
+    default = "on when a display is available" if default_on else "off"
+    parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"live plots in a window (pyqtgraph; default: {default}); closing the window stops")
+    parser.add_argument("--plot-png", metavar="FILE", help="save the final view as a PNG (works without a display)")
+
+
+def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
+    """How to show the live view: "window", "offscreen" (only for --plot-png) or None (headless).
+
+    With no usable display, says so on stderr in one line and carries on without a window."""
+    wanted = args.plot if args.plot is not None else default_on
+    if args.plot is False and args.plot_png:
+        raise UsageError("--plot-png needs the live view; drop --no-plot")
+    if args.plot_png:
+        png = Path(args.plot_png).expanduser()
+        if png.suffix.lower() != ".png":
+            raise UsageError(f"--plot-png {png}: the file name must end in .png")
+        if not png.parent.is_dir():
+            raise UsageError(f"--plot-png {png}: the folder {png.parent} does not exist")
+    if not wanted and not args.plot_png:
+        return None
+    from livctl.live import display_problem
+
+    problem = display_problem()
+    if problem is None:
+        return "window" if wanted else "offscreen"
+    if wanted:
+        fallback = "saving the view to the PNG only" if args.plot_png else "running without the live plot"
+        print(f"livctl: {problem}; {fallback}", file=sys.stderr)
+    return "offscreen" if args.plot_png else None

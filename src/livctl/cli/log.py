@@ -28,9 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):
+    from livctl.cli.session import report_orphans
     from livctl.doselog import DoseLog
+    from livctl.recovery import close_orphans
 
-    return DoseLog(log_path(args), create=False)
+    log = DoseLog(log_path(args), create=False)
+    report_orphans(close_orphans(log))
+    return log
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import math
 import os
-import signal
 import sys
-import threading
 
 from livctl.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from livctl.cli.common import (
+    StopEvent,
+    add_calibration_dir_option,
     add_json_option,
     add_log_option,
+    add_plot_options,
     fmt,
     log_path,
     minutes_seconds,
+    operator_name,
     percent,
+    plot_mode,
     positive_number,
     print_json,
+    speed_factor,
+    stop_on_signals,
 )
 from livctl.errors import UsageError
 
@@ -41,15 +45,13 @@ examples:
 exit codes: 0 dose delivered in spec, 1 out of spec or aborted, 2 bad usage, 130 interrupted"""
 
 
-def _speed(text: str) -> float:
-    if text.lower() == "max":
-        return math.inf
+def _loop_gain(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give a factor such as 10, or max") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"speed must be a positive factor or max, not {text!r}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"loop gain must be above 0 and at most 1, not {text!r}")
     return value
 
 
@@ -77,10 +79,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="share of windows in spec for the dose to count, %% (default 90)")
     dev = p.add_argument_group("platform")
     dev.add_argument("--device", metavar="URL", help="sim://, serial:///dev/ttyUSB0, audio://NAME (default $LIVCTL_DEVICE)")
-    dev.add_argument("--speed", type=_speed, metavar="N|max",
+    dev.add_argument("--speed", type=speed_factor, metavar="N|max",
                      help="simulator only: run N times faster than real time, or max (default 1)")
     dev.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
                      help="measurement window, seconds (default 1)")
+    dev.add_argument("--loop-gain", type=_loop_gain, metavar="K", default=None,
+                     help="closed-loop speed: share of the level error corrected per window, 0-1 (default 1)")
+    dev.add_argument("--profile", metavar="TOML",
+                     help="platform safety profile: a [safety] table that tightens the default limits")
+    dev.add_argument("--load-kg", type=positive_number("kg"), metavar="KG",
+                     help="the load on the platform (a warning when the calibration was made at another)")
+    cal = p.add_argument_group("calibration (looked up by the platform's id; a real platform needs one)")
+    add_calibration_dir_option(cal)
+    cal.add_argument("--max-calibration-age", type=positive_number("days"), metavar="DAYS", default=30.0,
+                     help="warn when the calibration is older than this (default 30 days)")
     rec = p.add_argument_group("record")
     rec.add_argument("--subject", metavar="ID", help="who or what is being vibrated")
     rec.add_argument("--operator", metavar="NAME", help="who runs the session (default $LIVCTL_OPERATOR, else your login)")
@@ -88,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     add_json_option(out, "the session summary")
     out.add_argument("--quiet", action="store_true", help="no progress display")
+    add_plot_options(out, default_on=False)
     p.set_defaults(run=run)
 
 
@@ -139,20 +152,27 @@ def choose_device(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform, parse_device_url
+    from livctl.calibration import session_calibration, session_reference
+    from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
-    from livctl.safety import DEFAULT_ACCEL_CAP_G
+    from livctl.recovery import close_orphans
+    from livctl.safety import SafetyLimits, load_profile
     from livctl.session import Session
 
-    prescription = build_prescription(args).validate(DEFAULT_ACCEL_CAP_G)
+    limits = load_profile(args.profile) if args.profile else SafetyLimits()
+    control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
+    prescription = build_prescription(args).validate(limits.accel_cap_g)
     url = choose_device(args)
     if args.speed is not None and parse_device_url(url).scheme != "sim":
         raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
-    operator = args.operator or os.environ.get("LIVCTL_OPERATOR") or getpass.getuser()
+    operator = operator_name(args.operator)
     path = log_path(args)
+    mode = plot_mode(args, default_on=False)
 
     with DoseLog(path) as log:
+        report_orphans(close_orphans(log))
         platform = open_platform(url, speed=args.speed)
-        stop = _StopEvent()
+        stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         session = Session(
             prescription,
@@ -161,14 +181,28 @@ def run(args: argparse.Namespace) -> int:
             subject=args.subject,
             operator=operator,
             window_s=args.window,
-            accel_cap_g=DEFAULT_ACCEL_CAP_G,
+            limits=limits,
+            control=control,
             stop=stop,
             observer=display.update if display else None,
         )
-        with platform, _stop_on_signals(stop, display):
+        with platform, stop_on_signals(stop, display):
+            calibration, warnings = session_calibration(
+                platform, args.calibration_dir, frequency_hz=prescription.frequency_hz, load_kg=args.load_kg,
+                max_age_days=args.max_calibration_age,
+            )
+            for warning in warnings:
+                print(f"livctl: warning: {warning}", file=sys.stderr)
+            if calibration is not None:
+                gain, max_drive = session_reference(
+                    calibration, frequency_hz=prescription.frequency_hz, load_kg=args.load_kg
+                )
+                platform.max_drive = min(platform.max_drive, max_drive)
+                session.calibration_id = calibration.calibration_id
+                session.reference_gain_mps2_per_drive = gain.mps2_per_drive if gain else None
             if display:
                 display.start(prescription, platform)
-            result = session.run()
+            result = session.run() if mode is None else _run_with_plot(session, stop, mode, args.plot_png)
         if display:
             display.finish()
         record = log.find_session(result.session_id)
@@ -185,36 +219,47 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.in_spec else EXIT_FAILED
 
 
-class _StopEvent(threading.Event):
-    reason: str | None = None
+def report_orphans(session_ids: list[str]) -> None:
+    for session_id in session_ids:
+        print(
+            f"livctl: session {session_id} was left unfinished by a livctl process that died; "
+            "it is now logged as interrupted",
+            file=sys.stderr,
+        )
 
 
-class _stop_on_signals:
-    """SIGINT and SIGTERM ask the session to ramp down and stop (the session decides when)."""
+def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
+    """The session on a worker thread, watched by the live view (closing it stops the session)."""
+    from livctl import live
+    from livctl.doselog import DoseLog
 
-    def __init__(self, stop: _StopEvent, display: "ProgressDisplay | None"):
-        self.stop = stop
-        self.display = display
-        self.previous: dict[int, object] = {}
+    rx, platform = session.prescription, session.platform
+    feed = live.LiveFeed(
+        title=f"livctl session: {platform.platform_id}, {rx.frequency_hz:g} Hz, {rx.peak_g:g} g peak",
+        frequency_hz=rx.frequency_hz,
+        tolerance_hz=rx.tolerance.frequency_hz,
+        accel_cap_g=session.accel_cap_g,
+        vertical_axis=platform.vertical_axis,
+        mode="session",
+        target_g=rx.peak_g,
+        tolerance_fraction=rx.tolerance.accel_fraction,
+    )
+    text = session.observer
 
-    def _handle(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        if self.stop.is_set():
-            return
-        self.stop.reason = f"stopped by {name}"
-        self.stop.set()
-        if self.display:
-            self.display.note(f"{name}: ramping down, then stopping")
+    def observe(progress) -> None:
+        live.session_window(feed, progress)
+        if text is not None:
+            text(progress)
 
-    def __enter__(self) -> "_stop_on_signals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
+    session.observer = observe
+    session.sample_observer = feed.add_block
 
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+    def job():
+        with DoseLog(session.log.path) as log:  # an SQLite connection belongs to the thread that opened it
+            session.log = log
+            return session.run()
+
+    return live.run_live(job, feed, stop, mode=mode, png=png, hold=False)
 
 
 PHASE_LABELS = {

@@ -7,7 +7,7 @@ import math
 import sys
 
 from livctl.cli import EXIT_INTERRUPTED, EXIT_OK
-from livctl.cli.common import add_json_option, fmt, positive_number, print_json
+from livctl.cli.common import StopEvent, add_json_option, fmt, positive_number, print_json, stop_on_signals
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform
-    from livctl.cli.session import _StopEvent, _stop_on_signals, choose_device
+    from livctl.cli.session import choose_device
     from livctl.errors import UsageError
     from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
 
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     ceiling = drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, platform.max_drive) if gain else platform.max_drive
     level = min(args.level, ceiling)
     progress = None if args.quiet else sys.stderr
-    stop = _StopEvent()
-    with platform, _stop_on_signals(stop, None):
+    stop = StopEvent()
+    with platform, stop_on_signals(stop):
         if level < args.level:
             _say(progress, f"level {args.level:g} capped at the platform's ceiling, {level:.4g} of full scale")
         _say(progress, f"playing {args.freq:g} Hz at {level:.4g} of full scale for {args.seconds:g} s on "
