@@ -115,10 +115,12 @@ class JackServer:
 
 
 @contextmanager
-def sensor_noise(server: JackServer, in_port: str, *, rms_fs: float = 1e-3, seed: int = 5):
-    """Mix quiet Gaussian noise into `in_port` (JACK sums what is connected to a port), as an
-    analog accelerometer's noise floor: a digital loopback at rest reads exactly zero, which a
-    session's sensor check rightly calls a stalled sensor."""
+def sensor_noise(server: JackServer, *, rms_fs: float = 1e-3, seed: int = 5):
+    """A quiet Gaussian noise source, as an analog accelerometer's noise floor: a digital loopback
+    at rest reads exactly zero, which a session's sensor check rightly calls a stalled sensor.
+
+    Yields `mix_into(in_port)`, which connects it to an input port (JACK sums what is connected to
+    a port). Start it before the platform opens, so mixing it in is one quick connection."""
     import numpy as np
     import sounddevice as sd
 
@@ -141,8 +143,7 @@ def sensor_noise(server: JackServer, in_port: str, *, rms_fs: float = 1e-3, seed
         port = server._new_ports(known, inputs=False, timeout_s=10.0)[0][-1]
         for sink in [p for p in server.ports() if p.startswith("system:playback")]:
             server._jack("jack_disconnect", port, sink)
-        server._jack("jack_connect", port, in_port)
-        yield
+        yield lambda in_port: server._jack("jack_connect", port, in_port)
     finally:
         stream.abort()
         stream.close()

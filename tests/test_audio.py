@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import livctl_env, run_livctl
+import contextlib
 from contextlib import contextmanager
 
 from jackserver import JackServer, JackUnavailable, sensor_noise
@@ -46,14 +47,14 @@ LOOP = f"audio://system?in=1&max_level=0.5&in_g_per_fs={IN_G_PER_FS:g}"
 def _looped(jack, url: str = LOOP, *, noise: bool = False):
     """An open audio platform whose output is routed into its input; with `noise`, a sensor's
     noise floor (2 mg RMS here) is mixed in, as a session's sensor check requires."""
-    platform = open_platform(url)
-    known = set(jack.ports())
-    with platform:
-        _, in_port = jack.loop_back(known)
-        if noise:
-            with sensor_noise(jack, in_port):
-                yield platform
-        else:
+    with contextlib.ExitStack() as stack:
+        mix_into = stack.enter_context(sensor_noise(jack)) if noise else None
+        platform = open_platform(url)
+        known = set(jack.ports())
+        with platform:
+            _, in_port = jack.loop_back(known)
+            if mix_into:
+                mix_into(in_port)
             yield platform
 
 
@@ -70,6 +71,32 @@ def _assert_no_faults_but_the_servers(health: dict[str, int], jack, xruns_before
     assert health["output_underruns"] <= server and health["input_overruns"] <= server, (
         f"livctl counted {health} but the server logged {server} xruns: {jack.log_tail()}"
     )
+
+
+@contextmanager
+def _route_when_ready(jack, *, noise: bool = False):
+    """For a platform opened inside a command run in this process: route its output into its input
+    (and mix in a sensor's noise floor) from a helper thread as soon as its ports appear."""
+    errors: list[BaseException] = []
+    with contextlib.ExitStack() as stack:
+        mix_into = stack.enter_context(sensor_noise(jack)) if noise else None
+        known = set(jack.ports())
+
+        def route() -> None:
+            try:
+                _, in_port = jack.loop_back(known)
+                if mix_into:
+                    mix_into(in_port)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=route, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(10)
+    assert not errors, errors
 
 
 # -- the callbacks, without a stream --------------------------------------------------------------
@@ -276,6 +303,37 @@ def test_open_loop_progress_says_each_window_was_not_measured(jack):
     assert NOT_MEASURED in stream.getvalue()
 
 
+def test_calibrate_then_closed_and_open_loop_sessions_over_audio(jack, cli, log_path):
+    """The whole workflow on one sound-card platform: calibrate it with its accelerometer, run a
+    closed-loop session, then run open loop (accelerometer unplugged) from the calibration's gain."""
+    with _route_when_ready(jack, noise=True):
+        calibrated = cli("calibrate", "--device", LOOP, "--levels", "5,10", "--json", "--quiet")
+    assert calibrated.code == 0, calibrated
+    calibration = json.loads(calibrated.out)["calibration"]
+    assert calibration["platform_id"] == "audio-system"
+    point = calibration["points"][0]
+    assert point["gain_g_per_drive"] == pytest.approx(IN_G_PER_FS, rel=1e-3)  # the loop: 2 g per full scale
+
+    with _route_when_ready(jack, noise=True):
+        closed = cli("session", "--device", LOOP, "--minutes", "0.05", "--ramp", "0.5", "--log", str(log_path),
+                     "--json", "--quiet")
+    assert closed.code == 0, closed.out
+    summary = json.loads(closed.out)
+    assert summary["in_spec"] and summary["calibration_id"] == calibration["calibration_id"]
+    assert summary["mean_peak_g"] == pytest.approx(0.3, rel=0.02)
+    assert set(summary["stream_health"]) == {"output_underruns", "input_overruns"}
+
+    opened = cli("session", "--device", "audio://system?max_level=0.5", "--minutes", "0.05", "--ramp", "0.5",
+                 "--log", str(log_path), "--json", "--quiet")
+    assert opened.code == 1, opened
+    summary = json.loads(opened.out)
+    assert summary["status"] == "completed" and not summary["in_spec"]
+    assert summary["reason"].startswith("dose not measured: no accelerometer, driven open loop from the calibrated gain (2 g")
+    with DoseLog(log_path) as log:
+        drives = [w["drive"] for w in log.windows(summary["session_id"]) if w["phase"] == DELIVER]
+    assert drives == [pytest.approx(0.15, rel=1e-3)] * len(drives) and len(drives) == 3
+
+
 def test_a_session_on_an_uncalibrated_audio_platform_is_refused(jack, cli, log_path):
     result = cli("session", "--device", LOOP, "--minutes", "0.1", "--log", str(log_path))
     assert result.code == 2 and "platform 'audio-system' has no calibration" in result.err
@@ -314,12 +372,9 @@ def test_bad_audio_devices_are_one_line_usage_errors(jack, cli, url, says):
 
 
 def test_tone_plays_and_measures_through_the_loop(jack, cli):
-    known = set(jack.ports())
-    router = threading.Thread(target=jack.loop_back, args=(known,), daemon=True)
-    router.start()
-    result = cli("tone", "--device", LOOP, "--freq", "45", "--level", "0.1", "--seconds", "1.5", "--ramp", "0.2",
-                 "--json")
-    router.join(5)
+    with _route_when_ready(jack):
+        result = cli("tone", "--device", LOOP, "--freq", "45", "--level", "0.1", "--seconds", "1.5", "--ramp", "0.2",
+                     "--json")
     assert result.code == 0, result
     summary = json.loads(result.out)
     assert summary["level"] == 0.1 and not summary["interrupted"]

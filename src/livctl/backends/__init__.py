@@ -99,6 +99,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def platform_id_option(text: str) -> str:
+    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.'."""
+    if not text or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("use letters, digits, '-', '_' or '.'")
+    return text
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 0):

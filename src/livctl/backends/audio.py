@@ -47,7 +47,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from livctl.backends import DeviceURL, Platform, SampleBlock, positive_float
+from livctl.backends import DeviceURL, Platform, SampleBlock, platform_id_option, positive_float
 from livctl.clock import RealClock
 from livctl.errors import DeviceURLError, PlatformError, UsageError
 from livctl.units import g_to_mps2
@@ -59,6 +59,9 @@ RING_S = 8.0
 """Seconds of accelerometer samples the input ring holds between two reads."""
 STALL_S = 1.0
 """A stream whose callbacks stop for this long (beyond the wait expected) has lost its device."""
+INPUT_SETTLE_S = 0.5
+"""`open` lets the input run this long before the first sample is kept: converters start with
+silence, and an AC-coupled input settles (a 5 Hz high-pass has a 32 ms time constant)."""
 POLL_S = 0.005
 CEILING_RAMP_S = 0.1
 """A drive above a newly lowered ceiling ramps down to it this fast."""
@@ -224,12 +227,6 @@ def _level(text: str) -> float:
     return value
 
 
-def _platform_id(text: str) -> str:
-    if not text or not all(c.isalnum() or c in "-_." for c in text):
-        raise ValueError("use letters, digits, '-', '_' or '.'")
-    return text
-
-
 def default_platform_id(device_name: str) -> str:
     slug = "".join(c if c.isalnum() else "-" for c in device_name.lower()).strip("-")
     return "audio-" + ("-".join(part for part in slug.split("-") if part) or "device")
@@ -341,7 +338,7 @@ class AudioPlatform(Platform):
         "max_level": _level,
         "in_g_per_fs": positive_float,
         "g_per_fs": positive_float,
-        "id": _platform_id,
+        "id": platform_id_option,
     }
     DEFAULTS = {"out": 1, "in": None, "rate": None, "block": 256, "latency": "high", "api": None,
                 "max_level": None, "in_g_per_fs": None, "g_per_fs": None, "id": None}
@@ -504,6 +501,13 @@ class AudioPlatform(Platform):
         except (sd.PortAudioError, ValueError) as exc:
             self._close_streams()
             raise PlatformError(f"cannot open audio device {self.device.name!r}: {exc}") from None
+        if self._input is not None:
+            source, settle = self._input, int(INPUT_SETTLE_S * self.rate_hz)
+            try:
+                self._wait_for(lambda: source.written >= settle, INPUT_SETTLE_S)
+            except PlatformError:
+                self.close()
+                raise
 
     def close(self) -> None:
         if self._output is not None:
