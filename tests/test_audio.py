@@ -333,6 +333,13 @@ def test_calibrate_then_closed_and_open_loop_sessions_over_audio(jack, cli, log_
         drives = [w["drive"] for w in log.windows(summary["session_id"]) if w["phase"] == DELIVER]
     assert drives == [pytest.approx(0.15, rel=1e-3)] * len(drives) and len(drives) == 3
 
+    # a test tone obeys the calibration's largest safe drive too (1 g cap / 2 g per full scale)
+    tone = cli("tone", "--device", LOOP, "--level", "0.9", "--seconds", "0.5", "--ramp", "0.1", "--json")
+    assert tone.code == 0, tone
+    played = json.loads(tone.out)
+    assert played["calibration_id"] == calibration["calibration_id"]
+    assert played["level"] == pytest.approx(point["max_safe_drive"]) and played["level"] < 0.5
+
 
 def test_a_session_on_an_uncalibrated_audio_platform_is_refused(jack, cli, log_path):
     result = cli("session", "--device", LOOP, "--minutes", "0.1", "--log", str(log_path))

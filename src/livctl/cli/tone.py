@@ -7,7 +7,15 @@ import math
 import sys
 
 from livctl.cli import EXIT_INTERRUPTED, EXIT_OK
-from livctl.cli.common import StopEvent, add_json_option, fmt, positive_number, print_json, stop_on_signals
+from livctl.cli.common import (
+    StopEvent,
+    add_calibration_dir_option,
+    add_json_option,
+    fmt,
+    positive_number,
+    print_json,
+    stop_on_signals,
+)
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
@@ -18,7 +26,8 @@ STEP_S = 0.5
 DESCRIPTION = f"""\
 Play a sine at a given frequency and level on a platform, with soft (raised-cosine) ramps, for
 wiring and amplifier checks. The level is a fraction of full scale (peak), capped by the
-platform's drive ceiling (audio: max_level). With an accelerometer input, every half second is
+platform's drive ceiling (audio: max_level) and, when the platform has a calibration, by its
+largest safe drive. With an accelerometer input, every half second is
 measured and printed. The tone stops by itself after --seconds (default {DEFAULT_SECONDS:g}, at most
 {MAX_SECONDS:g}); Ctrl-C ramps it down first (exit 130)."""
 
@@ -64,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"how long to play, ramps included (default {DEFAULT_SECONDS:g}, at most {MAX_SECONDS:g})")
     p.add_argument("--ramp", type=positive_number("seconds"), metavar="S", default=0.5,
                    help="soft ramp up and down, seconds (default 0.5)")
+    add_calibration_dir_option(p)
     add_json_option(p, "what was played and measured")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
@@ -71,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform
+    from livctl.calibration import find_calibration
     from livctl.cli.session import choose_device
     from livctl.errors import UsageError
     from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
@@ -78,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
     platform = open_platform(choose_device(args))
+    calibration = find_calibration(platform.platform_id, args.calibration_dir)
+    if calibration is not None:
+        platform.max_drive = min(platform.max_drive, calibration.max_safe_drive)
     gain = platform.open_loop_gain_mps2_per_drive
     ceiling = drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, platform.max_drive) if gain else platform.max_drive
     level = min(args.level, ceiling)
@@ -102,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         "frequency_hz": args.freq,
         "level": level,
         "requested_level": args.level,
+        "calibration_id": calibration.calibration_id if calibration else None,
         "played_s": played_s + args.ramp,
         "interrupted": stop.is_set(),
         "measured": measured,
