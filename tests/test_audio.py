@@ -171,7 +171,18 @@ def test_list_devices_shows_the_jack_device_with_its_channels_and_rate(jack):
     assert d["host_api"] == "JACK Audio Connection Kit"
     assert (d["inputs"], d["outputs"], d["default_rate_hz"]) == (2, 2, 48000.0)
     assert d["rates_hz"] == [48000.0]  # a JACK server runs at one rate
-    assert d["url"] == f"audio://{d['index']}" and d["backend"] == "audio"
+    assert d["url"] == "audio://system" and d["backend"] == "audio"
+
+
+def test_livctl_devices_lists_the_sound_cards(jack, cli):
+    result = cli("devices", "--probe", "--json")
+    assert result.code == 0, result
+    audio = [d for d in json.loads(result.out)["devices"] if d["backend"] == "audio"]
+    assert [d["url"] for d in audio] == ["audio://system"]
+    assert audio[0]["description"] == "system (JACK Audio Connection Kit): 2 in, 2 out, 48000 Hz"
+    assert audio[0]["status"] == "accepts 48000 Hz"
+    text = cli("devices").out
+    assert "audio://system" in text and "JACK Audio Connection Kit" in text
 
 
 @pytest.mark.parametrize("frequency_hz, level", [(30.0, 0.25), (90.0, 0.1)])

@@ -27,3 +27,8 @@ class LogError(UsageError):
 
 class PlatformError(LivctlError):
     """The platform (real or simulated) failed while in use: link lost, sensor silent, ..."""
+
+
+class DeviceOpenError(UsageError):
+    """A device that cannot be opened as named: no such port, held by another program, not a
+    livctl platform, or speaking another protocol version. Nothing was driven."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 BACKENDS: dict[str, str] = {
     "sim": "livctl.backends.sim",
+    "serial": "livctl.backends.serial",
     "audio": "livctl.backends.audio",
 }
 """URL scheme -> module holding a `Platform` subclass named `PLATFORM`."""

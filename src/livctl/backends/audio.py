@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import numpy as np
 
@@ -151,17 +151,21 @@ def find_device(devices: list[AudioDevice], query: str, api: str | None = None) 
 
 
 def list_devices(probe: bool = False) -> list[dict]:
-    """Audio devices PortAudio sees: name, channels in and out, default rate, host API.
+    """Audio devices PortAudio sees, for `livctl devices`: URL (by name when the name is unique,
+    else by index), name, channels in and out, default rate, host API.
 
     With `probe`, each device's accepted rates are tested too (PortAudio opens nothing, but asks
     the driver). Raises `AudioDeviceError` when PortAudio is missing.
     """
     sd = sounddevice()
+    devices = _devices(sd)
     listing = []
-    for d in _devices(sd):
+    for d in devices:
+        unique = sum(other.name.lower() == d.name.lower() for other in devices) == 1
         entry: dict[str, Any] = {
             "backend": "audio",
-            "url": f"audio://{d.index}",
+            "url": f"audio://{quote(d.name, safe='') if unique else d.index}",
+            "description": f"{d.name} ({d.host_api}): {d.inputs} in, {d.outputs} out, {d.default_rate_hz:g} Hz",
             "name": d.name,
             "index": d.index,
             "host_api": d.host_api,
@@ -171,6 +175,7 @@ def list_devices(probe: bool = False) -> list[dict]:
         }
         if probe:
             entry["rates_hz"] = _accepted_rates(sd, d, out_channels=min(1, d.outputs), in_channels=min(1, d.inputs))
+            entry["status"] = "accepts " + (", ".join(f"{r:g}" for r in entry["rates_hz"]) or "no common rate") + " Hz"
         listing.append(entry)
     return listing
 

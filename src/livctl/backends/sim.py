@@ -182,3 +182,12 @@ class SimPlatform(Platform):
 
 
 PLATFORM = SimPlatform
+
+
+def list_devices(probe: bool) -> list[dict]:
+    """The simulated platform is always there (`probe` has nothing to ask it)."""
+    sensor = SENSORS[SimPlatform.DEFAULTS["sensor"]]
+    return [{
+        "url": "sim://",
+        "description": f"simulated platform ({SimPlatform.DEFAULTS['load_kg']:g} kg load, {sensor.name} at {sensor.rate_hz:g} Hz)",
+    }]

@@ -15,7 +15,7 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "calibrate", "calibration", "tone", "presets", "log")
+COMMANDS = ("session", "calibrate", "calibration", "tone", "presets", "log", "devices")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
@@ -44,7 +44,8 @@ examples:
   livctl session --device sim:// --preset mouse-90hz-0.3g  a preset protocol
   livctl calibrate --device sim:// --speed max             calibrate the simulated platform
   livctl presets                                            the shipped protocols
-  livctl log                                                sessions in the dose log"""
+  livctl log                                                sessions in the dose log
+  livctl devices --probe                                    platforms this machine can reach"""
 
 
 def build_parser() -> Parser:

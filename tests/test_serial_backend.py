@@ -1,0 +1,372 @@
+"""`serial://` against `python -m firmware_sim --pty`: real sessions, every injected fault, bad ports.
+
+Each fault must end with the platform stopped (the simulator's own account of its output) and a
+dose log that tells the truth: the session's end, its reason, the delivered seconds equal to the
+logged delivery windows, and no damaged or missing data read as acceleration.
+"""
+
+import json
+import os
+import random
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+from serial.tools.list_ports_common import ListPortInfo
+
+from conftest import run_livctl
+from firmware_sim.board import pattern_counts
+from fwsim import FirmwareSim
+from livctl.backends import open_platform
+from livctl.doselog import DoseLog
+from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError
+
+# ADXL355: a quiet sensor, so the pre-check needs one step and the sessions stay a few seconds long
+SESSION = ["--minutes", "0.05", "--ramp", "0.5", "--window", "0.5", "--json", "--quiet"]
+FAULT_AT_S = "2.6"
+"""Seconds after the output first came on: pre-check 1.25 s, ramp 0.5 s, then 0.85 s of delivery."""
+
+
+@pytest.fixture(scope="module")
+def calibration_dir(tmp_path_factory):
+    """A calibration for the board behind the pty (platform FWSIM-0001, ADXL355). The board runs the
+    very model sim:// runs, so calibrating sim:// under that id at full speed gives its calibration
+    in a second instead of a real-time sweep."""
+    directory = tmp_path_factory.mktemp("calibration")
+    result = run_livctl("calibrate", "--device", "sim://?id=FWSIM-0001&sensor=adxl355", "--speed", "max",
+                        "--no-plot", "--quiet", "--calibration-dir", str(directory))
+    assert result.returncode == 0, result.stderr
+    return directory
+
+
+@pytest.fixture
+def firmware(tmp_path):
+    started = []
+
+    def start(*args: str) -> FirmwareSim:
+        sim = FirmwareSim(tmp_path / f"sim{len(started)}", *args)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        if sim.proc.poll() is None:
+            sim.stop()
+
+
+def _session(sim: FirmwareSim, log_path, calibration_dir, *extra: str):
+    result = run_livctl("session", "--device", sim.url(), *SESSION, "--log", str(log_path),
+                        "--calibration-dir", str(calibration_dir), *extra, timeout=60)
+    summary = json.loads(result.stdout) if result.stdout.strip() else None
+    return result, summary
+
+
+def _logged(log_path, summary):
+    with DoseLog(log_path, create=False) as log:
+        return log.find_session(summary["session_id"]), log.windows(summary["session_id"])
+
+
+def _assert_log_true(log_path, summary):
+    record, windows = _logged(log_path, summary)
+    assert record["status"] == summary["status"] and record["reason"] == summary["reason"]
+    delivery = [w for w in windows if w["phase"] == "deliver"]
+    assert record["delivered_s"] == pytest.approx(sum(w["duration_s"] for w in delivery))
+    for w in delivery:  # every delivery window was measured right, or says it could not be
+        if w["peak_g"] is None:
+            assert w["reasons"][0].startswith("no measurement")
+        else:
+            assert w["frequency_hz"] == pytest.approx(30.0, abs=0.05) and w["peak_g"] == pytest.approx(0.3, rel=0.05)
+    assert windows and windows[-1]["phase"] == "ramp_down" and windows[-1]["drive"] == 0.0
+    return record, windows
+
+
+def _assert_stopped(stats):
+    assert stats["output_on"] is False and stats["output_level"] == 0.0
+
+
+def test_a_real_session_over_a_pty_delivers_and_logs_the_dose(firmware, log_path, calibration_dir):
+    sim = firmware("--sensor", "adxl355")
+    result, summary = _session(sim, log_path, calibration_dir)
+    assert result.returncode == 0, result.stderr
+    assert summary["status"] == "completed" and summary["in_spec"] is True
+    assert summary["delivered_s"] == pytest.approx(3.0)
+    assert summary["mean_frequency_hz"] == pytest.approx(30.0, abs=0.02)
+    assert summary["mean_peak_g"] == pytest.approx(0.3, rel=0.03)
+    assert summary["platform_id"] == "FWSIM-0001" and summary["simulated"] is False
+    assert summary["time_base"] == "real time" and summary["device"] == sim.url()
+    _, windows = _assert_log_true(log_path, summary)
+    assert [w["phase"] for w in windows].count("deliver") == 6  # 0.5 s windows
+    stats = sim.stop()
+    _assert_stopped(stats)
+    assert stats["watchdog_trips"] == 0 and stats["frames_damaged"] == 0
+
+
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        (["--stall-at", FAULT_AT_S], r"the platform's accelerometer stalled: no samples for 0\.[23]\d s$"),
+        (["--reboot-at", FAULT_AT_S], r"the platform restarted \(power-on reset\) during the session"),
+        (["--interlock-at", FAULT_AT_S], r"the platform's interlock opened and cut the output$"),
+        (["--corrupt-bytes", "3e-4", "--drop-bytes", "1e-4"], r"the serial link is (losing|corrupting) data: "),
+    ],
+    ids=["stalled-sensor", "reboot", "interlock", "noisy-link"],
+)
+def test_a_fault_stops_the_platform_and_the_log_says_why(firmware, log_path, calibration_dir, fault, reason):
+    sim = firmware("--sensor", "adxl355", *fault)
+    result, summary = _session(sim, log_path, calibration_dir)
+    assert result.returncode == 1, result.stderr
+    assert summary["status"] == "aborted" and summary["in_spec"] is False
+    assert re.match(f"platform failure: {reason}", summary["reason"]), summary["reason"]
+    assert "ramp-down incomplete" not in summary["reason"]  # the link lived: the ramp-down ran
+    _assert_log_true(log_path, summary)
+    stats = sim.stop()
+    _assert_stopped(stats)
+    if "--corrupt-bytes" in fault:
+        assert stats["frames_damaged"] > 0 and stats["bytes_corrupted"] > 0 and stats["bytes_dropped"] > 0
+
+
+def test_an_unplugged_port_ends_the_session_and_the_board_stops_itself(firmware, log_path, calibration_dir):
+    sim = firmware("--sensor", "adxl355", "--unplug-at", FAULT_AT_S)
+    result, summary = _session(sim, log_path, calibration_dir)
+    assert result.returncode == 1, result.stderr
+    assert summary["status"] == "aborted"
+    assert summary["reason"].startswith(f"platform failure: serial link lost: {sim.path} failed (unplugged?)")
+    assert summary["reason"].endswith("; ramp-down incomplete: serial link lost")
+    record, windows = _logged(log_path, summary)
+    assert record["delivered_s"] == pytest.approx(sum(w["duration_s"] for w in windows if w["phase"] == "deliver"))
+    assert 0.4 <= record["delivered_s"] <= 1.6
+    # without its host the board's watchdog ramped the output down; then the simulator ended
+    stats = sim.wait_exit(timeout_s=10)
+    _assert_stopped(stats)
+    assert stats["watchdog_trips"] == 1
+    assert "watchdog: no heartbeat" in sim.log and "unplugged and the output is at zero" in sim.log
+
+
+def test_a_hung_board_is_a_silent_platform_and_its_hardware_watchdog_resets_it(firmware, log_path, calibration_dir):
+    sim = firmware("--sensor", "adxl355", "--hang-at", FAULT_AT_S)
+    result, summary = _session(sim, log_path, calibration_dir)
+    assert result.returncode == 1, result.stderr
+    assert summary["reason"].startswith(
+        "platform failure: the platform went silent: no samples and no answer for"
+    ), summary["reason"]
+    record, windows = _logged(log_path, summary)
+    assert record["status"] == "aborted"
+    assert record["delivered_s"] == pytest.approx(sum(w["duration_s"] for w in windows if w["phase"] == "deliver"))
+    stats = sim.stop()
+    _assert_stopped(stats)
+    assert stats["boot_id"] == 2 and "the hardware watchdog resets the hung board" in sim.log
+
+
+def test_a_host_that_stops_heartbeating_is_stopped_by_the_watchdog(firmware):
+    sim = firmware()
+    platform = open_platform(sim.url("watchdog_s=0.3"))
+    with platform:
+        platform.set_frequency(30.0)
+        platform.set_drive(0.2, 0.2)
+        assert platform.read(0.5).n == 1600
+        time.sleep(0.8)  # the host hangs: no reads, no heartbeats
+        with pytest.raises(PlatformError, match="watchdog stopped the output"):
+            platform.read(1.0)
+        # the stream goes on, so the ramp-down can still be measured: the drive is already down,
+        # leaving sensor noise (ADXL345 z: 0.24 m/s^2 RMS) where 0.2 drive shook about 2 m/s^2 RMS
+        tail = platform.read(1.0).accel_mps2[-800:, 2]
+        assert np.isfinite(tail).all() and np.std(tail) < 0.5
+    stats = sim.stop()
+    _assert_stopped(stats)
+    assert stats["watchdog_trips"] == 1
+
+
+def test_gaps_are_nan_of_their_exact_length_and_every_sample_received_is_exact(firmware):
+    """The link test pattern through the real backend: nothing lost goes unnoticed, nothing damaged is read."""
+    sim = firmware("--test-pattern", "--corrupt-bytes", "1e-4", "--drop-bytes", "5e-5")
+    platform = open_platform(sim.url())
+    blocks = []
+    with platform:
+        with pytest.raises(PlatformError, match="the serial link is losing data"):
+            for _ in range(20):
+                blocks.append(platform.read(0.25))
+        assembler = platform.assembler
+        first_u32 = None
+        received = lost = 0
+        for block in blocks:
+            counts = np.rint(block.accel_mps2 / platform._scale)
+            good = ~np.isnan(block.accel_mps2[:, 0])
+            index = np.arange(block.n) + int(round(block.t0_s * block.rate_hz))
+            if first_u32 is None:
+                first_u32 = int(counts[0, 0])  # x of the pattern is the sample index itself
+            expected = pattern_counts(first_u32, index[-1] + 1)[index]
+            assert np.array_equal(counts[good], expected[good])
+            assert np.isnan(block.accel_mps2[~good]).all()
+            received += int(good.sum())
+            lost += int((~good).sum())
+        assert lost > 0 and received > 10 * lost
+    stats = sim.stop()
+    # every frame the simulator damaged or dropped is a frame the host found missing, and no other
+    observed = range(assembler.stats.first_seq, assembler.stats.last_seq + 1)
+    spoiled = {s for s in stats["damaged_seqs"] + stats["dropped_seqs"] if s in observed}
+    assert set(assembler.stats.missing_seqs) == spoiled and spoiled
+
+
+# -- opening ---------------------------------------------------------------------------------------
+
+
+def _usage_error(result, *fragments):
+    assert result.returncode == 2, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_a_port_held_by_another_livctl_is_refused_naming_the_holder(firmware, log_path):
+    sim = firmware()
+    holder = open_platform(sim.url())
+    with holder:
+        result = run_livctl("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+        _usage_error(result, f"serial port {sim.path} is in use by process {os.getpid()} (", "stop it first")
+        holder.read(0.1)  # the first session is undisturbed
+    assert not log_path.exists() or not DoseLog(log_path).sessions()
+
+
+def test_a_platform_of_another_protocol_version_is_refused(firmware, cli, log_path):
+    sim = firmware("--protocol", "2.0")
+    result = cli("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "speaks livctl platform protocol 2.0; this livctl speaks 1.x" in result.err
+
+
+def _fake_port(answer):
+    """A real pty whose other end answers each line with `answer(line)` (None: stays silent)."""
+    master, slave = os.openpty()
+    stop = threading.Event()
+
+    def serve():
+        buf = b""
+        while not stop.is_set():
+            try:
+                data = os.read(master, 1024)
+            except OSError:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                reply = answer(line.decode(errors="replace").strip())
+                if reply is not None:
+                    os.write(master, reply.encode("latin-1") + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    path = os.ttyname(slave)
+
+    def close():
+        stop.set()
+        os.close(slave)
+        os.close(master)
+        thread.join(2)
+
+    return path, close
+
+
+def test_another_instrument_is_refused_as_not_a_livctl_platform(cli, log_path):
+    path, close = _fake_port(lambda line: "KEITHLEY INSTRUMENTS INC.,MODEL 2000,1234567,A19" if line == "*IDN?" else None)
+    try:
+        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+    finally:
+        close()
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "is not a livctl platform: it identifies as 'KEITHLEY INSTRUMENTS INC.,MODEL 2000" in result.err
+
+
+def test_a_port_that_answers_random_bytes_is_refused_cleanly(cli, log_path):
+    rng = random.Random(3)
+    path, close = _fake_port(lambda line: bytes(rng.getrandbits(8) for _ in range(300)).decode("latin-1"))
+    try:
+        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+    finally:
+        close()
+    assert result.code == 2 and result.err.count("\n") == 1 and "no answer to *IDN? from" in result.err
+
+
+def test_a_silent_port_is_refused_after_its_timeouts(cli, log_path):
+    path, close = _fake_port(lambda line: None)
+    started = time.monotonic()
+    try:
+        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+    finally:
+        close()
+    assert result.code == 2 and "no answer to *IDN? from" in result.err and "921600 baud" in result.err
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("serial:///dev/ttyNOPE0", "no serial port /dev/ttyNOPE0; `livctl devices` lists the ports"),
+        ("serial://", "serial:// needs a port"),
+        ("serial:///dev/ttyS0?baud=fast", "baud='fast'"),
+        ("serial:///dev/ttyS0?watchdog_s=30", "must be between 0.1 and 10 s"),
+        ("serial:///dev/ttyS0?stall_s=0", "must be a positive number"),
+        ("serial:///dev/ttyS0?parity=E", "no option parity; known options: baud, stall_s, watchdog_s"),
+    ],
+)
+def test_bad_serial_urls_are_one_line_usage_errors(cli, log_path, url, fragment):
+    result = cli("session", "--device", url, "--minutes", "1", "--log", str(log_path))
+    assert result.code == 2 and result.err.count("\n") == 1 and fragment in result.err, result
+
+
+def test_a_baud_rate_too_slow_for_the_stream_is_refused(firmware):
+    sim = firmware()
+    with pytest.raises(DeviceOpenError, match=r"more than 115200 baud carries .* use baud=921600"):
+        open_platform(sim.url("baud=115200")).open()
+
+
+def test_speed_is_refused_for_serial_platforms(cli, log_path):
+    result = cli("session", "--device", "serial:///dev/ttyS0", "--speed", "max", "--log", str(log_path))
+    assert result.code == 2 and "simulator (sim://) only" in result.err
+    with pytest.raises(DeviceURLError, match="run in real time"):
+        open_platform("serial:///dev/ttyS0", speed=10.0)
+
+
+# -- livctl devices ---------------------------------------------------------------------------------
+
+
+def test_devices_lists_the_simulator_and_serial_ports_as_json(cli):
+    result = cli("devices", "--json")
+    assert result.code == 0
+    listing = json.loads(result.out)
+    urls = [d["url"] for d in listing["devices"]]
+    assert urls[0] == "sim://" and listing["devices"][0]["backend"] == "sim"
+    from serial.tools import list_ports
+
+    assert {f"serial://{p.device}" for p in list_ports.comports()} <= set(urls)
+
+
+def test_devices_probe_tells_a_platform_from_a_held_port(firmware, cli, monkeypatch):
+    free = firmware("--serial", "42")
+    held = firmware()
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [ListPortInfo(free.path), ListPortInfo(held.path)])
+    with open_platform(held.url()):
+        result = cli("devices", "--probe", "--json")
+        table = cli("devices", "--probe")
+    rows = {d["url"]: d for d in json.loads(result.out)["devices"]}
+    assert rows[free.url()]["identity"] == "LIVCTL,FWSIM,42,1.0" and rows[free.url()]["status"] == "livctl platform"
+    assert rows[free.url()]["protocol"] == "1.0"
+    assert f"in use by process {os.getpid()}" in rows[held.url()]["status"]
+    assert "livctl platform, LIVCTL,FWSIM,42,1.0" in table.out
+
+
+def test_devices_reports_a_backend_that_cannot_load_as_a_note(cli, monkeypatch):
+    from livctl import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "audio", "livctl.backends.no_such_audio_backend")
+    result = cli("devices")
+    assert result.code == 0
+    assert "sim://" in result.out
+    assert "note: audio:// is not available: No module named 'livctl.backends.no_such_audio_backend'" in result.out
+
+
+def test_devices_has_help_with_examples(cli):
+    result = cli("devices", "--help")
+    assert result.code == 0 and "--probe" in result.out and "examples:" in result.out
