@@ -17,14 +17,15 @@ its index (`livctl devices` lists them). Options:
 | `api` | host API (part of its name: `alsa`, `jack`, ...) when a name is on several | any |
 | `max_level` | largest output level, fraction of full scale (peak): the drive ceiling | none: refuses to drive |
 | `in_g_per_fs` | accelerometer scale: peak g that gives a full-scale input | required with `in` |
-| `g_per_fs` | open-loop gain: peak g per unit of drive at the working frequency | none |
+| `g_per_fs` | open-loop gain: peak g per unit of drive at the working frequency (a calibration's gain wins) | none |
 | `id` | platform id (calibrations and dose records refer to it) | `audio-<device name>` |
 
 The output callback only synthesises the sine (`SineSynth`: phase-continuous, raised-cosine
 ramps) into PortAudio's buffer. It never allocates sample memory, logs, locks or does I/O: commands
 reach it through a one-writer record (`_Command`, an immutable tuple swapped in by the session
 thread) that it reads once per block, and the drive ceiling is applied where a command is taken,
-so no level above `max_level` can reach the synthesiser. The input callback only copies the
+so no level above it can reach the synthesiser. The ceiling is `max_level`, lowered (never raised)
+when a calibration's largest safe drive is set as `max_drive`. The input callback only copies the
 accelerometer channel into a preallocated ring; `read` turns the ring's samples into m/s^2.
 
 The accelerometer is the vertical axis, z; x and y are zero. Audio inputs are AC-coupled, so the
