@@ -20,6 +20,9 @@ from livctl.cli.common import (
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
 """The tone always ends: a wiring check longer than five minutes is a mistake."""
+MIN_FREQUENCY_HZ = 1.0
+MAX_FREQUENCY_HZ = 1000.0
+"""Shakers and their sensors work well below this (LIV uses 30-90 Hz)."""
 STEP_S = 0.5
 """The tone is measured (when the platform has a sensor) and the stop request checked this often."""
 
@@ -50,6 +53,15 @@ def _level(text: str) -> float:
     return value
 
 
+def _frequency(text: str) -> float:
+    value = positive_number("Hz")(text)
+    if not MIN_FREQUENCY_HZ <= value <= MAX_FREQUENCY_HZ:
+        raise argparse.ArgumentTypeError(
+            f"{text} Hz is outside {MIN_FREQUENCY_HZ:g}-{MAX_FREQUENCY_HZ:g} Hz, the range a test tone may use"
+        )
+    return value
+
+
 def _seconds(text: str) -> float:
     value = positive_number("seconds")(text)
     if value > MAX_SECONDS:
@@ -66,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--device", metavar="URL", help="audio://NAME?max_level=..., sim:// (default $LIVCTL_DEVICE)")
-    p.add_argument("--freq", type=positive_number("Hz"), metavar="HZ", default=30.0, help="frequency, Hz (default 30)")
+    p.add_argument("--freq", type=_frequency, metavar="HZ", default=30.0,
+                   help=f"frequency, Hz, {MIN_FREQUENCY_HZ:g}-{MAX_FREQUENCY_HZ:g} (default 30)")
     p.add_argument("--level", type=_level, metavar="FRACTION", default=0.05,
                    help="peak level, fraction of full scale or a percentage such as 5%% (default 0.05)")
     p.add_argument("--seconds", type=_seconds, metavar="S", default=DEFAULT_SECONDS,
