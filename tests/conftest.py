@@ -39,6 +39,19 @@ def _isolated_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LIVCTL_CALIBRATION_DIR", str(tmp_path / "calibration"))
 
 
+@pytest.fixture(scope="session")
+def jack():
+    """A real JACK server (dummy driver, 48 kHz, 256 frames) that PortAudio in this process and its
+    children uses; a server that cannot start fails the test with the reason (tests/jackserver.py)."""
+    from jackserver import JackUnavailable, running_jack
+
+    try:
+        with running_jack() as server:
+            yield server
+    except JackUnavailable as exc:
+        pytest.fail(f"the audio tests need a JACK server: {exc}")
+
+
 @pytest.fixture
 def log_path(tmp_path) -> Path:
     return tmp_path / "doses.sqlite"

@@ -22,7 +22,7 @@ def test_help_is_instant_and_imports_no_numerics():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [[], ["session"], ["validate"], ["presets"], ["log"], ["log", "show"]])
+@pytest.mark.parametrize("command", [[], ["session"], ["validate"], ["tone"], ["presets"], ["log"], ["log", "show"]])
 def test_every_command_has_help_with_a_description(cli, command):
     result = cli(*command, "--help")
     assert result.code == 0

@@ -36,7 +36,7 @@ from livctl.analysis import AXES, AnalysisError, Measurement, amplitude_at, chec
 from livctl.backends import Platform, SampleBlock
 from livctl.control import AmplitudeController, ControlSettings
 from livctl.doselog import DoseLog, SessionStart
-from livctl.errors import PlatformError
+from livctl.errors import PlatformError, UsageError
 from livctl.prescription import Prescription
 from livctl.safety import DEFAULT_ACCEL_CAP_G, Interlocks, SafetyLimits, Trip, drive_ceiling
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
@@ -63,6 +63,7 @@ PRECHECK_PRECISION = 0.004
 """Relative standard error of the measured response the pre-check aims for."""
 PRECHECK_MAX_PRECISION = 0.05
 """The pre-check fails when the response cannot be measured better than this."""
+NOT_MEASURED = "not measured: no accelerometer (open loop)"
 DEFAULT_BLOCK_S = 0.25
 """Control block: how often the level is checked against the cap and the interlocks and, when far
 off, corrected."""
@@ -128,9 +129,11 @@ class SessionResult:
     mean_thd_percent: float | None
     in_spec: bool
     window_count: int
+    stream_health: dict[str, int] = field(default_factory=dict)
+    """The platform's stream fault counts (audio under-runs, ...); empty when it has no stream."""
 
     def to_record(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "session_id"}
+        return {k: v for k, v in vars(self).items() if k not in ("session_id", "stream_health")}
 
 
 @dataclass
@@ -190,6 +193,7 @@ class Session:
             self.limits = SafetyLimits(accel_cap_g=self.accel_cap_g)
         self.accel_cap_g = self.limits.accel_cap_g
         self.prescription.validate(self.accel_cap_g)
+        self._unmeasured: str | None = None
         self.interlocks = Interlocks(self.limits, self.prescription)
         self.controller: AmplitudeController | None = None
         self._axis = AXES.index(self.platform.vertical_axis)
@@ -207,14 +211,22 @@ class Session:
 
     def run(self) -> SessionResult:
         rx = self.prescription
+        if not self.platform.has_sensor and not self._open_loop_gain():
+            raise UsageError(
+                f"{self.platform.url} has no accelerometer and no calibrated gain (g per full scale), "
+                "so the drive for the prescription is unknown; connect a sensor or calibrate the platform"
+            )
         if self.log is not None:
             self.session_id = self.log.start_session(self._start_record())
         status, reason = "completed", None
         failure: BaseException | None = None
         try:
             self.platform.set_frequency(rx.frequency_hz)
-            self._sensor_check()
-            self._precheck()
+            if self.platform.has_sensor:
+                self._sensor_check()
+                self._precheck()
+            else:
+                self._open_loop()
             self._ramp_up()
             self._deliver()
         except _StopRequested as exc:
@@ -272,10 +284,16 @@ class Session:
             and fraction >= self.prescription.tolerance.min_in_spec_fraction
         )
         if status == "completed" and not in_spec and reason is None:
-            reason = (
+            reason = self._unmeasured or (
                 f"only {100 * (fraction or 0):.0f} % of the delivery was in spec "
                 f"(at least {100 * self.prescription.tolerance.min_in_spec_fraction:.0f} % required)"
             )
+        elif self._unmeasured:
+            reason = f"{reason}; {self._unmeasured}" if reason else self._unmeasured
+        health = self.platform.stream_health()
+        faults = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in health.items() if count)
+        if faults:
+            reason = f"{reason}; stream faults: {faults}" if reason else f"stream faults: {faults}"
         return SessionResult(
             session_id=self.session_id,
             status=status,
@@ -288,6 +306,7 @@ class Session:
             mean_thd_percent=t.mean(t.thd_s),
             in_spec=in_spec,
             window_count=self._index,
+            stream_health=health,
         )
 
     # -- phases -------------------------------------------------------------------------------
@@ -361,6 +380,26 @@ class Session:
                 f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
                 f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
             )
+        self._set_target(gain)
+
+    def _open_loop(self) -> None:
+        """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
+        gain = self._open_loop_gain()
+        self._unmeasured = (
+            f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
+            f"({gain / G_MPS2:.3g} g peak per full scale)"
+        )
+        self.gain_mps2_per_drive = gain
+        self._set_target(gain)
+
+    def _open_loop_gain(self) -> float | None:
+        """Peak m/s^2 per unit drive without a sensor: the calibration's, else the platform's own."""
+        gain = self.reference_gain_mps2_per_drive or self.platform.open_loop_gain_mps2_per_drive
+        return gain if gain and gain > 0 and math.isfinite(gain) else None
+
+    def _set_target(self, gain: float) -> None:
+        """The drive level for the prescription from the response `gain` (peak m/s^2 per unit drive)."""
+        rx = self.prescription
         needed = rx.peak_mps2 / gain
         if needed > self.platform.max_drive:
             raise SessionAbort(
@@ -374,6 +413,9 @@ class Session:
         self._phase(RAMP_UP, self.prescription.ramp_s)
 
     def _deliver(self) -> None:
+        if not self.platform.has_sensor:  # nothing measured: nothing to control or to watch
+            self._phase(DELIVER, self.prescription.duration_s)
+            return
         self.interlocks.arm(self._target_drive)
         ceiling = drive_ceiling(self.gain_mps2_per_drive, self.accel_cap_g, self.platform.max_drive)
         self.controller = AmplitudeController(
@@ -425,6 +467,10 @@ class Session:
         If an interlock trips or the platform fails midway, the part read so far is still
         logged and counted before the exception goes on.
         """
+        if not self.platform.has_sensor:
+            t0_s = self.platform.wait(duration_s)
+            window = self._close_window(phase, t0_s, duration_s, np.empty((0, 3)), None, False, react=False)
+            return window, np.empty((0, 3)), None
         self.platform.prefetch(duration_s)
         parts: list[np.ndarray] = []
         problem: str | None = None
@@ -474,6 +520,8 @@ class Session:
         m = None
         if problem:
             reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
+        elif not self.platform.has_sensor:
+            reasons = (NOT_MEASURED,)
         elif not measured:
             reasons = ("not measured: the platform was at rest or settling",)
         else:

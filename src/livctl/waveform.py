@@ -4,8 +4,9 @@ The synthesiser keeps a running phase, so the sine never jumps when it is render
 size or when its frequency changes. Amplitude changes (ramp up, ramp down, level corrections) follow
 a raised-cosine curve: no step in the output and no step in its slope at either end of a ramp.
 
-`render_into` writes into a caller's buffer using preallocated scratch arrays, so an audio callback
-can call it without allocating sample memory. Amplitudes are in drive units (fraction of full
+`render_into` writes into a caller's buffer using preallocated scratch arrays (and views of them
+kept for the last block size), so an audio callback that renders blocks of one size allocates
+nothing. Amplitudes are in drive units (fraction of full
 scale, peak); the synthesiser knows nothing of devices.
 """
 
@@ -45,6 +46,16 @@ class SineSynth:
         self._index = np.arange(n, dtype=np.float64)
         self._scratch = np.empty(n, dtype=np.float64)
         self._envelope = np.empty(n, dtype=np.float64)
+        self._views_n = -1
+
+    def _views(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scratch arrays cut to `n` samples; kept, so blocks of one size make no new views."""
+        if n != self._views_n:
+            if n > self._index.shape[0]:
+                self._alloc(n)
+            self._views_n = n
+            self._view3 = (self._index[:n], self._envelope[:n], self._scratch[:n])
+        return self._view3
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -101,21 +112,25 @@ class SineSynth:
         return out
 
     def render_into(self, out: np.ndarray) -> None:
-        """Fill `out` (1-D, float) with the next len(out) samples."""
+        """Fill `out` (1-D, float, any stride) with the next len(out) samples."""
         n = out.shape[0]
-        if n > self._index.shape[0]:
-            self._alloc(n)
-        index = self._index[:n]
-        envelope = self._envelope[:n]
-        scratch = self._scratch[:n]
+        index, envelope, scratch = self._view3 if n == self._views_n else self._views(n)
 
-        self._fill_envelope(envelope, scratch, index)
+        ramping = self._ramp_done < self._ramp_samples
+        if ramping:
+            self._fill_envelope(envelope, scratch, index)
 
         step = self._frequency_hz / self.rate_hz
         np.multiply(index, 2.0 * math.pi * step, out=scratch)
         scratch += 2.0 * math.pi * self._phase_cycles
         np.sin(scratch, out=scratch)
-        np.multiply(scratch, envelope, out=out)
+        if ramping:
+            scratch *= envelope
+        else:  # steady: a constant envelope needs no array
+            scratch *= self._amp_to
+        # a copy casts into any float buffer (an audio card's float32 channel, say) without the
+        # temporary that a ufunc writing across dtypes would allocate
+        np.copyto(out, scratch, casting="same_kind")
 
         self._phase_cycles = (self._phase_cycles + n * step) % 1.0
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "sim": "livctl.backends.sim",
     "serial": "livctl.backends.serial",
+    "audio": "livctl.backends.audio",
 }
 """URL scheme -> module holding a `Platform` subclass named `PLATFORM`."""
 
@@ -99,6 +100,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def platform_id_option(text: str) -> str:
+    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.'."""
+    if not text or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError("use letters, digits, '-', '_' or '.'")
+    return text
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 0):
@@ -119,6 +127,10 @@ class Platform(ABC):
     """The accelerometer's full scale: readings at it are clipped, not measurements."""
     gravity_on_vertical: bool = True
     """A DC-coupled sensor reads +1 g on its vertical axis at rest (an AC-coupled input does not)."""
+    has_sensor: bool = True
+    """False for a drive without an accelerometer: `read` has nothing to give, sessions run open loop."""
+    open_loop_gain_mps2_per_drive: float | None = None
+    """Calibrated peak acceleration per unit of drive, for open-loop sessions (None: unknown)."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
@@ -164,6 +176,17 @@ class Platform(ABC):
 
     def prefetch(self, duration_s: float) -> None:
         """A hint: the next `duration_s` will be read (in blocks) unless a command intervenes."""
+
+    def wait(self, duration_s: float) -> float:
+        """Let `duration_s` of platform time pass, driving as commanded; returns the time it started.
+
+        For a platform without a sensor (open loop, test tones); raises `PlatformError` when the
+        platform fails meanwhile. The default reads and discards the samples."""
+        return self.read(duration_s).t0_s
+
+    def stream_health(self) -> dict[str, int]:
+        """Counts of stream faults since `open()` (e.g. audio under-runs); empty when there is no stream."""
+        return {}
 
     def __enter__(self) -> "Platform":
         self.open()

@@ -19,7 +19,7 @@ import numpy as np
 
 from firmware_sim import SENSORS, PlantParams, SimConfig, SimulatedPlatform
 from firmware_sim.faults import FAULTS, Fault
-from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, positive_float
+from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
 from livctl.errors import DeviceURLError, PlatformError
 
@@ -29,12 +29,6 @@ def _sensor_name(text: str) -> str:
     if name not in SENSORS:
         raise ValueError(f"choose one of {', '.join(SENSORS)}")
     return name
-
-
-def _platform_id(text: str) -> str:
-    if not text or not all(c.isalnum() or c in "-_." for c in text):
-        raise ValueError("use letters, digits, '-', '_' or '.'")
-    return text
 
 
 def _fault_name(text: str) -> str:
@@ -59,7 +53,7 @@ class SimPlatform(Platform):
         "load_kg": non_negative_float,
         "sensor": _sensor_name,
         "actuator_n": positive_float,
-        "id": _platform_id,
+        "id": platform_id_option,
         "fault": _fault_name,
         "fault_at_s": non_negative_float,
         "fault_value": _finite,

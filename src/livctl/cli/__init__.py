@@ -15,7 +15,7 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "calibrate", "calibration", "validate", "presets", "log", "devices")
+COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0

@@ -208,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         record = log.find_session(result.session_id)
 
     record["log"] = str(path)
+    if result.stream_health:
+        record["stream_health"] = result.stream_health
     if args.json:
         print_json(record)
     else:
@@ -317,7 +319,8 @@ class ProgressDisplay:
         w = progress.window
         m = w.measurement
         measured = (
-            f"{m.frequency_hz:6.2f} Hz  {m.peak_g:5.3f} g pk  THD {m.thd_percent:4.1f} %" if m else "no measurement"
+            f"{m.frequency_hz:6.2f} Hz  {m.peak_g:5.3f} g pk  THD {m.thd_percent:4.1f} %" if m
+            else (w.reasons[0] if w.reasons else "no measurement")
         )
         share = fmt(None if progress.in_spec_fraction is None else 100 * progress.in_spec_fraction, "3.0f")
         return (
