@@ -414,6 +414,7 @@ def test_a_real_platform_without_a_calibration_is_refused_and_the_simulator_runs
 
 
 def test_sessions_warn_about_age_frequency_and_load(tmp_path, sample_calibration):
+    sample_calibration = dataclasses.replace(sample_calibration, simulated=False)  # as if made on the rig
     save_calibration(sample_calibration, tmp_path)
     platform = RealishSim.from_url(parse_device_url("sim://?id=bench-A"), speed=math.inf)
     cal, warnings = session_calibration(platform, tmp_path, frequency_hz=30.3, load_kg=75.0)
@@ -426,3 +427,10 @@ def test_sessions_warn_about_age_frequency_and_load(tmp_path, sample_calibration
     assert "made at 28, 30 Hz, not 35 Hz" in warnings[1]
     assert "made with 70 kg on the platform, not 120 kg" in warnings[2]
     assert session_calibration(platform, tmp_path, frequency_hz=30, max_age_days=60, now=later)[1] == []
+
+
+def test_a_real_platform_refuses_a_calibration_made_on_the_simulator(tmp_path, sample_calibration):
+    save_calibration(sample_calibration, tmp_path)  # made on sim://
+    platform = RealishSim.from_url(parse_device_url("sim://?id=bench-A"), speed=math.inf)
+    with pytest.raises(CalibrationError, match="made on a simulated platform .* is real and needs its own"):
+        session_calibration(platform, tmp_path, frequency_hz=30.0)

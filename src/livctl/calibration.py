@@ -634,8 +634,8 @@ def session_calibration(
 ) -> tuple[Calibration | None, list[str]]:
     """The calibration a session on `platform` uses, and warnings about it.
 
-    A real platform (not simulated) without a calibration is refused (CalibrationError); the
-    simulator runs without one. Warnings: older than `max_age_days`, made at another frequency, or
+    A real platform (not simulated) without a calibration, or with one made on a simulated platform,
+    is refused (CalibrationError); the simulator runs without one. Warnings: older than `max_age_days`, made at another frequency, or
     at a load that differs from the stated `load_kg` by more than 20 %.
     """
     cal = find_calibration(platform.platform_id, directory)
@@ -646,6 +646,11 @@ def session_calibration(
                 f"run `livctl calibrate --device {platform.url}` first (or pass --calibration-dir DIR)"
             )
         return None, []
+    if cal.simulated and not platform.simulated:
+        raise CalibrationError(
+            f"calibration {cal.calibration_id} was made on a simulated platform ({cal.device}); "
+            f"platform {platform.platform_id!r} is real and needs its own: run `livctl calibrate --device {platform.url}`"
+        )
     warnings = []
     age = cal.age_days(now)
     if age > max_age_days:
