@@ -16,7 +16,7 @@ from livctl import __version__
 from livctl.errors import LivctlError
 
 COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
-            "subject", "due")
+            "subject", "due", "report")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
@@ -49,7 +49,8 @@ examples:
   livctl log                                                sessions in the dose log
   livctl devices --probe                                    platforms this machine can reach
   livctl subject add P-017 --kind human --regimen human-30hz-0.4g   a subject and its regimen
-  livctl due                                                what each subject is due today"""
+  livctl due                                                what each subject is due today
+  livctl report --subject P-017                             compliance and dose report"""
 
 
 def build_parser() -> Parser:
