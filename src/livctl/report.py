@@ -315,6 +315,8 @@ def subject_figure(report: SubjectReport):
     ax.bar(dates, other, width=0.8, bottom=in_spec, color=DAY_COLOURS[PARTIAL], label="delivered out of spec")
     ax.step(dates, [d.prescribed_minutes for d in report.days], where="mid", color="black", linewidth=1,
             label="prescribed")
+    top = max([d.prescribed_minutes for d in report.days] + [d.delivered_s / 60 for d in report.days] + [1.0])
+    ax.set_ylim(0, 1.15 * top)  # the prescribed line stays clear of the frame
     ax.set_ylabel("minutes per day")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title("verified in-spec minutes against prescribed minutes", fontsize=10, loc="left")
