@@ -48,7 +48,7 @@ examples:
   livctl presets                                            the shipped protocols
   livctl log                                                sessions in the dose log
   livctl devices --probe                                    platforms this machine can reach
-  livctl subject add P-017 --kind human --regimen human-30hz-0.4g   a subject and its regimen
+  livctl subject add P-017 --kind human --regimen NAME      a study subject and its regimen
   livctl due                                                what each subject is due today
   livctl report --subject P-017                             compliance and dose report"""
 
