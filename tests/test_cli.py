@@ -15,14 +15,17 @@ def test_help_is_instant_and_imports_no_numerics():
         "import sys\n"
         "from livctl.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "heavy = [m for m in ('numpy', 'scipy', 'sounddevice', 'pyqtgraph', 'PySide6', 'serial') if m in sys.modules]\n"
+        "heavy = [m for m in ('numpy', 'scipy', 'sounddevice', 'pyqtgraph', 'PySide6', 'serial', 'matplotlib')\n"
+        "         if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=livctl_env(), check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [[], ["session"], ["validate"], ["tone"], ["presets"], ["log"], ["log", "show"]])
+@pytest.mark.parametrize("command", [[], ["session"], ["validate"], ["tone"], ["presets"], ["log"], ["log", "show"], ["log", "verify"],
+                                     ["log", "export"], ["regimen"], ["regimen", "show"], ["subject"],
+                                     ["subject", "add"], ["subject", "assign"], ["due"], ["report"]])
 def test_every_command_has_help_with_a_description(cli, command):
     result = cli(*command, "--help")
     assert result.code == 0

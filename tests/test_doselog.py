@@ -101,6 +101,31 @@ def test_log_from_a_newer_livctl_is_refused(log_path):
         DoseLog(log_path)
 
 
+def test_log_from_livctl_0_1_without_a_chain_is_refused_and_left_untouched(log_path):
+    db = sqlite3.connect(log_path)
+    db.execute("CREATE TABLE sessions (session_id TEXT PRIMARY KEY)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    before = log_path.read_bytes()
+    with pytest.raises(LogError, match="log schema 1, without a hash chain"):
+        DoseLog(log_path)
+    assert log_path.read_bytes() == before
+
+
+def test_windows_of_a_session_are_found_among_other_sessions(log_path):
+    with DoseLog(log_path) as log:
+        a, b = log.start_session(_start(subject="A")), log.start_session(_start(subject="B"))
+        for i in range(3):
+            log.add_window(a, _window(i))
+            log.add_window(b, _window(i, in_spec=False))
+        log.end_session(a, _end())
+        log.add_window(b, _window(3))  # b is still running
+        assert [w["idx"] for w in log.windows(a)] == [0, 1, 2] and all(w["in_spec"] for w in log.windows(a))
+        assert [w["idx"] for w in log.windows(b)] == [0, 1, 2, 3]
+        assert log.windows("s-unknown") == []
+
+
 def test_foreign_files_are_refused_and_left_untouched(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a database at all " * 100)
@@ -156,3 +181,6 @@ def test_two_processes_write_one_log_without_losing_rows(log_path):
     counts = dict(db.execute("SELECT s.subject, count(*) FROM windows w JOIN sessions s USING (session_id) GROUP BY 1"))
     assert counts == {"A": 300, "B": 300}
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with DoseLog(log_path, create=False) as log:
+        check = log.verify()
+    assert check.ok and check.records == 2 + 600

@@ -2,109 +2,204 @@
 
 Writes are appends only. A session is three kinds of rows: its start (prescription, device,
 subject, operator) written before the platform moves, one row per measured window written as the
-session goes, and its end (status, reason, delivered seconds, measured summary). Each row is
-committed on its own, in WAL mode, so a crash loses at most the window being measured, and a
-session with a start but no end is visibly unfinished. Several processes may write one log: SQLite
-serialises them (busy timeout) and WAL keeps readers from blocking writers.
+session goes, and its end (status, reason, delivered seconds, measured summary). Subjects and their
+regimen assignments live in the same file. Each row is committed on its own, in WAL mode, so a
+crash loses at most the window being measured, and a session with a start but no end is visibly
+unfinished. Several processes may write one log: SQLite serialises them (busy timeout) and WAL
+keeps readers from blocking writers.
+
+Every row is a link of one hash chain across all tables: it carries its position `seq` (1, 2, 3,
+...), the hash of the record before it (`prev_hash`) and its own hash, SHA-256 of its canonical
+form (`canonical_record`). The head of the chain (last seq and hash) is kept in `chain_head`. A
+record is appended inside BEGIN IMMEDIATE: read the head, insert, move the head, commit; so writers
+in several processes extend one chain in turn. `verify()` walks the chain and names the first
+record that was changed, removed or moved. Triggers refuse UPDATE and DELETE on every chained
+table, so an accidental edit fails loudly; a deliberate one is found by `verify()`.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import heapq
 import json
+import math
 import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from livctl import __version__
 from livctl.clock import utc_now
-from livctl.errors import LogError
+from livctl.errors import LogError, UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
+PAGE_SIZE = 1024
+GENESIS_HASH = bytes(32)
+"""The `prev_hash` of the first record."""
 
-_SCHEMA = """
-CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY,
-    started_utc TEXT NOT NULL,
-    device TEXT NOT NULL,
-    platform_id TEXT NOT NULL,
-    simulated INTEGER NOT NULL,
-    time_base TEXT NOT NULL,
-    subject TEXT,
-    operator TEXT,
-    calibration_id TEXT,
-    preset TEXT,
-    frequency_hz REAL NOT NULL,
-    peak_g REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    ramp_s REAL NOT NULL,
-    tol_frequency_hz REAL NOT NULL,
-    tol_accel_fraction REAL NOT NULL,
-    max_thd_fraction REAL NOT NULL,
-    min_in_spec_fraction REAL NOT NULL,
-    window_s REAL NOT NULL,
-    livctl_version TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL
-);
-CREATE TABLE windows (
-    session_id TEXT NOT NULL REFERENCES sessions(session_id),
-    idx INTEGER NOT NULL,
-    phase TEXT NOT NULL,
-    t_s REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    drive REAL NOT NULL,
-    frequency_hz REAL,
-    peak_g REAL,
-    rms_g REAL,
-    thd_percent REAL,
-    snr_db REAL,
-    sinad_db REAL,
-    dc_g REAL,
-    axis TEXT,
-    off_axis_percent REAL,
-    in_spec INTEGER NOT NULL,
-    reasons TEXT NOT NULL,
-    PRIMARY KEY (session_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE session_ends (
-    session_id TEXT PRIMARY KEY REFERENCES sessions(session_id),
-    ended_utc TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    delivered_s REAL NOT NULL,
-    in_spec_s REAL NOT NULL,
-    in_spec_fraction REAL,
-    mean_frequency_hz REAL,
-    mean_peak_g REAL,
-    mean_thd_percent REAL,
-    in_spec INTEGER NOT NULL,
-    window_count INTEGER NOT NULL
-);
-CREATE INDEX sessions_started ON sessions(started_utc);
-CREATE INDEX sessions_subject ON sessions(subject, started_utc);
-"""
+# Each chained table's columns in hashing order, with their SQL declarations. seq, prev_hash and
+# hash come first in every table and are not listed here.
+_CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
+    "sessions": (
+        ("session_id", "TEXT NOT NULL UNIQUE"),
+        ("started_utc", "TEXT NOT NULL"),
+        ("device", "TEXT NOT NULL"),
+        ("platform_id", "TEXT NOT NULL"),
+        ("simulated", "INTEGER NOT NULL"),
+        ("time_base", "TEXT NOT NULL"),
+        ("subject", "TEXT"),
+        ("operator", "TEXT"),
+        ("calibration_id", "TEXT"),
+        ("preset", "TEXT"),
+        ("frequency_hz", "REAL NOT NULL"),
+        ("peak_g", "REAL NOT NULL"),
+        ("duration_s", "REAL NOT NULL"),
+        ("ramp_s", "REAL NOT NULL"),
+        ("tol_frequency_hz", "REAL NOT NULL"),
+        ("tol_accel_fraction", "REAL NOT NULL"),
+        ("max_thd_fraction", "REAL NOT NULL"),
+        ("min_in_spec_fraction", "REAL NOT NULL"),
+        ("window_s", "REAL NOT NULL"),
+        ("livctl_version", "TEXT NOT NULL"),
+        ("host", "TEXT NOT NULL"),
+        ("pid", "INTEGER NOT NULL"),
+        ("regimen", "TEXT"),
+        ("deviation", "TEXT"),
+        ("override_reason", "TEXT"),
+    ),
+    "windows": (
+        ("session_id", "TEXT NOT NULL REFERENCES sessions(session_id)"),
+        ("idx", "INTEGER NOT NULL"),
+        ("phase", "TEXT NOT NULL"),
+        ("t_s", "REAL NOT NULL"),
+        ("duration_s", "REAL NOT NULL"),
+        ("drive", "REAL NOT NULL"),
+        ("frequency_hz", "REAL"),
+        ("peak_g", "REAL"),
+        ("rms_g", "REAL"),
+        ("thd_percent", "REAL"),
+        ("snr_db", "REAL"),
+        ("sinad_db", "REAL"),
+        ("dc_g", "REAL"),
+        ("axis", "TEXT"),
+        ("off_axis_percent", "REAL"),
+        ("in_spec", "INTEGER NOT NULL"),
+        ("reasons", "TEXT NOT NULL"),
+    ),
+    "session_ends": (
+        ("session_id", "TEXT NOT NULL UNIQUE REFERENCES sessions(session_id)"),
+        ("ended_utc", "TEXT NOT NULL"),
+        ("status", "TEXT NOT NULL"),
+        ("reason", "TEXT"),
+        ("delivered_s", "REAL NOT NULL"),
+        ("in_spec_s", "REAL NOT NULL"),
+        ("in_spec_fraction", "REAL"),
+        ("mean_frequency_hz", "REAL"),
+        ("mean_peak_g", "REAL"),
+        ("mean_thd_percent", "REAL"),
+        ("in_spec", "INTEGER NOT NULL"),
+        ("window_count", "INTEGER NOT NULL"),
+    ),
+    "subjects": (
+        ("subject_id", "TEXT NOT NULL UNIQUE"),
+        ("kind", "TEXT NOT NULL"),
+        ("note", "TEXT"),
+        ("added_utc", "TEXT NOT NULL"),
+        ("operator", "TEXT"),
+    ),
+    "assignments": (
+        ("subject_id", "TEXT NOT NULL REFERENCES subjects(subject_id)"),
+        ("assigned_utc", "TEXT NOT NULL"),
+        ("operator", "TEXT"),
+        ("regimen_name", "TEXT NOT NULL"),
+        ("regimen", "TEXT NOT NULL"),
+        ("source", "TEXT NOT NULL"),
+    ),
+}
+
+SESSION_COLUMNS = tuple(name for name, _ in _CHAINED["sessions"])
+WINDOW_COLUMNS = tuple(name for name, _ in _CHAINED["windows"])
+END_COLUMNS = tuple(name for name, _ in _CHAINED["session_ends"])
+SUBJECT_COLUMNS = tuple(name for name, _ in _CHAINED["subjects"])
+ASSIGNMENT_COLUMNS = tuple(name for name, _ in _CHAINED["assignments"])
 
 STATUSES = ("completed", "aborted", "interrupted")
+SUBJECT_KINDS = ("human", "animal", "cells")
 
-SESSION_COLUMNS = (
-    "session_id", "started_utc", "device", "platform_id", "simulated", "time_base", "subject", "operator",
-    "calibration_id", "preset", "frequency_hz", "peak_g", "duration_s", "ramp_s", "tol_frequency_hz", "tol_accel_fraction",
-    "max_thd_fraction", "min_in_spec_fraction", "window_s", "livctl_version", "host", "pid",
-)
-WINDOW_COLUMNS = (
-    "session_id", "idx", "phase", "t_s", "duration_s", "drive", "frequency_hz", "peak_g", "rms_g",
-    "thd_percent", "snr_db", "sinad_db", "dc_g", "axis", "off_axis_percent", "in_spec", "reasons",
-)
-END_COLUMNS = (
-    "session_id", "ended_utc", "status", "reason", "delivered_s", "in_spec_s", "in_spec_fraction",
-    "mean_frequency_hz", "mean_peak_g", "mean_thd_percent", "in_spec", "window_count",
-)
+
+def _schema() -> list[str]:
+    statements = [
+        "CREATE TABLE chain_head (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL)",
+        "INSERT INTO chain_head VALUES (1, 0, x'" + GENESIS_HASH.hex() + "')",
+        "CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head "
+        "BEGIN SELECT RAISE(ABORT, 'the dose log is append-only'); END",
+    ]
+    for table, columns in _CHAINED.items():
+        body = ", ".join(f"{name} {decl}" for name, decl in columns)
+        statements.append(
+            f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"
+        )
+        for action in ("UPDATE", "DELETE"):
+            statements.append(
+                f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
+            )
+    statements += [
+        "CREATE INDEX sessions_started ON sessions(started_utc)",
+        "CREATE INDEX sessions_subject ON sessions(subject, started_utc)",
+        "CREATE INDEX assignments_subject ON assignments(subject_id)",
+    ]
+    return statements
+
+
+_APPEND_ONLY_TRIGGERS = 2 * len(_CHAINED) + 1
+
+
+def _real(value):
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value  # SQLite stores NaN as NULL: hash what is read back
+
+
+def _integer(value):
+    return None if value is None else int(value)
+
+
+def _text(value):
+    return None if value is None else str(value)
+
+
+_COERCE = {"REAL": _real, "INTEGER": _integer, "TEXT": _text}
+_COERCERS = {table: tuple(_COERCE[decl.split()[0]] for _, decl in columns) for table, columns in _CHAINED.items()}
+_INSERT_SQL = {
+    table: f"INSERT INTO {table} (seq, prev_hash, hash, {', '.join(n for n, _ in columns)}) "
+    f"VALUES ({', '.join('?' * (len(columns) + 3))})"
+    for table, columns in _CHAINED.items()
+}
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def canonical_record(table: str, seq: int, prev_hash: bytes, values: Sequence) -> bytes:
+    """The bytes a record's hash is taken of: a compact JSON array
+
+        [table, seq, prev_hash as lowercase hex, column values in schema order...]
+
+    with Python's `json` rules (ASCII, shortest round-trip floats, `null` for NULL, `Infinity`).
+    """
+    return _ENCODER.encode([table, seq, prev_hash.hex(), *values]).encode("ascii")
+
+
+def record_hash(table: str, seq: int, prev_hash: bytes, values: Sequence) -> bytes:
+    """SHA-256 of the record's canonical form (32 bytes)."""
+    return hashlib.sha256(canonical_record(table, seq, prev_hash, values)).digest()
 
 
 def default_log_path() -> Path:
@@ -114,6 +209,10 @@ def default_log_path() -> Path:
         return Path(env).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(data_home) / "livctl" / "doses.sqlite"
+
+
+class UnknownSubject(UsageError):
+    """A subject id the log does not hold."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +234,43 @@ class SessionStart:
     min_in_spec_fraction: float
     window_s: float
     calibration_id: str | None = None
+    regimen: str | None = None
+    """The subject's regimen at the start (its name), when the subject has one."""
+    deviation: str | None = None
+    """What the regimen said against this bout (rest, daily count, signal), when it said anything."""
+    override_reason: str | None = None
+    """The operator's reason for running a bout the regimen refused."""
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """What `DoseLog.verify()` found."""
+
+    records: int
+    """Records walked."""
+    head_seq: int
+    head_hash: str
+    """The chain head's hash (hex): write it down (a report does) to anchor the log."""
+    bad_seq: int | None = None
+    """The first bad record's position, when the chain is broken."""
+    problem: str | None = None
+    """One line: which record, and what is wrong with it."""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "bad_seq": self.bad_seq,
+            "problem": self.problem,
+            "warnings": list(self.warnings),
+        }
 
 
 class DoseLog:
@@ -155,6 +291,9 @@ class DoseLog:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LogError(f"{self.path} is not a usable dose log: {_reason(exc)}") from None
+        except LogError:
+            self._db.close()
+            raise
 
     def _prepare(self) -> None:
         db = self._db
@@ -165,16 +304,24 @@ class DoseLog:
                 f"{self.path} was written by a newer livctl (log schema {version}, this livctl reads "
                 f"up to {SCHEMA_VERSION}); upgrade livctl"
             )
+        if 0 < version < SCHEMA_VERSION:
+            raise LogError(
+                f"{self.path} was written by livctl 0.1 (log schema {version}, without a hash chain); "
+                "this livctl keeps it as it is and writes new logs only: pass another --log PATH"
+            )
         if version == 0:
             tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             if tables:
                 raise LogError(f"{self.path} is an SQLite file but not a livctl dose log; choose another --log PATH")
+            # Every record is its own transaction, and a commit copies each page it dirtied (the
+            # table's last leaf, the chain head) whole into the WAL: small pages make the
+            # per-window append about a quarter cheaper than SQLite's default 4 KiB.
+            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             db.execute("PRAGMA journal_mode = WAL")
             with self._write():
                 if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
+                    for statement in _schema():
+                        db.execute(statement)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
@@ -203,50 +350,128 @@ class DoseLog:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def start_session(self, start: SessionStart) -> str:
+    def start_session(
+        self, start: SessionStart, *, admit: Callable[["DoseLog", SessionStart], SessionStart] | None = None
+    ) -> str:
+        """Append a session's start; returns its id.
+
+        `admit(log, start)`, when given, runs inside the same write transaction before the record
+        is written: it reads this log as no other writer can change it, may return the start with
+        regimen fields filled in, or raise to refuse the session (nothing is written). Two
+        platforms starting a session for one subject at once are thereby checked one after the
+        other.
+        """
         session_id = "s-" + uuid.uuid4().hex[:12]
-        row = dict(vars(start))
-        row.update(
-            session_id=session_id,
-            started_utc=_iso(utc_now()),
-            simulated=int(start.simulated),
-            livctl_version=__version__,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-        )
-        self._insert("sessions", SESSION_COLUMNS, row)
+        try:
+            with self._write():
+                if admit is not None:
+                    start = admit(self, start)
+                row = dict(vars(start))
+                row.update(
+                    session_id=session_id,
+                    started_utc=iso_utc(utc_now()),
+                    livctl_version=__version__,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+                self._append_locked("sessions", row)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
         return session_id
 
     def add_window(self, session_id: str, window: dict) -> None:
         row = dict(window)
         row["session_id"] = session_id
-        row["in_spec"] = int(bool(row["in_spec"]))
-        row["reasons"] = json.dumps(list(row.get("reasons", ())))
-        for name in WINDOW_COLUMNS:
-            row.setdefault(name, None)
-        self._insert("windows", WINDOW_COLUMNS, row)
+        reasons = row.get("reasons")
+        row["reasons"] = json.dumps(list(reasons)) if reasons else "[]"
+        self._append("windows", row)
 
     def end_session(self, session_id: str, end: dict) -> None:
         if end["status"] not in STATUSES:
             raise ValueError(f"unknown status {end['status']!r}")
         row = dict(end)
-        row.update(session_id=session_id, ended_utc=_iso(utc_now()), in_spec=int(bool(end["in_spec"])))
-        self._insert("session_ends", END_COLUMNS, row)
+        row.update(session_id=session_id, ended_utc=iso_utc(utc_now()))
+        self._append("session_ends", row)
 
-    def _insert(self, table: str, columns: Sequence[str], row: dict) -> None:
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    def add_subject(self, subject_id: str, kind: str, *, note: str | None = None, operator: str | None = None) -> None:
+        if kind not in SUBJECT_KINDS:
+            raise UsageError(f"unknown subject kind {kind!r}; choose one of: {', '.join(SUBJECT_KINDS)}")
+        if not subject_id.strip() or subject_id != subject_id.strip():
+            raise UsageError(f"subject id {subject_id!r} must be non-empty, without leading or trailing spaces")
         try:
-            with self._write() as db:
-                db.execute(sql, [row[c] for c in columns])
+            with self._write():
+                if self._subject_row(subject_id) is not None:
+                    raise UsageError(f"subject {subject_id} is already in {self.path}; `livctl subject show {subject_id}`")
+                self._append_locked(
+                    "subjects",
+                    dict(subject_id=subject_id, kind=kind, note=note, added_utc=iso_utc(utc_now()), operator=operator),
+                )
         except sqlite3.Error as exc:
-            raise LogError(f"cannot write to the dose log {self.path}: {_reason(exc)}") from None
+            raise self._write_error(exc) from None
+
+    def assign_regimen(self, subject_id: str, *, name: str, regimen: dict, source: str, operator: str | None) -> None:
+        """Append a regimen assignment (the fully resolved regimen as JSON). A later assignment
+        takes over from its start date; the earlier ones stay in the record."""
+        self.subject(subject_id)
+        self._append(
+            "assignments",
+            dict(subject_id=subject_id, assigned_utc=iso_utc(utc_now()), operator=operator, regimen_name=name,
+                 regimen=json.dumps(regimen, sort_keys=True), source=source),
+        )
+
+    def _append(self, table: str, row: dict) -> None:
+        try:
+            with self._write():
+                self._append_locked(table, row)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+
+    def _append_locked(self, table: str, row: dict) -> None:
+        """Add one record at the head of the chain. The caller holds the write lock."""
+        db = self._db
+        columns = _CHAINED[table]
+        values = [coerce(row.get(name)) for (name, _), coerce in zip(columns, _COERCERS[table])]
+        seq, prev_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
+        seq += 1
+        digest = record_hash(table, seq, prev_hash, values)
+        db.execute(_INSERT_SQL[table], (seq, prev_hash, digest, *values))
+        db.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, digest))
+
+    def _write_error(self, exc: sqlite3.Error) -> LogError:
+        return LogError(f"cannot write to the dose log {self.path}: {_reason(exc)}")
 
     # -- reading ------------------------------------------------------------------------------
 
-    def sessions(self, *, limit: int | None = None) -> list[dict]:
-        """Session summaries, newest first."""
-        sql = _SUMMARY_SQL + " ORDER BY s.started_utc DESC, s.rowid DESC"
-        params: list = []
+    def sessions(
+        self,
+        *,
+        limit: int | None = None,
+        subjects: Sequence[str] | None = None,
+        started_from_utc: str | None = None,
+        started_before_utc: str | None = None,
+        statuses: Sequence[str] | None = None,
+        oldest_first: bool = False,
+    ) -> list[dict]:
+        """Session summaries, newest first (or oldest first), optionally filtered.
+
+        Times are ISO 8601 UTC strings as the log writes them (`2026-03-02T09:00:00.000Z`);
+        `statuses` may include `running` (a start without an end)."""
+        where, params = [], []
+        if subjects is not None:
+            where.append(f"s.subject IN ({', '.join('?' * len(subjects))})")
+            params += list(subjects)
+        if started_from_utc is not None:
+            where.append("s.started_utc >= ?")
+            params.append(started_from_utc)
+        if started_before_utc is not None:
+            where.append("s.started_utc < ?")
+            params.append(started_before_utc)
+        if statuses is not None:
+            where.append(f"coalesce(e.status, 'running') IN ({', '.join('?' * len(statuses))})")
+            params += list(statuses)
+        sql = _SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "")
+        order = "ASC" if oldest_first else "DESC"
+        sql += f" ORDER BY s.started_utc {order}, s.seq {order}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -262,9 +487,8 @@ class DoseLog:
         return _summary(rows[0])
 
     def windows(self, session_id: str) -> list[dict]:
-        rows = self._query(
-            f"SELECT {', '.join(WINDOW_COLUMNS[1:])} FROM windows WHERE session_id = ? ORDER BY idx", [session_id]
-        )
+        """A session's windows in order."""
+        rows = self._window_rows(session_id, WINDOW_COLUMNS[1:])
         out = []
         for r in rows:
             d = dict(zip(WINDOW_COLUMNS[1:], r))
@@ -273,11 +497,277 @@ class DoseLog:
             out.append(d)
         return out
 
+    def window_levels(self, session_id: str) -> list[tuple[float | None, float | None, float]]:
+        """(frequency_hz, rms_g, duration_s) of a session's windows, in order: what exposure needs."""
+        return self._window_rows(session_id, ("frequency_hz", "rms_g", "duration_s"))
+
+    def _window_rows(self, session_id: str, columns: Sequence[str]) -> list[tuple]:
+        """A session's windows lie between its start and end records in the chain, so a range of
+        seq finds them without an index on windows (one b-tree less to update per window)."""
+        bounds = self._query(
+            "SELECT s.seq, e.seq FROM sessions s LEFT JOIN session_ends e USING (session_id) WHERE s.session_id = ?",
+            [session_id],
+        )
+        if not bounds:
+            return []
+        first, end = bounds[0]
+        return self._query(
+            f"SELECT {', '.join(columns)} FROM windows WHERE seq > ? AND seq < ? AND session_id = ? ORDER BY seq",
+            [first, end if end is not None else 2**62, session_id],
+        )
+
+    def subjects(self) -> list[dict]:
+        """Every subject, in the order they were added, each with its current regimen assignment."""
+        rows = self._query(f"SELECT {', '.join(SUBJECT_COLUMNS)} FROM subjects ORDER BY seq", [])
+        out = []
+        for r in rows:
+            d = dict(zip(SUBJECT_COLUMNS, r))
+            d["assignments"] = self.assignments(d["subject_id"])
+            out.append(d)
+        return out
+
+    def has_subjects(self) -> bool:
+        return bool(self._query("SELECT 1 FROM subjects LIMIT 1", []))
+
+    def subject(self, subject_id: str) -> dict:
+        """One subject with its regimen assignments, oldest first; UnknownSubject when absent."""
+        row = self._subject_row(subject_id)
+        if row is None:
+            known = [r[0] for r in self._query("SELECT subject_id FROM subjects", [])]
+            close = difflib.get_close_matches(subject_id, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; `livctl subject list` shows them, `livctl subject add` adds one"
+            raise UnknownSubject(f"no subject {subject_id!r} in {self.path}{hint}")
+        d = dict(zip(SUBJECT_COLUMNS, row))
+        d["assignments"] = self.assignments(subject_id)
+        return d
+
+    def _subject_row(self, subject_id: str) -> tuple | None:
+        rows = self._query(f"SELECT {', '.join(SUBJECT_COLUMNS)} FROM subjects WHERE subject_id = ?", [subject_id])
+        return rows[0] if rows else None
+
+    def assignments(self, subject_id: str) -> list[dict]:
+        rows = self._query(
+            f"SELECT seq, {', '.join(ASSIGNMENT_COLUMNS)} FROM assignments WHERE subject_id = ? ORDER BY seq",
+            [subject_id],
+        )
+        out = []
+        for r in rows:
+            d = dict(zip(("seq",) + ASSIGNMENT_COLUMNS, r))
+            d["regimen"] = json.loads(d["regimen"])
+            out.append(d)
+        return out
+
+    def chain_head(self) -> tuple[int, str]:
+        """(seq, hash as hex) of the last record."""
+        seq, digest = self._query("SELECT seq, hash FROM chain_head", [])[0]
+        return seq, digest.hex()
+
     def _query(self, sql: str, params: Sequence) -> list[tuple]:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise LogError(f"cannot read the dose log {self.path}: {_reason(exc)}") from None
+
+    # -- verifying ----------------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None, *, workers: int | None = None) -> ChainCheck:
+        """Walk the whole chain in order and report the first record that is not as written.
+
+        Checks, record by record: positions run 1, 2, 3, ... with none missing or repeated; each
+        record's content hashes to its stored hash (else it was changed); each record's prev_hash
+        is the hash of the record before it (else records were removed or moved); and the chain
+        head names the last record (else records were removed from the end). Reads one snapshot
+        (writers may go on meanwhile); a broken log is reported, never repaired.
+
+        A large log is checked in stretches by `workers` processes (default: one per CPU for more
+        than PARALLEL_MIN_RECORDS records), each stretch's ends then joined. `progress(done, total)`
+        is called as the walk goes and with done == total when it is over.
+        """
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            try:
+                return self._verify(progress, workers)
+            finally:
+                db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise LogError(f"{self.path} is damaged and cannot be verified: {_reason(exc)}") from None
+
+    def _verify(self, progress: Callable[[int, int], None] | None, workers: int | None) -> ChainCheck:
+        db = self._db
+        damage = db.execute("PRAGMA quick_check").fetchone()[0]
+        if damage != "ok":
+            raise LogError(f"{self.path} is damaged at the SQLite level ({damage}); keep the file as it is for inspection")
+        head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
+        triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        warnings = []
+        if triggers < _APPEND_ONLY_TRIGGERS:
+            warnings.append("the append-only triggers were removed from this log")
+        total = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _CHAINED)
+        if workers is None:
+            workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_RECORDS else 1
+        if workers > 1:
+            walk = self._walk_in_parallel(workers, head_seq, total, progress)
+        else:
+            walk = _walk(db, 1, None, GENESIS_HASH, progress, total)
+        bad_seq, problem = walk.bad_seq, walk.problem
+        if problem is None and (head_seq != walk.last_seq or head_hash != walk.last_hash):
+            if head_seq > walk.last_seq:
+                bad_seq = walk.last_seq + 1
+                missing = f"record {bad_seq} is" if head_seq == bad_seq else f"records {bad_seq}-{head_seq} are"
+                problem = f"{missing} missing: removed from the end of the log (its head says {head_seq} records)"
+            else:
+                bad_seq = head_seq
+                problem = (
+                    f"the chain head (record {head_seq}) does not match the last record ({walk.last_seq}): "
+                    "it was rewritten"
+                )
+        if progress is not None:
+            progress(total, total)
+        return ChainCheck(
+            records=walk.walked,
+            head_seq=head_seq,
+            head_hash=head_hash.hex() if isinstance(head_hash, bytes) else str(head_hash),
+            bad_seq=bad_seq,
+            problem=problem,
+            warnings=tuple(warnings),
+        )
+
+    def _walk_in_parallel(self, workers: int, head_seq: int, total: int, progress) -> "_Walk":
+        """Walk stretches of the chain in worker processes, then check that each stretch's first
+        record follows the previous stretch's last one."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pieces = 4 * workers
+        bounds = [1 + (head_seq * i) // pieces for i in range(pieces)] + [None]  # the last stretch is open-ended
+        stretches = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi is None or hi > lo]
+        done = 0
+        walks = []
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_walk_file, str(self.path), lo, hi) for lo, hi in stretches]
+            for future in futures:
+                walks.append(future.result())
+                done += walks[-1].walked
+                if progress is not None:
+                    progress(min(done, total), total)
+        joined = _Walk(last_seq=0, last_hash=GENESIS_HASH)
+        for (lo, hi), walk in zip(stretches, walks):
+            if walk.first_seq == lo and walk.first_prev != joined.last_hash and (walk.bad_seq is None or walk.bad_seq > lo):
+                joined.bad_seq, joined.problem = lo, _not_following(lo, walk.first_what)
+                return joined
+            joined.walked += walk.walked
+            if walk.problem is not None:
+                joined.bad_seq, joined.problem = walk.bad_seq, walk.problem
+                return joined
+            if not walk.walked and hi is not None:
+                joined.bad_seq, joined.problem = lo, f"records {lo}-{hi - 1} are missing: removed from the log"
+                return joined
+            if walk.walked:
+                joined.last_seq, joined.last_hash = walk.last_seq, walk.last_hash
+        return joined
+
+    def verified(self, progress: Callable[[int, int], None] | None = None) -> ChainCheck:
+        """`verify()`, raising LogError (one line, exit 2) when the chain is broken."""
+        check = self.verify(progress)
+        if not check.ok:
+            raise LogError(f"{self.path} fails verification: {check.problem}; nothing was repaired")
+        return check
+
+
+PARALLEL_MIN_RECORDS = 1_000_000
+"""Logs with more records than this are verified by one process per CPU."""
+
+
+@dataclass
+class _Walk:
+    """What walking a stretch of the chain found."""
+
+    walked: int = 0
+    first_seq: int | None = None
+    first_prev: bytes | None = None
+    first_what: str = ""
+    last_seq: int = 0
+    last_hash: bytes = GENESIS_HASH
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+def _not_following(seq: int, what: str) -> str:
+    return f"record {seq} ({what}) does not follow record {seq - 1}: records were moved, replaced or rewritten"
+
+
+def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes | None,
+          progress: Callable[[int, int], None] | None = None, total: int = 0) -> _Walk:
+    """Walk records lo <= seq < hi (hi None: to the end) in seq order across all tables: positions
+    without gaps from lo, each record's own hash, and each link inside the stretch (and the first
+    one's to `expected_prev`, when given)."""
+    limit = hi if hi is not None else 2**62
+
+    def rows(table: str):
+        names = ", ".join(name for name, _ in _CHAINED[table])
+        sql = f"SELECT seq, prev_hash, hash, {names} FROM {table} WHERE seq >= ? AND seq < ? ORDER BY seq"
+        for row in db.execute(sql, (lo, limit)):
+            yield row[0], table, row
+
+    walk = _Walk(last_seq=lo - 1, last_hash=expected_prev if expected_prev is not None else GENESIS_HASH)
+    expected_seq = lo
+    for seq, table, row in heapq.merge(*(rows(t) for t in _CHAINED), key=itemgetter(0)):
+        prev_hash, stored, values = row[1], row[2], row[3:]
+        what = _describe(table, values)
+        if walk.first_seq is None:
+            walk.first_seq, walk.first_prev, walk.first_what = seq, prev_hash, what
+        if seq > expected_seq:
+            walk.bad_seq = expected_seq
+            missing = f"record {expected_seq} is" if seq == expected_seq + 1 else f"records {expected_seq}-{seq - 1} are"
+            walk.problem = f"{missing} missing: removed from the log (the next record is {seq}, {what})"
+            break
+        if seq < expected_seq:
+            walk.bad_seq, walk.problem = seq, f"record {seq} ({what}) appears twice: a record was inserted or copied"
+            break
+        if not _hash_matches(table, seq, prev_hash, values, stored):
+            walk.bad_seq = seq
+            walk.problem = f"record {seq} ({what}) was changed after it was written: its content does not match its hash"
+            break
+        if prev_hash != walk.last_hash and (expected_prev is not None or seq > lo):
+            walk.bad_seq, walk.problem = seq, _not_following(seq, what)
+            break
+        expected_seq, walk.last_seq, walk.last_hash = seq + 1, seq, stored
+        walk.walked += 1
+        if progress is not None and walk.walked % 100_000 == 0:
+            progress(walk.walked, total)
+    return walk
+
+
+def _hash_matches(table: str, seq: int, prev_hash, values: Sequence, stored) -> bool:
+    if not (isinstance(prev_hash, bytes) and isinstance(stored, bytes)):
+        return False
+    try:
+        return record_hash(table, seq, prev_hash, values) == stored
+    except (TypeError, ValueError):  # a value livctl never writes (a BLOB, say): not as written
+        return False
+
+
+def _walk_file(path: str, lo: int, hi: int | None) -> _Walk:
+    """`_walk` in a worker process, on its own read-only connection and snapshot."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        return _walk(db, lo, hi, None)
+    finally:
+        db.close()
+
+
+def _describe(table: str, values: Sequence) -> str:
+    if table == "sessions":
+        return f"start of session {values[0]}"
+    if table == "windows":
+        return f"window {values[1]} of session {values[0]}"
+    if table == "session_ends":
+        return f"end of session {values[0]}"
+    if table == "subjects":
+        return f"subject {values[0]}"
+    return f"regimen assignment of subject {values[0]}"
 
 
 _SUMMARY_FIELDS = [f"s.{c}" for c in SESSION_COLUMNS] + [f"e.{c}" for c in END_COLUMNS[1:]]
@@ -319,6 +809,9 @@ def _summary(row: tuple) -> dict:
         "subject": r["subject"],
         "operator": r["operator"],
         "calibration_id": r["calibration_id"],
+        "regimen": r["regimen"],
+        "deviation": r["deviation"],
+        "override_reason": r["override_reason"],
         "device": r["device"],
         "platform_id": r["platform_id"],
         "simulated": bool(r["simulated"]),
@@ -336,7 +829,8 @@ def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _iso(moment) -> str:
+def iso_utc(moment) -> str:
+    """A UTC timestamp as the log writes it: 2026-03-02T09:00:00.000Z."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -187,6 +187,9 @@ class Session:
     reference_gain_mps2_per_drive: float | None = None
     """The calibration's response at this frequency and load (peak m/s^2 per unit drive): the
     pre-check starts from it and refuses a platform that no longer matches it."""
+    admit: Callable[[DoseLog, SessionStart], SessionStart] | None = None
+    """Checks the start record inside the log's write transaction (see `DoseLog.start_session`):
+    may fill in the regimen fields, or raise to refuse the session before anything moves."""
 
     def __post_init__(self) -> None:
         if self.limits is None:
@@ -217,7 +220,7 @@ class Session:
                 "so the drive for the prescription is unknown; connect a sensor or calibrate the platform"
             )
         if self.log is not None:
-            self.session_id = self.log.start_session(self._start_record())
+            self.session_id = self.log.start_session(self._start_record(), admit=self.admit)
         status, reason = "completed", None
         failure: BaseException | None = None
         try:

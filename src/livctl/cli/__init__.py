@@ -15,7 +15,8 @@ import sys
 from livctl import __version__
 from livctl.errors import LivctlError
 
-COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices")
+COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
+            "subject", "due", "report")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0
@@ -46,7 +47,10 @@ examples:
   livctl validate plate.csv --preset human-30hz-0.4g        check a recording
   livctl presets                                            the shipped protocols
   livctl log                                                sessions in the dose log
-  livctl devices --probe                                    platforms this machine can reach"""
+  livctl devices --probe                                    platforms this machine can reach
+  livctl subject add P-017 --kind human --regimen NAME      a study subject and its regimen
+  livctl due                                                what each subject is due today
+  livctl report --subject P-017                             compliance and dose report"""
 
 
 def build_parser() -> Parser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -78,10 +79,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def json_text(obj: Any) -> str:
+    """One indented JSON document; infinities and NaN become null (JSON has neither)."""
+    return json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
+
+
 def print_json(obj: Any) -> None:
-    """One JSON document on stdout; infinities and NaN become null (JSON has neither)."""
-    json.dump(_finite(obj), sys.stdout, indent=2, allow_nan=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(obj))
     sys.stdout.flush()
 
 
@@ -125,6 +129,27 @@ def speed_factor(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give a factor such as 10, or max") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"speed must be a positive factor or max, not {text!r}")
+    return value
+
+
+def date_arg(text: str):
+    """An argparse type: a calendar date, YYYY-MM-DD."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, e.g. 2026-03-02") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
     return value
 
 
@@ -204,3 +229,49 @@ def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
         fallback = "saving the view to the PNG only" if args.plot_png else "running without the live plot"
         print(f"livctl: {problem}; {fallback}", file=sys.stderr)
     return "offscreen" if args.plot_png else None
+
+
+def add_operator_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--operator", metavar="NAME", help="who does this (default $LIVCTL_OPERATOR, else your login)")
+
+
+@contextlib.contextmanager
+def atomic_output(path, mode: str = "w"):
+    """A file opened for writing that appears at `path` whole, or not at all: written beside it
+    under a temporary name and renamed over it when the block succeeds."""
+    import uuid
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from None
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path, data: str | bytes) -> None:
+    """Write a whole file or nothing (see `atomic_output`)."""
+    with atomic_output(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
+def verify_progress(stream=None):
+    """A `DoseLog.verify` progress callback that redraws one line on a terminal (None otherwise)."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        text = "" if done >= total else f"verifying the dose log: {done:,} of {total:,} records"
+        stream.write(f"\r\033[K{text}")
+        stream.flush()
+
+    return show

@@ -3,8 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from livctl.cli.common import add_json_option, add_log_option, fmt, log_path, minutes_seconds, print_json, table
+from livctl.cli.common import (
+    add_json_option,
+    add_log_option,
+    atomic_output,
+    date_arg,
+    fmt,
+    json_text,
+    log_path,
+    minutes_seconds,
+    print_json,
+    table,
+    verify_progress,
+)
+
+VERIFY_DESCRIPTION = """\
+Check the dose log's hash chain: every record (session start, window, session end, subject,
+regimen assignment) carries the hash of the one before it, so an edited, deleted, inserted or
+reordered record breaks the chain. Prints the number of records and the head hash; write the
+head down (reports print it) and a later verify proves nothing before it changed since.
+A broken chain is a one-line error naming the first bad record (exit 2); nothing is repaired."""
+
+EXPORT_EPILOG = """\
+examples:
+  livctl log export --csv > sessions.csv
+  livctl log export --csv --windows --subject P-017 --out p017-windows.csv
+  livctl log export --json --from 2026-03-01 --to 2026-03-31 --status completed --out march.json
+
+Dates are calendar days in --tz (default: the system's time zone), both ends included. The log's
+chain is verified first (exit 2 if broken); --no-verify skips that and says so in the JSON."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +55,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(show, "the session (with its windows) as one object")
     show.set_defaults(run=run_show)
 
+    verify = actions.add_parser("verify", help="check the log's hash chain", description=VERIFY_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_log_option(verify)
+    add_json_option(verify, "the result")
+    verify.set_defaults(run=run_verify)
 
-def _open(args: argparse.Namespace):
+    export = actions.add_parser(
+        "export", help="export sessions (or windows) as CSV or JSON",
+        description="Export the dose log: one row per session, or with --windows one per measured window.",
+        epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fmt_group = export.add_mutually_exclusive_group(required=True)
+    fmt_group.add_argument("--csv", action="store_const", dest="format", const="csv", help="CSV with a header row")
+    fmt_group.add_argument("--json", action="store_const", dest="format", const="json",
+                           help="one JSON document: provenance, chain check, sessions")
+    export.add_argument("--subject", action="append", metavar="ID", help="only this subject (repeatable)")
+    export.add_argument("--from", dest="date_from", type=date_arg, metavar="DATE", help="sessions started on or after DATE")
+    export.add_argument("--to", dest="date_to", type=date_arg, metavar="DATE", help="sessions started on or before DATE")
+    export.add_argument("--tz", metavar="ZONE", help="time zone of --from/--to (default: the system's)")
+    export.add_argument("--status", action="append", metavar="STATUS",
+                        choices=("completed", "aborted", "interrupted", "running"),
+                        help="only sessions with this status (repeatable): completed, aborted, interrupted, running")
+    export.add_argument("--windows", action="store_true", help="one row per measured window (JSON: nested)")
+    export.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
+    export.add_argument("--no-verify", action="store_true", help="skip the chain check")
+    add_log_option(export)
+    export.set_defaults(run=run_export)
+
+
+def open_log(args: argparse.Namespace):
+    """The log named by --log, after closing the sessions of livctl processes that died."""
     from livctl.cli.session import report_orphans
     from livctl.doselog import DoseLog
     from livctl.recovery import close_orphans
@@ -38,7 +96,7 @@ def _open(args: argparse.Namespace):
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with _open(args) as log:
+    with open_log(args) as log:
         sessions = log.sessions(limit=args.limit if args.limit > 0 else None)
     if args.json:
         print_json(sessions)
@@ -69,7 +127,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from livctl.cli.session import render_summary
 
-    with _open(args) as log:
+    with open_log(args) as log:
         session = log.find_session(args.session_id)
         windows = log.windows(session["session_id"]) if (args.windows or args.json) else []
     if args.json:
@@ -86,4 +144,87 @@ def run_show(args: argparse.Namespace) -> int:
         ] for w in windows]
         print()
         print(table(rows, ["#", "phase", "t (s)", "drive", "Hz", "g peak", "THD %", "in spec", "why not"]))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from livctl.doselog import DoseLog
+    from livctl.errors import LogError
+
+    with DoseLog(log_path(args), create=False) as log:  # only reads: no orphan is closed here
+        check = log.verify(verify_progress())
+    if args.json:
+        print_json(dict(check.to_dict(), log=str(log.path)))
+    for warning in check.warnings:
+        print(f"livctl: warning: {warning}", file=sys.stderr)
+    if not check.ok:
+        raise LogError(f"{log.path} fails verification: {check.problem}; nothing was repaired")
+    if not args.json:
+        print(f"{log.path}: chain intact, {check.records} records; head {check.head_seq} {check.head_hash}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from livctl import __version__
+    from livctl.clock import utc_now
+    from livctl.doselog import iso_utc
+    from livctl.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
+    from livctl.regimen import zone
+    from livctl.schedule import system_timezone
+
+    tz = zone(args.tz or system_timezone())
+
+    def utc_bound(day):
+        if day is None:
+            return None
+        return iso_utc(dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc))
+
+    with open_log(args) as log:
+        check = None if args.no_verify else log.verified(verify_progress())
+        for subject in args.subject or ():
+            if log.has_subjects():
+                log.subject(subject)  # an unknown subject is an error, not an empty export
+        sessions = log.sessions(
+            subjects=args.subject,
+            started_from_utc=utc_bound(args.date_from),
+            started_before_utc=utc_bound(None if args.date_to is None else args.date_to + dt.timedelta(days=1)),
+            statuses=args.status,
+            oldest_first=True,
+        )
+
+        def write(stream) -> int:
+            """Rows go out as they are read: a year of windows never sits in memory."""
+            if args.format == "csv" and args.windows:
+                rows = (window_row(s, w) for s in sessions for w in log.windows(s["session_id"]))
+                return write_csv(stream, rows, WINDOW_FIELDS)
+            if args.format == "csv":
+                return write_csv(stream, (session_row(s) for s in sessions), SESSION_FIELDS)
+            header = {
+                "log": str(log.path),
+                "exported_utc": iso_utc(utc_now()),
+                "livctl_version": __version__,
+                "chain": {"verified": False} if check is None else dict(check.to_dict(), verified=True),
+                "filters": {
+                    "subjects": args.subject, "from": None if args.date_from is None else args.date_from.isoformat(),
+                    "to": None if args.date_to is None else args.date_to.isoformat(), "timezone": str(tz),
+                    "statuses": args.status, "windows": args.windows,
+                },
+            }
+            stream.write(json_text(header).rstrip()[:-1].rstrip() + ',\n  "sessions": [')
+            for i, s in enumerate(sessions):
+                if args.windows:
+                    s = dict(s, windows=log.windows(s["session_id"]))
+                stream.write(("," if i else "") + "\n" + json_text(s).rstrip())
+            stream.write("\n]}\n")
+            return len(sessions)
+
+        if args.out:
+            with atomic_output(args.out) as stream:
+                count = write(stream)
+            unit = "windows" if args.windows and args.format == "csv" else "sessions"
+            print(f"wrote {count} {unit} to {args.out}", file=sys.stderr)
+        else:
+            write(sys.stdout)
     return 0

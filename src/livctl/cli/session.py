@@ -32,7 +32,9 @@ Deliver one LIV bout: a pre-check at low level, a soft ramp up, the prescribed m
 every window (1 s) measured and checked against the prescription, a soft ramp down. Every
 window and the session's outcome go to the dose log as measured.
 
-Prescription: --freq and --accel (peak g), or --preset; defaults 30 Hz, 0.3 g peak, 10 min.
+Prescription: --freq and --accel (peak g), or --preset; defaults 30 Hz, 0.3 g peak, 10 min,
+or the regimen of --subject, which also checks the bout (rest, daily count; see `livctl due`)
+and refuses it unless --override-reason says why.
 Device: --device URL or $LIVCTL_DEVICE; sim:// is the simulated platform.
 Ctrl-C or SIGTERM ramps the platform down and logs the partial dose (exit 130)."""
 
@@ -41,6 +43,7 @@ examples:
   livctl session --device sim:// --minutes 20 --speed max
   livctl session --device 'sim://?load_kg=120' --preset human-30hz-0.4g --subject P-017
   livctl session --device sim:// --freq 90 --accel 0.3 --minutes 15 --json
+  livctl session --device sim:// --subject P-017 --override-reason "make-up for Monday"
 
 exit codes: 0 dose delivered in spec, 1 out of spec or aborted, 2 bad usage, 130 interrupted"""
 
@@ -96,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec = p.add_argument_group("record")
     rec.add_argument("--subject", metavar="ID", help="who or what is being vibrated")
     rec.add_argument("--operator", metavar="NAME", help="who runs the session (default $LIVCTL_OPERATOR, else your login)")
+    rec.add_argument("--override-reason", metavar="TEXT",
+                     help="run a bout the subject's regimen refuses (too soon, one too many today, another "
+                     "signal); the reason and what was overridden are logged with the session")
     add_log_option(rec)
     out = p.add_argument_group("output")
     add_json_option(out, "the session summary")
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from livctl.doselog import DoseLog
     from livctl.recovery import close_orphans
     from livctl.safety import SafetyLimits, load_profile
+    from livctl.schedule import session_gate
     from livctl.session import Session
 
     limits = load_profile(args.profile) if args.profile else SafetyLimits()
@@ -171,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
     with DoseLog(path) as log:
         report_orphans(close_orphans(log))
+        admit, regimen = session_gate(log, args.subject, args.override_reason)
+        if regimen is not None and all(v is None for v in (args.preset, args.freq, args.accel)):
+            # the subject's regimen prescribes the signal (and the minutes, unless --minutes says)
+            minutes = args.minutes if args.minutes is not None else regimen.minutes_per_bout
+            prescription = regimen.prescription(duration_s=minutes * 60.0, ramp_s=prescription.ramp_s,
+                                                tolerance=prescription.tolerance)
         platform = open_platform(url, speed=args.speed)
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
@@ -185,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             control=control,
             stop=stop,
             observer=display.update if display else None,
+            admit=admit,
         )
         with platform, stop_on_signals(stop, display):
             calibration, warnings = session_calibration(
@@ -371,6 +385,12 @@ def render_summary(r: dict) -> str:
         f"  in spec      {fmt(share, '.1f')} % of the delivered time ({minutes_seconds(r['in_spec_s'])}); "
         f"needs {100 * rx['tolerance']['min_in_spec_fraction']:g} %"
     )
+    if r.get("regimen") or r.get("override_reason"):
+        lines.append(f"  regimen      {r.get('regimen') or '-'}")
+    if r.get("deviation"):
+        lines.append(f"  OVERRIDDEN   {r['deviation']}")
+    if r.get("override_reason"):
+        lines.append(f"  because      {r['override_reason']}")
     kind = "simulated, " + r["time_base"] if r["simulated"] else r["time_base"]
     lines.append(f"  device       {r['device']} ({kind})")
     who = ", ".join(x for x in (f"subject {r['subject']}" if r["subject"] else "", f"operator {r['operator']}") if x)

@@ -1,0 +1,108 @@
+"""`livctl report`: compliance and dose reports for subjects or a whole study (figure + HTML)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from livctl.cli.common import add_json_option, add_log_option, date_arg, print_json, verify_progress
+
+EPILOG = """\
+Writes, for each subject, report-ID.png (or .pdf) and report-ID.html into --out; with --study,
+report-study.png/.pdf and report-study.html for all subjects. The HTML page is self-contained (the
+figure is embedded). The dose log's hash chain is verified first: a broken log is an error (exit 2)
+and the page prints the chain's head hash.
+
+A report shows prescribed against delivered bouts as a calendar (days of the regimen's time zone),
+verified in-spec minutes, each session's measured peak g and frequency, and for human subjects the
+ISO 2631-1 Wk-weighted exposure with the daily A(8) against the EU Directive 2002/44/EC action value
+(0.5 m/s^2) and limit value (1.15 m/s^2). Sessions outside 0.5-80 Hz (90 Hz) get no A(8).
+
+examples:
+  livctl report --subject P-017
+  livctl report --subject P-017 --subject P-018 --format pdf --out reports/
+  livctl report --study --out reports/ --to 2026-05-31
+  livctl report --subject P-017 --json        the numbers, no files"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="compliance and dose report for subjects or a study (PNG/PDF + HTML)",
+        description="Write a compliance and dose report from the dose log: a figure (PNG or PDF) and a "
+        "self-contained HTML page per subject, or one for the whole study.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--subject", action="append", metavar="ID", help="a subject (repeatable)")
+    who.add_argument("--study", action="store_true", help="every subject in the log, in one report")
+    p.add_argument("--out", metavar="DIR", default=".", help="directory for the files (default: here)")
+    p.add_argument("--format", choices=("png", "pdf"), default="png", help="figure file format (default png)")
+    p.add_argument("--from", dest="date_from", type=date_arg, metavar="DATE", help="first day (default: regimen start)")
+    p.add_argument("--to", dest="date_to", type=date_arg, metavar="DATE", help="last day (default: today)")
+    p.add_argument("--no-verify", action="store_true", help="skip the chain check (the report says so)")
+    add_log_option(p)
+    add_json_option(p, "the report's numbers (no files are written)")
+    p.set_defaults(run=run)
+
+
+def _file_stem(subject: str) -> str:
+    return "report-" + re.sub(r"[^A-Za-z0-9._-]+", "_", subject)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from livctl.cli.common import write_atomic
+    from livctl.cli.log import open_log
+    from livctl.clock import utc_now
+    from livctl.errors import UsageError
+    from livctl.report import StudyReport, build_subject_report
+
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
+    now = utc_now()
+    with open_log(args) as log:
+        ids = [s["subject_id"] for s in log.subjects()] if args.study else args.subject
+        for subject_id in ids:
+            log.subject(subject_id)  # unknown subjects are an error before any work
+        if args.study and not ids:
+            raise UsageError(f"no subjects in {log.path}; `livctl subject add` adds them")
+        check = None if args.no_verify else log.verified(verify_progress())
+        reports = [build_subject_report(log, subject_id, first=args.date_from, last=args.date_to, now=now, check=check)
+                   for subject_id in ids]
+        path = str(log.path.resolve())
+    generated = reports[0].generated_utc
+    if args.json:
+        if args.study:
+            print_json(StudyReport(reports, check, path, generated).summary())
+        else:
+            print_json([r.summary() for r in reports])
+        return 0
+    from livctl import report as rpt
+
+    out = Path(args.out)
+    written = []
+    if args.study:
+        study = StudyReport(reports, check, path, generated)
+        figure = rpt.study_figure(study)
+        jobs = [("report-study", figure, lambda png: rpt.study_html(study, png))]
+    else:
+        jobs = [(_file_stem(r.subject), rpt.subject_figure(r), (lambda r: lambda png: rpt.subject_html(r, png))(r))
+                for r in reports]
+    for stem, figure, page in jobs:
+        png = rpt.render(figure, "png")
+        figure_path = out / f"{stem}.{args.format}"
+        write_atomic(figure_path, png if args.format == "png" else rpt.render(figure, "pdf"))
+        html_path = out / f"{stem}.html"
+        write_atomic(html_path, page(png))
+        written += [figure_path, html_path]
+    for r in reports:
+        compliance = "-" if r.compliance is None else f"{100 * r.compliance:.0f} %"
+        print(f"{r.subject}: {r.compliant_bouts} of {r.prescribed_bouts} prescribed bouts in spec ({compliance}), "
+              f"{sum(d.in_spec_s for d in r.days) / 60:.0f} verified in-spec minutes, {r.first} - {r.last}")
+    for p in written:
+        print(f"wrote {p}", file=sys.stderr)
+    return 0

@@ -1,0 +1,142 @@
+"""Helpers that write study records into a real dose log at chosen wall-clock times.
+
+The dose log stamps records with `livctl.doselog.utc_now`; `LogClock` replaces it so a test can
+write a bout at 23:40 local time, or a year of study, without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+from livctl.doselog import DoseLog, SessionStart
+
+UTC = dt.timezone.utc
+
+
+class LogClock:
+    """A settable stand-in for `livctl.doselog.utc_now` (and `livctl.schedule.utc_now`)."""
+
+    def __init__(self, monkeypatch, start: dt.datetime):
+        self.now = start.astimezone(UTC)
+        monkeypatch.setattr("livctl.doselog.utc_now", self)
+        monkeypatch.setattr("livctl.schedule.utc_now", self)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def set(self, moment: dt.datetime) -> None:
+        self.now = moment.astimezone(UTC)
+
+
+def start_record(subject: str | None = "P-1", *, frequency_hz: float = 30.0, peak_g: float = 0.4,
+                 minutes: float = 10.0, platform_id: str = "sim", **changes) -> SessionStart:
+    values = dict(
+        device=f"sim://?id={platform_id}", platform_id=platform_id, simulated=True, time_base="virtual time",
+        subject=subject, operator="ana", preset=None, frequency_hz=frequency_hz, peak_g=peak_g,
+        duration_s=minutes * 60.0, ramp_s=2.0, tol_frequency_hz=1.0, tol_accel_fraction=0.1, max_thd_fraction=0.1,
+        min_in_spec_fraction=0.9, window_s=1.0, calibration_id="cal-1",
+    )
+    values.update(changes)
+    return SessionStart(**values)
+
+
+def window(idx: int, *, phase: str = "deliver", frequency_hz: float = 30.0, peak_g: float = 0.4,
+           in_spec: bool = True, duration_s: float = 1.0) -> dict:
+    return dict(idx=idx, phase=phase, t_s=float(idx), duration_s=duration_s, drive=0.2, frequency_hz=frequency_hz,
+                peak_g=peak_g, rms_g=peak_g / math.sqrt(2), thd_percent=1.0, snr_db=20.0, sinad_db=19.9, dc_g=1.0,
+                axis="z", off_axis_percent=1.0, in_spec=in_spec, reasons=[] if in_spec else ["peak too low"])
+
+
+def write_bout(log: DoseLog, clock: LogClock | None, subject: str | None, start: dt.datetime, *,
+               minutes: float = 10.0, frequency_hz: float = 30.0, peak_g: float = 0.4, status: str = "completed",
+               delivered_s: float | None = None, in_spec: bool = True, windows: int | None = 0,
+               window_s: float = 1.0, platform_id: str = "sim", admit=None) -> str:
+    """A whole session starting at `start` and ending `minutes` (+ 10 s) later, with `windows`
+    delivery windows of `window_s` (None: as many as the delivered time holds). Returns its id."""
+    if clock is not None:
+        clock.set(start)
+    sid = log.start_session(start_record(subject, frequency_hz=frequency_hz, peak_g=peak_g, minutes=minutes,
+                                         platform_id=platform_id), admit=admit)
+    delivered = minutes * 60.0 if delivered_s is None else delivered_s
+    count = int(round(delivered / window_s)) if windows is None else windows
+    for i in range(count):
+        log.add_window(sid, window(i, frequency_hz=frequency_hz, peak_g=peak_g, in_spec=in_spec, duration_s=window_s))
+    if clock is not None:
+        clock.set(start + dt.timedelta(seconds=delivered + 10))
+    log.end_session(sid, dict(
+        status=status, reason=None if status == "completed" else "stopped", delivered_s=delivered,
+        in_spec_s=delivered if in_spec else 0.0, in_spec_fraction=1.0 if in_spec else 0.0 if delivered else None,
+        mean_frequency_hz=frequency_hz if delivered else None, mean_peak_g=peak_g if delivered else None,
+        mean_thd_percent=1.0 if delivered else None, in_spec=in_spec and status == "completed", window_count=count,
+    ))
+    return sid
+
+
+def build_study(log_path, monkeypatch, cli) -> dict:
+    """A small study (local times, Europe/Berlin for P-1):
+
+    P-1 (human, human-30hz-0.4g from Mon 2 Mar 2026): two in-spec bouts 08:00 and 18:00 on 2-6 March,
+    a third on 6 March at 18:30 run with an override; one bout on Sat 7; none on Sun 8 (a session
+    refused at its pre-check); on Mon 9 one bout out of spec and one in spec; on Tue 10 one bout
+    interrupted after 3 minutes. Every bout 10 min at 30 Hz, 0.4 g peak, in windows of 30 s.
+    M-1 (animal, mouse-90hz-0.3g, UTC): bouts on 2 and 3 March.
+    H-9 (human, a 90 Hz regimen): one bout on 3 March.
+    `cli(*args)` runs a livctl command and returns an object with `.code`.
+    """
+    from livctl.schedule import admission
+
+    berlin = dt.timezone(dt.timedelta(hours=1))  # CET, before the change to summer time
+    for args in (
+        ("P-1", "human", "human-30hz-0.4g", "Europe/Berlin", ()),
+        ("M-1", "animal", "mouse-90hz-0.3g", "UTC", ("--weeks", "4")),
+    ):
+        subject, kind, regimen, zone, extra = args
+        result = cli("subject", "add", subject, "--kind", kind, "--regimen", regimen, "--start", "2026-03-02",
+                     "--tz", zone, *extra, "--log", str(log_path))
+        assert result.code == 0, result
+    toml = log_path.parent / "h90.toml"
+    toml.write_text("frequency_hz = 90\npeak_g = 0.3\nminutes_per_bout = 15\nbouts_per_day = 1\ndays_per_week = 7\n"
+                    "weeks = 4\nstart = 2026-03-02\ntimezone = \"UTC\"\n")
+    assert cli("subject", "add", "H-9", "--kind", "human", "--regimen", str(toml), "--log", str(log_path)).code == 0
+
+    clock = LogClock(monkeypatch, dt.datetime(2026, 3, 2, tzinfo=UTC))
+    ids = {}
+    with DoseLog(log_path) as log:
+        for day in range(2, 7):
+            for hour in (8, 18):
+                write_bout(log, clock, "P-1", dt.datetime(2026, 3, day, hour, 0, tzinfo=berlin), windows=None, window_s=30.0)
+        ids["override"] = write_bout(log, clock, "P-1", dt.datetime(2026, 3, 6, 18, 30, tzinfo=berlin), windows=None, window_s=30.0,
+                                     admit=admission("P-1", "make-up for a missed bout", now=clock))
+        write_bout(log, clock, "P-1", dt.datetime(2026, 3, 7, 9, 0, tzinfo=berlin), windows=None, window_s=30.0)
+        ids["refused"] = write_bout(log, clock, "P-1", dt.datetime(2026, 3, 8, 9, 0, tzinfo=berlin), status="aborted",
+                                    delivered_s=0.0, in_spec=False, windows=3)
+        ids["out_of_spec"] = write_bout(log, clock, "P-1", dt.datetime(2026, 3, 9, 8, 0, tzinfo=berlin), windows=None, window_s=30.0,
+                                        in_spec=False)
+        write_bout(log, clock, "P-1", dt.datetime(2026, 3, 9, 18, 0, tzinfo=berlin), windows=None, window_s=30.0)
+        ids["interrupted"] = write_bout(log, clock, "P-1", dt.datetime(2026, 3, 10, 8, 0, tzinfo=berlin),
+                                        status="interrupted", delivered_s=180.0, in_spec=False, windows=None, window_s=30.0)
+        for day in (2, 3):
+            write_bout(log, clock, "M-1", dt.datetime(2026, 3, day, 9, 0, tzinfo=UTC), minutes=15, frequency_hz=90.0,
+                       peak_g=0.3, windows=20, platform_id="mouse-rig")
+        write_bout(log, clock, "H-9", dt.datetime(2026, 3, 3, 9, 0, tzinfo=UTC), minutes=15, frequency_hz=90.0,
+                   peak_g=0.3, windows=None, window_s=30.0)
+    return ids
+
+
+def build_study_file(directory: Path) -> tuple[Path, dict]:
+    """`build_study` into `directory`/doses.sqlite, its commands run in this process (for a
+    module-scoped fixture: build once, copy for each test)."""
+    import pytest
+
+    from livctl.cli import main
+
+    class Ran:
+        def __init__(self, code: int):
+            self.code = code
+
+    path = directory / "doses.sqlite"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        ids = build_study(path, monkeypatch, lambda *args: Ran(main(list(args))))
+    return path, ids
