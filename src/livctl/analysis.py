@@ -138,6 +138,11 @@ def _grid(n: int, rate_hz: float) -> np.ndarray:
     return (np.arange(n) - 0.5 * (n - 1)) / rate_hz
 
 
+def _first_time(n: int, rate_hz: float) -> float:
+    """The time of a window's first sample on `_grid`."""
+    return -0.5 * (n - 1) / rate_hz
+
+
 def _kernel_sums(omega: np.ndarray, n: int, rate_hz: float, count: int):
     """The Dirichlet kernel D(u) = sin(n u) / sin(u) and its derivatives at u = k w / (2 fs):
     D for k = 1 .. 2 count, D' for k = 1 .. count + 1, D'' for k = 2, for each row's w.
@@ -398,6 +403,10 @@ def _model(n: int, rate_hz: float, count: int) -> _SineModel:
     return model
 
 
+_PROJECTION_CYCLES = 20.0
+"""From this many cycles a window's fundamental is seeded by projections, not a 3-column solve."""
+
+
 class _Window:
     """One window whose normal equations are formed from its design columns, the classic way:
     for a single window, building a dozen columns of n samples and one BLAS product beats the
@@ -427,14 +436,28 @@ class _Window:
         return model.design[:, : self._columns]
 
     def fundamental(self, omega: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        d = self._design(omega, 1)[:, :3]
-        coef = np.linalg.solve(d.T @ d, d.T @ self.x)
-        return coef[1:2], coef[2:3]
+        """The fundamental's cos and sin coefficients at omega, to seed the derivative column."""
+        d = self._design(omega, 1)
+        cycles = float(omega[0]) * self.n / self.rate_hz / (2.0 * math.pi)
+        if cycles < _PROJECTION_CYCLES:
+            coef = np.linalg.solve(d[:, :3].T @ d[:, :3], d[:, :3].T @ self.x)
+            return coef[1:2], coef[2:3]
+        # over many cycles DC, cos and sin are orthogonal to within 1 / (2 pi cycles): plain
+        # projections (the mean removed through the columns' sums) are exact enough to scale a
+        # Gauss-Newton step, whose own coefficients are the ones reported
+        x, n = self.x, self.n
+        mean = float(x.sum()) / n
+        cos, sin = d[:, 1], d[:, 2]
+        a = 2.0 / n * (float(cos @ x) - mean * float(cos.sum()))
+        b = 2.0 / n * (float(sin @ x) - mean * float(sin.sum()))
+        return np.array([a]), np.array([b])
 
     def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
         d = self._design(omega, count)
         self.model.set_derivative(float(a[0]), float(b[0]))
-        return (d.T @ d)[None], (d.T @ self.x)[None]
+        gram = d.T @ d
+        self._gram = gram
+        return gram[None], (d.T @ self.x)[None]
 
     def rss(self, step: np.ndarray, gram: np.ndarray, rhs: np.ndarray, least_squares: bool) -> np.ndarray:
         residual = self.x - self.model.design[:, : self._columns] @ step[0]
@@ -443,8 +466,8 @@ class _Window:
     def others_power(self, fits: "_Fits") -> np.ndarray:
         """Sum over the other channels of a^2 + b^2, their fundamentals' 3-parameter fits at the
         last step's frequency (1,)."""
-        d = self.model.design[:, :3]
-        coef = np.linalg.solve(d.T @ d, d.T @ self.others)[1:]  # others: (n, channels)
+        d = self.model.design[:, :3]  # at the last step's frequency, like the last Gram matrix
+        coef = np.linalg.solve(self._gram[:3, :3], d.T @ self.others)[1:]  # others: (n, channels)
         return np.array([np.vdot(coef, coef)])
 
 
@@ -680,7 +703,8 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
     quadratically from the FFT estimate to a hundredth of a cycle over the window, usually in one
     step. Then joint steps with the harmonics and DC in the model, so that distortion neither
     biases the fundamental nor hides in the residual, until a step is a small share of the
-    noise-limited spread of the frequency (the CRLB, from the fit's own SNR): usually the first.
+    noise-limited spread of the frequency (the CRLB, from the fit's own SNR; `_converged`): usually
+    the first.
     A row whose step would take it more than `max_shift` (one FFT bin) from its coarse estimate
     stays where it is. The last step's coefficients are reported. `close` says the start is
     already within a hundredth of a cycle (a tracked frequency): the fundamental-only steps are
@@ -716,7 +740,7 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
     p = 2 * count + 2
     pending = np.ones(rows, dtype=bool) if rows > 1 else None
     result = rss = others = projected = None
-    converged_scale = 0.5 * duration_s**2 * max(1, n - p) * n / 12.0 / 0.05**2
+    dof = max(1, n - p)
     for _ in range(_MAX_NEWTON_STEPS):
         gram, rhs = signal.normal_equations(omega, a, b, count)
         step = _solve(gram, rhs)
@@ -731,7 +755,7 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
             others = signal.other_spectra
             omega, a, b = omega + d, step[:, 1], step[:, 2]
             amplitude2 = float(step[0, 1]) ** 2 + float(step[0, 2]) ** 2
-            if not moved or d * d * amplitude2 * converged_scale < float(rss[0]):
+            if not moved or _converged(abs(d) * duration_s, amplitude2, float(rss[0]), n, dof):
                 break
             continue
         moved = np.abs(omega + d_omega - omega_start) <= max_shift  # False for NaN
@@ -754,14 +778,36 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
             omega = np.where(pending, omega + d_omega, omega)
             a = np.where(pending, step[:, 1], a)
             b = np.where(pending, step[:, 2], b)
-        # converged: the step is under 5 % of the CRLB spread of the frequency at this SNR,
-        # |dw| T sqrt(snr n / 12) < 0.05 with snr = (a^2 + b^2) / 2 / (rss / (n - p)), squared
         amplitude2 = np.einsum("ri,ri->r", step[:, 1:3], step[:, 1:3])
-        pending &= moved & (d_omega * d_omega * amplitude2 * converged_scale >= step_rss)
+        pending &= moved & ~_converged(np.abs(d_omega) * duration_s, amplitude2, step_rss, n, dof)
         if not pending.any():
             break
     return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean,
                  other_spectra=others, projected_omega=projected)
+
+
+def _converged(phase_step, amplitude2, rss, n: int, dof: int):
+    """Whether the frequency a joint step reached is final: what is left after the step is under
+    5 % of the CRLB spread of the frequency at this SNR. `phase_step` is |dw| T (rad), the step as
+    a phase across the window; numbers or arrays.
+
+    What a Gauss-Newton step leaves is a small share of the step itself: the Jacobian ignores the
+    harmonics' frequency derivatives and the noise bends it. That share, measured from 0 to 60 dB
+    SNR per sample with 5 % of second harmonic, stays under 0.1 / sqrt(snr) + 0.01 (the constants
+    carry a margin). So the step is final when (0.1 / sqrt(snr) + 0.01) |dw| T < 0.05 sigma,
+    sigma = sqrt(12 / (snr n)) being the CRLB of the phase across the window, with
+    snr = (a^2 + b^2) / 2 / (rss / dof).
+    """
+    if isinstance(phase_step, float):  # one window: plain numbers
+        if not (amplitude2 > 0 and rss > 0):
+            return amplitude2 <= 0 or rss <= 0
+        snr = 0.5 * amplitude2 * dof / rss
+        return (0.1 / math.sqrt(snr) + 0.01) * phase_step < 0.05 * math.sqrt(12.0 / (snr * n))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        snr = 0.5 * amplitude2 * dof / np.maximum(rss, 1e-300)
+        sigma = np.sqrt(12.0 / (snr * n))
+        # no tone left to refine (zero amplitude): nothing more a step could find
+        return ((0.1 / np.sqrt(snr) + 0.01) * phase_step < 0.05 * sigma) | (amplitude2 <= 0)
 
 
 def _fixed_frequency_fit(signal, omega: np.ndarray, count: int) -> _Fits:
@@ -884,7 +930,8 @@ def _tracked(x: np.ndarray, rate_hz: float, hint_hz: float, n_harmonics: int, ot
     fits, signal = _fit_from(x[None, :], rate_hz, np.array([hint_hz]), n_harmonics, others, close=True)
     moved_hz = abs(float(fits.omega[0]) / (2.0 * math.pi) - hint_hz)
     fundamental_power = 0.5 * (float(fits.coef[0, 1]) ** 2 + float(fits.coef[0, 2]) ** 2)
-    ac_power = float(np.var(x))
+    mean = float(x.sum()) / n
+    ac_power = float(np.dot(x, x)) / n - mean * mean
     if moved_hz <= 0.25 * rate_hz / n and fundamental_power >= 0.5 * ac_power:
         return fits, signal
     return None
@@ -909,7 +956,7 @@ def fit_tone(
 ) -> ToneFit:
     """Fit a sine (with DC and harmonics) to `x`; see the module docstring for the method."""
     fits, _ = _one_row(x, rate_hz, search_hz, n_harmonics)
-    return fits.tone(0, rate_hz, _grid(fits.n, rate_hz)[0])
+    return fits.tone(0, rate_hz, _first_time(fits.n, rate_hz))
 
 
 # -- measurements -----------------------------------------------------------------------------------
@@ -1019,7 +1066,7 @@ def measure(
     fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others, hint_hz)
     n = accel.shape[0]
     off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
-    return _measurement(fits.tone(0, rate_hz, _grid(n, rate_hz)[0], False), AXES[index], off_axis, n / rate_hz)
+    return _measurement(fits.tone(0, rate_hz, _first_time(n, rate_hz), False), AXES[index], off_axis, n / rate_hz)
 
 
 def measure_windows(
@@ -1041,7 +1088,7 @@ def measure_windows(
     if n_windows * window_n != accel.shape[0]:
         raise ValueError("the samples must be a whole number of windows")
     duration_s = window_n / rate_hz
-    t_first = _grid(window_n, rate_hz)[0]
+    t_first = _first_time(window_n, rate_hz)
     per_batch = max(1, _BATCH_SAMPLES // window_n)
     results: list[Measurement | AnalysisError] = []
     for start in range(0, n_windows, per_batch):

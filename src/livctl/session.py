@@ -500,7 +500,7 @@ class Session:
             if not logged or done_s == 0:
                 raise
             failure = exc
-        samples = np.concatenate(parts) if parts else np.empty((0, 3))
+        samples = _join(parts)
         window = None
         if logged:
             window = self._close_window(phase, t0_s, done_s, samples, problem, measured, react=failure is None)
@@ -567,13 +567,13 @@ class Session:
         x = block.accel_mps2
         if x.shape[0] == 0:
             return "absent"
-        # per-axis extremes: NaN propagates through min and max, so two passes answer all three
-        low, high = x.min(axis=0), x.max(axis=0)
-        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        if not math.isfinite(float(x.sum())):  # NaN and infinities propagate through the sum
             return "not finite (corrupted)"
-        if max(-low.min(), high.max()) >= self.platform.sensor_range_mps2 * (1 - 1e-9):
+        vertical = x[:, self._axis]
+        low, high = float(vertical.min()), float(vertical.max())
+        if max(-low, high) >= self.platform.sensor_range_mps2 * (1 - 1e-9):
             return "at the sensor's range limit (clipped or corrupted)"
-        if x.shape[0] > 1 and (low == high).all():
+        if vertical.shape[0] > 1 and low == high:
             return "frozen (the sensor has stalled)"
         return None
 
@@ -620,6 +620,17 @@ class Session:
         if self.observer is not None:
             t = self._tally
             self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """Blocks of samples as one (n, 3) array, column-major like the blocks (the estimator reads
+    each axis as a contiguous column)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.empty((sum(p.shape[0] for p in parts), 3), order="F")
+    if parts:
+        np.concatenate(parts, axis=0, out=out)
+    return out
 
 
 def amplitude_precision(m: Measurement, rate_hz: float) -> float:
