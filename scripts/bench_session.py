@@ -9,7 +9,9 @@ and imports included):
 - the wall time (median and best of the repeats) and the speed-up over real time;
 - baselines measured in the same run, because shared machines drift: the bare simulator producing
   the same samples, and one numpy rfft per window over the same samples.
-Target (docs/benchmarks.md): a 20-minute session at least 600x faster than real time (< 2 s).
+Target (docs/benchmarks.md): a 20-minute session at least 600x faster than real time (< 2 s);
+the script says whether the session itself and the whole command (with the interpreter's start
+and livctl's imports, about half a second) each meet it.
 """
 
 from __future__ import annotations
@@ -109,8 +111,9 @@ def main() -> int:
     line("`livctl session --speed max`", command, f"{real_s / med_cmd:6.0f}x real time")
     line("baseline: bare simulator", sim, f"session / simulator = {med_in / statistics.median(sim):.2f}")
     line("baseline: one rfft per window", fft, f"session / rfft = {med_in / statistics.median(fft):.1f}")
-    target_met = real_s / med_cmd >= 600
-    print(f"target >= 600x real time for the whole command: {'met' if target_met else 'NOT met'}")
+    for name, median in (("the session (in process)", med_in), ("the whole command", med_cmd)):
+        verdict = "met" if real_s / median >= 600 else "NOT met"
+        print(f"target >= 600x real time, {name}: {verdict} ({real_s / median:.0f}x)")
     return 0
 
 

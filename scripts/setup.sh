@@ -31,4 +31,7 @@ fi
 echo "livctl setup: installing livctl and its test tools into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# an editable install is not byte-compiled (a wheel install is): do it, so commands start quickly
+# even where the environment forbids writing bytecode on import (PYTHONDONTWRITEBYTECODE)
+.venv/bin/python -m compileall -q src firmware_sim
 echo "livctl setup: ready ($(.venv/bin/livctl --version))"

@@ -347,6 +347,9 @@ class _SineModel:
         else:
             self._cos2d, self._sin2d = np.empty((2, blocks, block))
         self.omega = None
+        self.gram = None
+        self.gram_key = None
+        """The Gram matrix of the columns at (omega, columns), reused while they stay the same."""
 
     def set_frequency(self, omega: float) -> None:
         """cos and sin of the fundamental at omega (the harmonics: `fill_harmonics`)."""
@@ -420,8 +423,7 @@ class _Window:
         self.others = others
         self.mean = np.zeros(1)  # the DC column takes the mean
         self.other_spectra = None
-        self.model = _model(self.n, rate_hz, count)
-        self.model.omega = None  # models are shared between windows: this one has set nothing yet
+        self.model = _model(self.n, rate_hz, count)  # its columns are functions of omega alone
         self._columns = 0
 
     def _design(self, omega: np.ndarray, count: int) -> np.ndarray:
@@ -454,8 +456,18 @@ class _Window:
 
     def normal_equations(self, omega: np.ndarray, a: np.ndarray, b: np.ndarray, count: int):
         d = self._design(omega, count)
-        self.model.set_derivative(float(a[0]), float(b[0]))
-        gram = d.T @ d
+        model = self.model
+        model.set_derivative(float(a[0]), float(b[0]))
+        key = (model.omega, self._columns)
+        if model.gram_key == key:
+            # the same columns as the last window's but for the derivative: only its products change
+            gram = model.gram.copy()
+            products = d.T @ model.derivative
+            gram[3, :] = products
+            gram[:, 3] = products
+        else:
+            gram = d.T @ d
+            model.gram, model.gram_key = gram, key
         self._gram = gram
         return gram[None], (d.T @ self.x)[None]
 
@@ -927,6 +939,11 @@ def _tracked(x: np.ndarray, rate_hz: float, hint_hz: float, n_harmonics: int, ot
     hint, and its fundamental must carry most of the window's AC power. Then the coarse FFT search,
     which this skips, could not have found a different tone."""
     n = x.shape[0]
+    # a session's frequency barely moves: start where the last window's design was, when that is
+    # within a thousandth of a cycle of the hint, and its columns are reused as they are
+    model = _model(n, rate_hz, _harmonic_count(hint_hz, rate_hz, n_harmonics))
+    if model.omega is not None and abs(model.omega / (2.0 * math.pi) - hint_hz) * n / rate_hz < 1e-3:
+        hint_hz = model.omega / (2.0 * math.pi)
     fits, signal = _fit_from(x[None, :], rate_hz, np.array([hint_hz]), n_harmonics, others, close=True)
     moved_hz = abs(float(fits.omega[0]) / (2.0 * math.pi) - hint_hz)
     fundamental_power = 0.5 * (float(fits.coef[0, 1]) ** 2 + float(fits.coef[0, 2]) ** 2)
