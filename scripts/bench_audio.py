@@ -2,8 +2,10 @@
 """How long the audio:// output callback takes per block, and how many under-runs a run on JACK has.
 
     python scripts/bench_audio.py [--seconds 120] [--baseline-seconds 30] [--block 256] [--rate 48000]
+                                  [--realtime]
 
-Starts its own JACK server (dummy driver, `jackd --no-realtime`), opens `audio://system` closed
+Starts its own JACK server (dummy driver; `jackd --no-realtime`, or with `--realtime` real-time
+scheduling as on a lab machine, which needs the privilege), opens `audio://system` closed
 loop with the output routed back into the input, and plays 30 Hz while the main thread does what
 a session does: reads 1-s windows and measures each. Prints:
 - the output callback's compute time per block, timed inside the real stream (median, p99, max),
@@ -14,7 +16,7 @@ a session does: reads 1-s windows and measures each. Prints:
 - output under-runs and input over-runs counted by livctl in both runs, the xruns the JACK server
   itself logged, and what the measurement read back. The baseline's faults are the machine's:
   JACK without real-time scheduling on a shared machine is late now and then, whatever the
-  callback does.
+  callback does (with `--realtime` it is not).
 Target (docs/benchmarks.md): p99 at most 2 % of the block period, zero under-runs.
 """
 
@@ -47,9 +49,11 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument("--block", type=int, default=256)
     parser.add_argument("--rate", type=int, default=48000)
+    parser.add_argument("--realtime", action="store_true",
+                        help="run JACK with real-time scheduling (as on a lab machine; needs the privilege)")
     args = parser.parse_args()
 
-    server = JackServer(f"livctl-bench-{os.getpid()}", rate_hz=args.rate, period=args.block)
+    server = JackServer(f"livctl-bench-{os.getpid()}", rate_hz=args.rate, period=args.block, realtime=args.realtime)
     os.environ.update(server.env)
     server.start()  # before sounddevice is imported: PortAudio scans host APIs at import
     try:
@@ -152,8 +156,9 @@ def run(args: argparse.Namespace, server: JackServer) -> int:
         return (f"{h['output_underruns']} output under-runs ({per_min:.1f}/min), {h['input_overruns']} input "
                 f"over-runs; the server logged {run['server_xruns']} xruns")
 
+    mode = "--realtime" if args.realtime else "--no-realtime"
     print(f"audio callback: {args.rate} Hz, {args.block}-frame blocks (period {period_us:.0f} us), JACK dummy "
-          f"driver (--no-realtime), {os.cpu_count()} CPUs, load average {load_before:.2f} -> "
+          f"driver ({mode}), {os.cpu_count()} CPUs, load average {load_before:.2f} -> "
           f"{os.getloadavg()[0]:.2f}")
     line(f"livctl, in the stream ({args.seconds:g} s)", livctl["us"])
     line(f"baseline: zeroing only, in the stream ({args.baseline_seconds:g} s)", baseline["us"])

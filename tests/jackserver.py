@@ -24,8 +24,12 @@ class JackUnavailable(RuntimeError):
 
 
 class JackServer:
-    def __init__(self, name: str, *, rate_hz: int = 48000, period: int = 256, driver: str = "dummy"):
+    def __init__(self, name: str, *, rate_hz: int = 48000, period: int = 256, driver: str = "dummy",
+                 realtime: bool = False):
         self.name = name
+        self.realtime = realtime
+        """Run the server (and, through libjack, its clients' process threads) with real-time
+        scheduling, as a lab machine's JACK normally runs; needs the privilege to do so."""
         self.rate_hz = rate_hz
         self.period = period
         self.driver = driver
@@ -42,8 +46,8 @@ class JackServer:
         env = dict(os.environ, **self.env)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                ["jackd", "--no-realtime", "-n", self.name, "-d", self.driver, "-r", str(self.rate_hz),
-                 "-p", str(self.period)],
+                ["jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name,
+                 "-d", self.driver, "-r", str(self.rate_hz), "-p", str(self.period)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
         deadline = time.monotonic() + 10.0
