@@ -544,3 +544,24 @@ def test_tone_works_on_any_platform_with_a_sensor(cli):
     summary = json.loads(result.out)
     assert summary["measured"]["frequency_hz"] == pytest.approx(90.0, abs=0.05)
     assert summary["measured"]["peak_g"] > 0 and summary["stream_health"] == {}
+
+
+def test_a_tone_measured_over_the_cap_is_cut_at_once(cli, monkeypatch):
+    # full drive on the default simulated plate gives about 1.5 g peak: the first half second
+    # measured over the 1 g cap ends the tone with its drive cut, not 10 s later
+    from livctl.backends.sim import SimPlatform
+
+    cuts = []
+    original = SimPlatform.cut_drive
+
+    def cut_drive(self):
+        cuts.append(self.clock.now())
+        original(self)
+
+    monkeypatch.setattr(SimPlatform, "cut_drive", cut_drive)
+    result = cli("tone", "--device", "sim://", "--level", "1", "--seconds", "10", "--ramp", "0.5")
+    assert result.code == 1, result
+    assert result.err.strip().splitlines()[-1].startswith("livctl: error: measured 1.4")
+    assert "above the 1 g safety cap: drive cut" in result.err
+    assert cuts and cuts[0] <= 1.0 + 1e-9
+    assert "   1.5 s" not in result.err  # nothing played after the step that measured it
