@@ -98,6 +98,23 @@ def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
     assert platform.device.drive_level == 0.0
 
 
+def test_a_stop_during_the_precheck_ends_it_after_the_step_in_progress(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
+    stop = threading.Event()
+
+    def observer(progress):
+        if progress.phase == PRECHECK:
+            stop.set()  # Ctrl-C while the first pre-check step is measured
+
+    result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
+    assert result.status == "interrupted" and record["status"] == "interrupted"
+    assert result.delivered_s == 0.0
+    phases = [w["phase"] for w in windows]
+    # the sensor check and one measured step (the default plate needs four), then straight down
+    assert phases == [PRECHECK, PRECHECK] + [RAMP_DOWN] * (len(phases) - 2) and len(phases) > 2
+    assert platform.device.drive_level == 0.0
+
+
 def test_out_of_spec_delivery_completes_but_is_not_in_spec(log_path):
     # a distortion limit no real window meets: 0.1 % THD (the actuator makes about 0.8 %)
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=10.0, tolerance=Tolerance(max_thd_fraction=0.001))

@@ -351,6 +351,7 @@ class Session:
             # calibration off by the 25 % it may be stays under the pre-check's 60 % share
             level = min(max(0.45 * rx.peak_mps2 / reference, PRECHECK_FIRST_DRIVE), top_level)
         while True:
+            self._check_stop()  # the pre-check takes several seconds: a stop must not wait for it
             self._set_drive(level, PRECHECK_SETTLE_S)
             self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
             window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
@@ -457,8 +458,12 @@ class Session:
             window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
-            if stoppable and self.stop.is_set():
-                raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
+            if stoppable:
+                self._check_stop()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
 
     # -- one window of control blocks ------------------------------------------------------
 
