@@ -1,14 +1,17 @@
 """Sessions on the simulated platform, in process: phases, pre-check refusals, stopping."""
 
+import dataclasses
 import math
 import threading
 
 import pytest
 
 from livctl.backends import open_platform
+from livctl.backends.sim import SimPlatform
 from livctl.doselog import DoseLog
 from livctl.errors import UsageError
 from livctl.prescription import Prescription, Tolerance
+from livctl.safety import SafetyLimits
 from livctl.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
 
 
@@ -142,3 +145,31 @@ def test_a_short_tail_joins_the_last_window(log_path):
     lengths = [w["duration_s"] for w in windows if w["phase"] == DELIVER]
     assert lengths == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.3])
     assert result.delivered_s == pytest.approx(5.3)
+
+
+class _LateSamples(SimPlatform):
+    """sim:// with sample times that run 0.37 s behind its clock, as a serial board's and a sound
+    card's do (their samples are counted from when the stream started, after the clock did)."""
+
+    def read(self, duration_s):
+        block = super().read(duration_s)
+        return dataclasses.replace(block, t0_s=block.t0_s - 0.37)
+
+
+def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(log_path):
+    # a sudden resonance (gain x3, the response-rose interlock off to watch the loop): the block
+    # after the correction must be judged on its part after the correction's ramp, or the loop
+    # corrects again for a level still in transition and undershoots
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=20.0)
+    url = "sim://?fault=resonance&fault_at_s=12&fault_value=3"
+    limits = SafetyLimits(max_response_rise=10.0)
+    drives = []
+    for late in (False, True):
+        platform = open_platform(url, speed=math.inf)
+        if late:
+            platform.__class__ = _LateSamples
+        with DoseLog(log_path) as log, platform:
+            result = Session(rx, platform, log, limits=limits).run()
+            assert result.status == "completed"
+            drives.append([w["drive"] for w in log.windows(result.session_id) if w["phase"] == DELIVER])
+    assert drives[1] == drives[0]

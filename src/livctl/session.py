@@ -201,8 +201,10 @@ class Session:
         self.controller: AmplitudeController | None = None
         self._axis = AXES.index(self.platform.vertical_axis)
         self._frequency_hz = self.prescription.frequency_hz
+        self._read_to_s = 0.0
+        """Sample time of the end of the last block read: where a drive command takes effect."""
         self._steady_from_s = 0.0
-        """Platform time after which the last drive command has finished ramping."""
+        """Sample time after which the last drive command has finished ramping."""
         self._winding_down = False
         self._index = 0
         self._tally = _Tally()
@@ -495,6 +497,7 @@ class Session:
                 if t0_s is None:
                     t0_s = block.t0_s
                 done_s += length
+                self._read_to_s = block.t0_s + length
                 invalid = self._invalid(block)
                 if invalid:
                     problem = problem or invalid
@@ -619,7 +622,9 @@ class Session:
         level = min(level, self.platform.max_drive)
         self._drive = level
         self.platform.set_drive(level, ramp_s)
-        self._steady_from_s = self.platform.clock.now() + ramp_s
+        # in the blocks' time base, which a real platform's clock does not share (its samples
+        # are counted from when its stream started)
+        self._steady_from_s = self._read_to_s + ramp_s
 
     def _notify(self, phase: str, window: WindowResult) -> None:
         if self.observer is not None:

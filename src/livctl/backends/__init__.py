@@ -35,7 +35,9 @@ class SampleBlock:
     """Accelerometer samples: `accel_mps2` is (n, 3) in m/s^2 (x, y, z), gravity included."""
 
     t0_s: float
-    """Platform time of the first sample, seconds."""
+    """Time of the first sample, seconds, counted on the sensor's own stream: consecutive blocks
+    follow on without gaps, but the origin need not be the platform `clock`'s (a serial board or
+    a sound card counts from when its stream started)."""
     rate_hz: float
     accel_mps2: "np.ndarray"
 
