@@ -30,7 +30,7 @@ from livctl.analysis import measure
 from livctl.backends import open_platform
 from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, list_devices
 from livctl.doselog import DoseLog
-from livctl.errors import UsageError
+from livctl.errors import DeviceOpenError, UsageError
 from livctl.prescription import Prescription
 from livctl.cli.session import ProgressDisplay
 from livctl.session import DELIVER, NOT_MEASURED, Session
@@ -387,6 +387,16 @@ def test_bad_audio_devices_are_one_line_usage_errors(jack, cli, url, says):
     assert result.err.startswith("livctl: error: ") and len(result.err.strip().splitlines()) == 1
     for text in says:
         assert text in result.err
+
+
+def test_a_stream_the_device_will_not_open_is_a_usage_error(jack):
+    # as a serial port that cannot be opened: a one-line error, exit 2, nothing driven
+    platform = open_platform("audio://system?max_level=0.1")
+    platform.rate_hz = 44100.0  # past the URL's checks: the JACK server runs at 48000 only
+    with pytest.raises(DeviceOpenError, match=r"cannot open audio device 'system': .*Invalid sample rate"):
+        platform.open()
+    assert platform._streams == []
+    platform.close()
 
 
 def test_tone_plays_and_measures_through_the_loop(jack, cli):
