@@ -347,6 +347,8 @@ def test_speed_is_refused_for_serial_platforms(cli, log_path):
     assert result.code == 2 and "simulator (sim://) only" in result.err
     with pytest.raises(DeviceURLError, match="run in real time"):
         open_platform("serial:///dev/ttyS0", speed=10.0)
+    with pytest.raises(DeviceURLError, match="run in real time"):  # every real platform, checked in one place
+        open_platform("audio://system?max_level=0.1", speed=10.0)
 
 
 # -- livctl devices ---------------------------------------------------------------------------------

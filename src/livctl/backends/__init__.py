@@ -201,5 +201,7 @@ class Platform(ABC):
 def open_platform(url: str, *, speed: float | None = None) -> Platform:
     """Build the platform a URL names (not yet opened). `speed` applies to the simulator only."""
     parsed = parse_device_url(url)
+    if speed is not None and parsed.scheme != "sim":
+        raise DeviceURLError("--speed applies to the simulator (sim://) only; real platforms run in real time")
     module = importlib.import_module(BACKENDS[parsed.scheme])
     return module.PLATFORM.from_url(parsed, speed=speed)

@@ -157,7 +157,7 @@ def choose_device(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform, parse_device_url
+    from livctl.backends import open_platform
     from livctl.calibration import session_calibration, session_reference
     from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
@@ -169,9 +169,7 @@ def run(args: argparse.Namespace) -> int:
     limits = load_profile(args.profile) if args.profile else SafetyLimits()
     control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
     prescription = build_prescription(args).validate(limits.accel_cap_g)
-    url = choose_device(args)
-    if args.speed is not None and parse_device_url(url).scheme != "sim":
-        raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
+    platform = open_platform(choose_device(args), speed=args.speed)  # built here, opened below
     operator = operator_name(args.operator)
     path = log_path(args)
     mode = plot_mode(args, default_on=False)
@@ -184,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
             minutes = args.minutes if args.minutes is not None else regimen.minutes_per_bout
             prescription = regimen.prescription(duration_s=minutes * 60.0, ramp_s=prescription.ramp_s,
                                                 tolerance=prescription.tolerance)
-        platform = open_platform(url, speed=args.speed)
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         session = Session(
