@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import threading
 import tomllib
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from livctl.analysis import AnalysisError, Measurement, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.clock import utc_now
 from livctl.errors import LivctlError, PlatformError, UsageError
+from livctl.files import atomic_output
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
 from livctl.session import amplitude_precision
@@ -600,26 +600,10 @@ def save_calibration(cal: Calibration, directory: str | os.PathLike[str] | None 
     path = check_writable(cal.platform_id, directory, force=force)
     text = to_toml(cal)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CalibrationError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_output(path, replace=force) as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if another process wrote the file meanwhile: no silent overwrite
     except FileExistsError:
         raise CalibrationError(f"{path} appeared while calibrating; pass --force to replace it") from None
-    except OSError as exc:
-        raise CalibrationError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

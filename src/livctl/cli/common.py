@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -37,8 +36,6 @@ def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def log_path(args: argparse.Namespace):
     from livctl.doselog import default_log_path
-
-    from pathlib import Path
 
     return Path(args.log).expanduser() if getattr(args, "log", None) else default_log_path()
 
@@ -107,16 +104,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     for row in rows:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(lines)
-
-
-def env_or(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value else default
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
 
 
 def speed_factor(text: str) -> float:
@@ -233,34 +220,6 @@ def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
 
 def add_operator_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME", help="who does this (default $LIVCTL_OPERATOR, else your login)")
-
-
-@contextlib.contextmanager
-def atomic_output(path, mode: str = "w"):
-    """A file opened for writing that appears at `path` whole, or not at all: written beside it
-    under a temporary name and renamed over it when the block succeeds."""
-    import uuid
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from None
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path, data: str | bytes) -> None:
-    """Write a whole file or nothing (see `atomic_output`)."""
-    with atomic_output(path, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
 
 
 def verify_progress(stream=None):

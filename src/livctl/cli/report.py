@@ -55,7 +55,7 @@ def _file_stem(subject: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from livctl.cli.common import write_atomic
+    from livctl.files import write_atomic
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
     from livctl.errors import UsageError
