@@ -55,10 +55,10 @@ def _file_stem(subject: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from livctl.files import write_atomic
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
     from livctl.errors import UsageError
+    from livctl.files import write_atomic
     from livctl.report import StudyReport, build_subject_report
 
     if args.date_from and args.date_to and args.date_from > args.date_to:
