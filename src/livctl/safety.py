@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, fields, replace
 
 from livctl.errors import UsageError
-from livctl.units import g_to_mps2
+from livctl.units import g_to_mps2, mps2_to_g
 
 DEFAULT_ACCEL_CAP_G = 1.0
 """Absolute ceiling on peak acceleration, g. LIV works well under 1 g."""
@@ -160,7 +160,7 @@ class Interlocks:
             return
         if peak_mps2 > self.cap_mps2:
             raise Trip(
-                f"measured {peak_mps2 / 9.80665:.2f} g peak is above the {lim.accel_cap_g:g} g safety cap",
+                f"measured {mps2_to_g(peak_mps2):.2f} g peak is above the {lim.accel_cap_g:g} g safety cap",
                 cut=True,
             )
         if not self.armed:
@@ -168,7 +168,7 @@ class Interlocks:
         over = peak_mps2 > self.target_mps2 * (1.0 + lim.over_level_margin)
         if self._over.hold(over, end_s) >= lim.over_level_s - 1e-9:
             raise Trip(
-                f"measured {peak_mps2 / 9.80665:.3f} g peak stayed over {100 * lim.over_level_margin:g} % above "
+                f"measured {mps2_to_g(peak_mps2):.3f} g peak stayed over {100 * lim.over_level_margin:g} % above "
                 f"the prescribed {self.prescription.peak_g:g} g for {lim.over_level_s:g} s",
                 cut=True,
             )
