@@ -386,12 +386,21 @@ class DoseLog:
         row["reasons"] = json.dumps(list(reasons)) if reasons else "[]"
         self._append("windows", row)
 
-    def end_session(self, session_id: str, end: dict) -> None:
+    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False) -> bool:
+        """Append a session's end. With `unless_ended`, a session that another process ended
+        meanwhile is left as it is (False); without, ending a session twice is an error."""
         if end["status"] not in STATUSES:
             raise ValueError(f"unknown status {end['status']!r}")
         row = dict(end)
         row.update(session_id=session_id, ended_utc=iso_utc(utc_now()))
-        self._append("session_ends", row)
+        try:
+            with self._write():
+                if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
+                    return False
+                self._append_locked("session_ends", row)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+        return True
 
     def add_subject(self, subject_id: str, kind: str, *, note: str | None = None, operator: str | None = None) -> None:
         if kind not in SUBJECT_KINDS:

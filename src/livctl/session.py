@@ -14,7 +14,7 @@
   control blocks (fast corrections of large errors) and whole windows (fine corrections), while
   `livctl.safety.Interlocks` watch every block and window.
 
-The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
+The platform is read in control blocks (`block_s`, 0.25 s) gathered into measurement windows
 (`window_s`, 1 s): every block is checked (data present and sane, level under the cap), every
 window is measured by the full engine, checked against the prescription and logged.
 
