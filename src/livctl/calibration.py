@@ -46,7 +46,7 @@ from livctl.errors import LivctlError, PlatformError, UsageError
 from livctl.files import atomic_output
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
-from livctl.session import amplitude_precision
+from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE, amplitude_precision
 from livctl.units import g_to_mps2, mps2_to_g
 
 FORMAT_VERSION = 1
@@ -62,9 +62,9 @@ LOAD_MATCH_FRACTION = 0.2
 DEFAULT_MAX_AGE_DAYS = 30.0
 
 # -- the sweep's safety and acceptance limits ----------------------------------------------------
-FIRST_DRIVE = 0.01
-PROBE_MAX_DRIVE = 0.3
-"""The probe (response still unknown) never drives past this, as the session's pre-check."""
+FIRST_DRIVE = PRECHECK_FIRST_DRIVE
+PROBE_MAX_DRIVE = PRECHECK_MAX_DRIVE
+"""The probe (response still unknown) starts and stays where the session's pre-check does."""
 PROBE_PRECISION = 0.02
 """The probe ends once a step's peak is known to this relative standard error."""
 MAX_STEP_RATIO = 2.0
