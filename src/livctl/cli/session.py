@@ -26,6 +26,7 @@ from livctl.cli.common import (
     stop_on_signals,
 )
 from livctl.errors import UsageError
+from livctl.units import peak_to_rms
 
 DESCRIPTION = """\
 Deliver one LIV bout: a pre-check at low level, a soft ramp up, the prescribed minutes with
@@ -371,7 +372,7 @@ def render_summary(r: dict) -> str:
     lines.append(
         f"  prescribed   {rx['frequency_hz']:g} Hz, {rx['peak_g']:g} g peak, {minutes_seconds(rx['duration_s'])}{preset}"
     )
-    rms = None if r["mean_peak_g"] is None else r["mean_peak_g"] / math.sqrt(2)
+    rms = None if r["mean_peak_g"] is None else peak_to_rms(r["mean_peak_g"])
     lines.append(
         f"  delivered    {minutes_seconds(r['delivered_s'])} of {minutes_seconds(rx['duration_s'])}"
         f" at {fmt(r['mean_frequency_hz'], '.2f')} Hz, {fmt(r['mean_peak_g'], '.3f')} g peak"
