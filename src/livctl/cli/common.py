@@ -66,6 +66,34 @@ def percent(text: str) -> float:
     return value / 100.0
 
 
+def add_tolerance_options(group) -> None:
+    """--tol-freq, --tol-accel and --max-thd: when a measured window counts as in spec."""
+    group.add_argument("--tol-freq", type=positive_number("Hz"), metavar="HZ", help="+- Hz (default 1)")
+    group.add_argument("--tol-accel", type=percent, metavar="PCT", help="+- %% of the peak g (default 10)")
+    group.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
+
+
+def tolerance_from(args: argparse.Namespace):
+    """The tolerances given on the command line (`add_tolerance_options`, and --min-in-spec where a
+    command has it), the defaults for the rest."""
+    from livctl.prescription import Tolerance
+
+    given = dict(frequency_hz=args.tol_freq, accel_fraction=args.tol_accel, max_thd_fraction=args.max_thd,
+                 min_in_spec_fraction=getattr(args, "min_in_spec", None))
+    return Tolerance(**{name: value for name, value in given.items() if value is not None})
+
+
+def chosen_preset(args: argparse.Namespace):
+    """The preset --preset names, or None; a preset with --freq or --accel is a usage error."""
+    if not args.preset:
+        return None
+    if args.freq is not None or args.accel is not None:
+        raise UsageError("a preset fixes the frequency and acceleration; give --preset or --freq/--accel, not both")
+    from livctl.prescription import get_preset
+
+    return get_preset(args.preset)
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -14,6 +14,8 @@ from livctl.cli.common import (
     add_json_option,
     add_log_option,
     add_plot_options,
+    add_tolerance_options,
+    chosen_preset,
     fmt,
     log_path,
     minutes_seconds,
@@ -24,6 +26,7 @@ from livctl.cli.common import (
     print_json,
     speed_factor,
     stop_on_signals,
+    tolerance_from,
 )
 from livctl.errors import UsageError
 from livctl.units import peak_to_rms
@@ -76,9 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rx.add_argument("--ramp", type=positive_number("seconds"), metavar="S", default=None,
                     help="soft ramp up and down, seconds (default 2)")
     tol = p.add_argument_group("tolerances (a window is in spec when all hold)")
-    tol.add_argument("--tol-freq", type=positive_number("Hz"), metavar="HZ", help="+- Hz (default 1)")
-    tol.add_argument("--tol-accel", type=percent, metavar="PCT", help="+- %% of the peak g (default 10)")
-    tol.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
+    add_tolerance_options(tol)
     tol.add_argument("--min-in-spec", type=percent, metavar="PCT",
                      help="share of windows in spec for the dose to count, %% (default 90)")
     dev = p.add_argument_group("platform")
@@ -112,28 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_prescription(args: argparse.Namespace):
-    from livctl.prescription import (
-        DEFAULT_FREQUENCY_HZ,
-        DEFAULT_MINUTES,
-        DEFAULT_PEAK_G,
-        DEFAULT_RAMP_S,
-        Prescription,
-        Tolerance,
-        get_preset,
-    )
+    from livctl.prescription import DEFAULT_FREQUENCY_HZ, DEFAULT_MINUTES, DEFAULT_PEAK_G, DEFAULT_RAMP_S, Prescription
 
-    defaults = Tolerance()
-    tolerance = Tolerance(
-        frequency_hz=args.tol_freq if args.tol_freq is not None else defaults.frequency_hz,
-        accel_fraction=args.tol_accel if args.tol_accel is not None else defaults.accel_fraction,
-        max_thd_fraction=args.max_thd if args.max_thd is not None else defaults.max_thd_fraction,
-        min_in_spec_fraction=args.min_in_spec if args.min_in_spec is not None else defaults.min_in_spec_fraction,
-    )
+    tolerance = tolerance_from(args)
     ramp_s = args.ramp if args.ramp is not None else DEFAULT_RAMP_S
-    if args.preset:
-        if args.freq is not None or args.accel is not None:
-            raise UsageError("a preset fixes the frequency and acceleration; give --preset or --freq/--accel, not both")
-        preset = get_preset(args.preset)
+    preset = chosen_preset(args)
+    if preset is not None:
         overrides = dict(ramp_s=ramp_s, tolerance=tolerance)
         if args.minutes is not None:
             overrides["duration_s"] = args.minutes * 60.0
