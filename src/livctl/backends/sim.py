@@ -38,6 +38,13 @@ def _fault_name(text: str) -> str:
     return text
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -50,7 +57,7 @@ class SimPlatform(Platform):
     simulated = True
 
     OPTIONS = {
-        "seed": int,
+        "seed": _seed,
         "load_kg": non_negative_float,
         "sensor": _sensor_name,
         "actuator_n": positive_float,
