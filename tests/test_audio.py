@@ -575,3 +575,12 @@ def test_a_tone_measured_over_the_cap_is_cut_at_once(cli, monkeypatch):
     assert "above the 1 g safety cap: drive cut" in result.err
     assert cuts and cuts[0] <= 1.0 + 1e-9
     assert "   1.5 s" not in result.err  # nothing played after the step that measured it
+
+
+def test_a_tone_ends_on_time_when_its_sensor_goes_silent(cli):
+    # an unplugged sensor delivers no samples: the tone must still stop after --seconds
+    result = cli("tone", "--device", "sim://?fault=sensor_unplug&fault_at_s=0.6", "--seconds", "2", "--ramp", "0.2",
+                 "--json", "--quiet")
+    assert result.code == 0, result
+    summary = json.loads(result.out)
+    assert summary["played_s"] == pytest.approx(2.0) and not summary["interrupted"]

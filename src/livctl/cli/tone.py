@@ -163,7 +163,7 @@ def _play(platform, frequency_hz: float, duration_s: float, stop, progress) -> t
             line = "not measured (no accelerometer input)"
         else:
             block = platform.read(step)
-            played_s += block.duration_s
+            played_s += step  # the platform's time moved by `step`, whatever number of samples came
             try:
                 m = measure(block.accel_mps2, block.rate_hz, axis=platform.vertical_axis,
                             search_hz=(0.5 * frequency_hz, 1.5 * frequency_hz))
