@@ -157,6 +157,12 @@ def date_arg(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, e.g. 2026-03-02") from None
 
 
+def check_date_range(args: argparse.Namespace) -> None:
+    """--from after --to is a mistake, not an empty selection."""
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number > 0."""
     try:

@@ -8,6 +8,7 @@ import sys
 from livctl.cli.common import (
     add_json_option,
     add_log_option,
+    check_date_range,
     date_arg,
     fmt,
     json_text,
@@ -174,6 +175,7 @@ def run_export(args: argparse.Namespace) -> int:
     from livctl.regimen import zone
     from livctl.schedule import system_timezone
 
+    check_date_range(args)
     tz = zone(args.tz or system_timezone())
 
     def utc_bound(day):
