@@ -82,6 +82,18 @@ def test_a_prescription_beyond_the_platform_is_refused(log_path):
     assert result.delivered_s == 0.0
 
 
+def test_a_prescription_beyond_the_calibrated_largest_safe_drive_says_so(log_path):
+    # a calibration's largest safe drive lowers the platform's maximum: the refusal names it,
+    # or "it would need 25 % of full drive" reads as if the platform could give it
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0)
+    platform = open_platform("sim://", speed=math.inf)
+    platform.max_drive = 0.1
+    with DoseLog(log_path) as log, platform:
+        result = Session(rx, platform, log).run()
+    assert result.status == "aborted" and result.delivered_s == 0.0
+    assert "cannot reach 0.3 g" in result.reason and result.reason.endswith("of full drive (it may use 10 %)")
+
+
 def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
     stop = threading.Event()

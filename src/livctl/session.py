@@ -408,9 +408,10 @@ class Session:
         rx = self.prescription
         needed = rx.peak_mps2 / gain
         if needed > self.platform.max_drive:
+            allowed = "" if self.platform.max_drive >= 1.0 else f" (it may use {100 * self.platform.max_drive:.0f} %)"
             raise SessionAbort(
                 f"the platform cannot reach {rx.peak_g:g} g peak at {rx.frequency_hz:g} Hz with this load: "
-                f"it would need {100 * needed:.0f} % of full drive"
+                f"it would need {100 * needed:.0f} % of full drive{allowed}"
             )
         self._target_drive = min(needed, drive_ceiling(gain, self.accel_cap_g, self.platform.max_drive))
 
