@@ -46,7 +46,7 @@ from livctl.errors import LivctlError, PlatformError, UsageError
 from livctl.files import atomic_output
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
-from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE, amplitude_precision
+from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE
 from livctl.units import g_to_mps2, mps2_to_g
 
 FORMAT_VERSION = 1
@@ -1131,7 +1131,7 @@ class Calibrator:
             return None
         n = len(measurements)
         peaks = [g_to_mps2(m.peak_g) for m in measurements]
-        errors = [p * amplitude_precision(m, self.platform.sensor_rate_hz) for p, m in zip(peaks, measurements)]
+        errors = [g_to_mps2(m.peak_sd_g) for m in measurements]
         step = Step(
             drive=level,
             peak_mps2=sum(peaks) / n,

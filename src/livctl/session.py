@@ -359,7 +359,7 @@ class Session:
             window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
-            precision = amplitude_precision(m, self.platform.sensor_rate_hz) if m else math.inf
+            precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             if on_frequency and precision <= PRECHECK_PRECISION:
                 break
@@ -643,9 +643,3 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
         np.concatenate(parts, axis=0, out=out)
     return out
 
-
-def amplitude_precision(m: Measurement, rate_hz: float) -> float:
-    """Relative standard error of a fitted amplitude: 1 / sqrt(n * SNR) for white noise."""
-    n = m.duration_s * rate_hz
-    snr = 10.0 ** (m.snr_db / 10.0) if math.isfinite(m.snr_db) else math.inf
-    return 1.0 / math.sqrt(n * snr) if snr > 0 else math.inf
