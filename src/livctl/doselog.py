@@ -507,10 +507,13 @@ class DoseLog:
         return out
 
     def window_levels(self, session_id: str) -> list[tuple[float | None, float | None, float]]:
-        """(frequency_hz, rms_g, duration_s) of a session's windows, in order: what exposure needs."""
-        return self._window_rows(session_id, ("frequency_hz", "rms_g", "duration_s"))
+        """(frequency_hz, rms_g, duration_s) of a session's windows while the platform moved, in
+        order: what exposure needs. The sensor check's window at rest (pre-check, no drive) is not
+        vibration, measured or not."""
+        return self._window_rows(session_id, ("frequency_hz", "rms_g", "duration_s"),
+                                 "NOT (phase = 'precheck' AND drive = 0)")
 
-    def _window_rows(self, session_id: str, columns: Sequence[str]) -> list[tuple]:
+    def _window_rows(self, session_id: str, columns: Sequence[str], where: str = "1") -> list[tuple]:
         """A session's windows lie between its start and end records in the chain, so a range of
         seq finds them without an index on windows (one b-tree less to update per window)."""
         bounds = self._query(
@@ -521,7 +524,8 @@ class DoseLog:
             return []
         first, end = bounds[0]
         return self._query(
-            f"SELECT {', '.join(columns)} FROM windows WHERE seq > ? AND seq < ? AND session_id = ? ORDER BY seq",
+            f"SELECT {', '.join(columns)} FROM windows WHERE seq > ? AND seq < ? AND session_id = ? AND {where} "
+            "ORDER BY seq",
             [first, end if end is not None else 2**62, session_id],
         )
 
