@@ -113,6 +113,20 @@ def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
     assert platform.device.drive_level == 0.0
 
 
+def test_a_stop_during_the_last_delivery_window_leaves_a_complete_dose_completed(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=20.0)
+    stop = threading.Event()
+
+    def observer(progress):
+        if progress.phase == DELIVER and progress.delivered_s >= 20.0 - 1e-9:
+            stop.set()  # Ctrl-C while the last second of the dose was being delivered
+
+    result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
+    assert result.status == "completed" and result.in_spec and record["status"] == "completed"
+    assert result.delivered_s == pytest.approx(20.0)
+    assert windows[-1]["phase"] == RAMP_DOWN and platform.device.drive_level == 0.0
+
+
 def test_a_stop_during_the_precheck_ends_it_after_the_step_in_progress(log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
     stop = threading.Event()

@@ -454,15 +454,18 @@ class Session:
             pass  # the link is gone: the board's watchdog stops the drive
 
     def _phase(self, phase: str, duration_s: float, *, stoppable: bool = True) -> None:
-        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
+        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last).
+
+        A stop request is honoured before each window: one that comes during the last window of a
+        phase finds the phase done (a delivery that was complete is logged as completed)."""
         remaining = duration_s
         while remaining > 1e-9:
+            if stoppable:
+                self._check_stop()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining
             window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
-            if stoppable:
-                self._check_stop()
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
