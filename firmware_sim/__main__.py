@@ -45,6 +45,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed (a whole number >= 0)")
+    return int(text)
+
+
 def _version(text: str) -> tuple[int, int]:
     major, dot, minor = text.partition(".")
     if not (dot and major.isdigit() and minor.isdigit()):
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal; print its path")
     port.add_argument("--link", type=Path, metavar="PATH", help="also make PATH a symbolic link to it (implies --pty)")
     plat = p.add_argument_group("platform")
-    plat.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    plat.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     plat.add_argument("--load-kg", type=float, default=70.0, help="load on the plate, kg (default 70)")
     plat.add_argument("--sensor", choices=sorted(SENSORS), default="adxl345", help="accelerometer (default adxl345)")
     plat.add_argument("--actuator-n", type=float, default=800.0, help="peak actuator force at full drive, N (default 800)")

@@ -21,7 +21,7 @@ import numpy as np
 
 from firmware_sim.faults import WATCHDOG_RAMP_S, WATCHDOG_S, Fault
 from firmware_sim.plant import Plant, PlantParams
-from firmware_sim.sensor import SENSORS, Accelerometer, SensorParams
+from firmware_sim.sensor import G_MPS2, SENSORS, Accelerometer, SensorParams
 from livctl.waveform import SineSynth
 
 
@@ -44,7 +44,7 @@ class SimulatedPlatform:
         self.samples_done = 0
         self.fault = self.config.fault
         self._events = self._schedule(self.fault)
-        self._last_reading = np.array([0.0, 0.0, 9.80665])
+        self._last_reading = np.array([0.0, 0.0, G_MPS2])
         self.link_up = True
         self._truth: np.ndarray | None = None
 
@@ -169,7 +169,7 @@ class SimulatedPlatform:
             readings = np.array(readings)
             hit = self._rng.random(n) < fault.size
             count = int(hit.sum())
-            rail = self.sensor.params.range_g * 9.80665
+            rail = self.sensor.params.range_g * G_MPS2
             garbage = self._rng.choice([np.nan, rail, -rail], size=(count, 3))
             readings[hit] = garbage
         return readings

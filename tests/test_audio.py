@@ -30,7 +30,7 @@ from livctl.analysis import measure
 from livctl.backends import open_platform
 from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, list_devices
 from livctl.doselog import DoseLog
-from livctl.errors import UsageError
+from livctl.errors import DeviceOpenError, UsageError
 from livctl.prescription import Prescription
 from livctl.cli.session import ProgressDisplay
 from livctl.session import DELIVER, NOT_MEASURED, Session
@@ -389,6 +389,16 @@ def test_bad_audio_devices_are_one_line_usage_errors(jack, cli, url, says):
         assert text in result.err
 
 
+def test_a_stream_the_device_will_not_open_is_a_usage_error(jack):
+    # as a serial port that cannot be opened: a one-line error, exit 2, nothing driven
+    platform = open_platform("audio://system?max_level=0.1")
+    platform.rate_hz = 44100.0  # past the URL's checks: the JACK server runs at 48000 only
+    with pytest.raises(DeviceOpenError, match=r"cannot open audio device 'system': .*Invalid sample rate"):
+        platform.open()
+    assert platform._streams == []
+    platform.close()
+
+
 def test_tone_plays_and_measures_through_the_loop(jack, cli):
     with _route_when_ready(jack):
         result = cli("tone", "--device", LOOP, "--freq", "45", "--level", "0.1", "--seconds", "1.5", "--ramp", "0.2",
@@ -544,3 +554,33 @@ def test_tone_works_on_any_platform_with_a_sensor(cli):
     summary = json.loads(result.out)
     assert summary["measured"]["frequency_hz"] == pytest.approx(90.0, abs=0.05)
     assert summary["measured"]["peak_g"] > 0 and summary["stream_health"] == {}
+
+
+def test_a_tone_measured_over_the_cap_is_cut_at_once(cli, monkeypatch):
+    # full drive on the default simulated plate gives about 1.5 g peak: the first half second
+    # measured over the 1 g cap ends the tone with its drive cut, not 10 s later
+    from livctl.backends.sim import SimPlatform
+
+    cuts = []
+    original = SimPlatform.cut_drive
+
+    def cut_drive(self):
+        cuts.append(self.clock.now())
+        original(self)
+
+    monkeypatch.setattr(SimPlatform, "cut_drive", cut_drive)
+    result = cli("tone", "--device", "sim://", "--level", "1", "--seconds", "10", "--ramp", "0.5")
+    assert result.code == 1, result
+    assert result.err.strip().splitlines()[-1].startswith("livctl: error: measured 1.4")
+    assert "above the 1 g safety cap: drive cut" in result.err
+    assert cuts and cuts[0] <= 1.0 + 1e-9
+    assert "   1.5 s" not in result.err  # nothing played after the step that measured it
+
+
+def test_a_tone_ends_on_time_when_its_sensor_goes_silent(cli):
+    # an unplugged sensor delivers no samples: the tone must still stop after --seconds
+    result = cli("tone", "--device", "sim://?fault=sensor_unplug&fault_at_s=0.6", "--seconds", "2", "--ramp", "0.2",
+                 "--json", "--quiet")
+    assert result.code == 0, result
+    summary = json.loads(result.out)
+    assert summary["played_s"] == pytest.approx(2.0) and not summary["interrupted"]

@@ -204,3 +204,13 @@ def test_rst_restores_defaults_and_stops_the_output_at_once():
     bench.send("*RST")
     assert bench.board.platform.drive_level == 0.0
     assert bench.send("FREQ?;RAMP?;AMPL?;:SYST:WATC?;:STR:BLOC?;:STR?;:OUTP?") == ["30;1;0;0.5;32;0;0"]
+
+
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_the_simulator_command_refuses_a_seed_numpy_cannot_take(capsys, seed):
+    from firmware_sim.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--pty", "--seed", seed])
+    assert exited.value.code == 2
+    assert f"argument --seed: '{seed}' is not a seed (a whole number >= 0)" in capsys.readouterr().err

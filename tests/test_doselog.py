@@ -184,3 +184,32 @@ def test_two_processes_write_one_log_without_losing_rows(log_path):
     with DoseLog(log_path, create=False) as log:
         check = log.verify()
     assert check.ok and check.records == 2 + 600
+
+
+def test_two_livctl_closing_the_same_orphan_at_once_close_it_once(log_path):
+    # a session whose process died (a real process that exits without ending it)
+    writer = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = {sys.path!r}
+        from test_doselog import _start, _window
+        from livctl.doselog import DoseLog
+        log = DoseLog(sys.argv[1])
+        sid = log.start_session(_start())
+        log.add_window(sid, _window(0))
+    """)
+    subprocess.run([sys.executable, "-c", writer, str(log_path)], env=livctl_env(), check=True, timeout=60)
+    from livctl.recovery import close_orphans
+
+    with DoseLog(log_path) as first, DoseLog(log_path) as second:
+        (orphan,) = second.sessions()
+        read_windows = second.windows
+
+        def windows_while_the_other_closes_it(session_id):
+            assert close_orphans(first) == [orphan["session_id"]]  # the other livctl wins the race
+            return read_windows(session_id)
+
+        second.windows = windows_while_the_other_closes_it
+        assert close_orphans(second) == []  # neither an error nor a second end
+        (ended,) = second.sessions()
+        assert ended["status"] == "interrupted" and ended["delivered_s"] == 1.0
+        assert second.verify().ok

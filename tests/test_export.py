@@ -86,6 +86,7 @@ def test_json_document_with_provenance_and_windows(cli, study, tmp_path):
         (["--csv", "--status", "finished"], "invalid choice"),
         (["--csv", "--from", "March"], "is not a date"),
         (["--csv", "--tz", "Nowhere/Land"], "unknown time zone"),
+        (["--csv", "--from", "2026-03-10", "--to", "2026-03-01"], "--from 2026-03-10 is after --to 2026-03-01"),
         ([], "one of the arguments --csv --json is required"),
     ],
 )
@@ -94,3 +95,13 @@ def test_bad_exports(cli, study, args, fragment):
     result = cli("log", "export", *args, "--log", str(path))
     lines = [line for line in result.err.splitlines() if line.strip() and not line.startswith("usage:")]
     assert result.code == 2 and len(lines) == 1 and fragment in lines[0], result
+
+
+def test_an_export_onto_a_folder_is_a_usage_error_and_leaves_nothing_behind(cli, study, tmp_path):
+    path, _ = study
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    result = cli("log", "export", "--csv", "--out", str(folder), "--log", str(path))
+    assert result.code == 2, result
+    assert result.err.strip().splitlines() == [f"livctl: error: cannot write {folder}: Is a directory; choose another path"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports"] and not any(folder.iterdir())

@@ -107,3 +107,20 @@ def test_90_hz_and_unmeasured_windows_are_left_out_and_counted():
     exposure = windows_exposure(windows)
     assert exposure.weighted_s == 0 and exposure.outside_range_s == 5 and exposure.unmeasured_s == 2
     assert exposure.a_w_rms_mps2 is None and exposure.a8_mps2 == 0 and not exposure.complete
+
+
+def test_a_real_session_is_weighted_whole_its_sensor_check_at_rest_is_no_vibration(log_path):
+    from livctl.backends import open_platform
+    from livctl.doselog import DoseLog
+    from livctl.prescription import Prescription
+    from livctl.session import Session
+
+    with DoseLog(log_path) as log, open_platform("sim://", speed=math.inf) as platform:
+        result = Session(Prescription(frequency_hz=30.0, peak_g=0.4, duration_s=20.0), platform, log).run()
+        assert result.in_spec
+        exposure = windows_exposure(log.window_levels(result.session_id))
+        windows = log.windows(result.session_id)
+    assert windows[0]["phase"] == "precheck" and windows[0]["drive"] == 0.0 and windows[0]["rms_g"] is None
+    assert exposure.complete and exposure.unmeasured_s == 0  # no "windows without a measurement" note
+    moving = sum(w["duration_s"] for w in windows[1:])
+    assert exposure.weighted_s == pytest.approx(moving)

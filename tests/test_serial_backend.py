@@ -106,6 +106,23 @@ def test_a_real_session_over_a_pty_delivers_and_logs_the_dose(firmware, log_path
     assert stats["watchdog_trips"] == 0 and stats["frames_damaged"] == 0
 
 
+def test_a_tone_on_a_board_obeys_its_calibration(firmware, calibration_dir):
+    # the board's platform id (FWSIM-0001) is known only once the port is open: the tone must look
+    # its calibration up then, or it plays uncapped
+    from livctl.calibration import load_calibration
+
+    calibration = load_calibration(calibration_dir / "FWSIM-0001.toml")
+    sim = firmware("--sensor", "adxl355")
+    result = run_livctl("tone", "--device", sim.url(), "--level", "1", "--seconds", "1", "--ramp", "0.2",
+                        "--calibration-dir", str(calibration_dir), "--json", "--quiet", timeout=60)
+    assert result.returncode == 0, result.stderr
+    played = json.loads(result.stdout)
+    assert played["calibration_id"] == calibration.calibration_id
+    assert played["level"] == pytest.approx(calibration.max_safe_drive) and played["level"] < 1.0
+    assert played["measured"]["peak_g"] < 1.0
+    _assert_stopped(sim.stop())
+
+
 @pytest.mark.parametrize(
     "fault, reason",
     [
@@ -330,6 +347,8 @@ def test_speed_is_refused_for_serial_platforms(cli, log_path):
     assert result.code == 2 and "simulator (sim://) only" in result.err
     with pytest.raises(DeviceURLError, match="run in real time"):
         open_platform("serial:///dev/ttyS0", speed=10.0)
+    with pytest.raises(DeviceURLError, match="run in real time"):  # every real platform, checked in one place
+        open_platform("audio://system?max_level=0.1", speed=10.0)
 
 
 # -- livctl devices ---------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 """Sessions on the simulated platform, in process: phases, pre-check refusals, stopping."""
 
+import dataclasses
 import math
 import threading
 
 import pytest
 
 from livctl.backends import open_platform
+from livctl.backends.sim import SimPlatform
 from livctl.doselog import DoseLog
 from livctl.errors import UsageError
 from livctl.prescription import Prescription, Tolerance
+from livctl.safety import SafetyLimits
 from livctl.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
 
 
@@ -79,6 +82,18 @@ def test_a_prescription_beyond_the_platform_is_refused(log_path):
     assert result.delivered_s == 0.0
 
 
+def test_a_prescription_beyond_the_calibrated_largest_safe_drive_says_so(log_path):
+    # a calibration's largest safe drive lowers the platform's maximum: the refusal names it,
+    # or "it would need 25 % of full drive" reads as if the platform could give it
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0)
+    platform = open_platform("sim://", speed=math.inf)
+    platform.max_drive = 0.1
+    with DoseLog(log_path) as log, platform:
+        result = Session(rx, platform, log).run()
+    assert result.status == "aborted" and result.delivered_s == 0.0
+    assert "cannot reach 0.3 g" in result.reason and result.reason.endswith("of full drive (it may use 10 %)")
+
+
 def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
     stop = threading.Event()
@@ -95,6 +110,37 @@ def test_stop_request_ramps_down_and_logs_the_partial_dose(log_path):
     assert record["delivered_s"] == pytest.approx(42.0)
     assert sum(w["duration_s"] for w in windows if w["phase"] == DELIVER) == pytest.approx(42.0)
     assert windows[-1]["phase"] == RAMP_DOWN and windows[-1]["drive"] == 0.0
+    assert platform.device.drive_level == 0.0
+
+
+def test_a_stop_during_the_last_delivery_window_leaves_a_complete_dose_completed(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=20.0)
+    stop = threading.Event()
+
+    def observer(progress):
+        if progress.phase == DELIVER and progress.delivered_s >= 20.0 - 1e-9:
+            stop.set()  # Ctrl-C while the last second of the dose was being delivered
+
+    result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
+    assert result.status == "completed" and result.in_spec and record["status"] == "completed"
+    assert result.delivered_s == pytest.approx(20.0)
+    assert windows[-1]["phase"] == RAMP_DOWN and platform.device.drive_level == 0.0
+
+
+def test_a_stop_during_the_precheck_ends_it_after_the_step_in_progress(log_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
+    stop = threading.Event()
+
+    def observer(progress):
+        if progress.phase == PRECHECK:
+            stop.set()  # Ctrl-C while the first pre-check step is measured
+
+    result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
+    assert result.status == "interrupted" and record["status"] == "interrupted"
+    assert result.delivered_s == 0.0
+    phases = [w["phase"] for w in windows]
+    # the sensor check and one measured step (the default plate needs four), then straight down
+    assert phases == [PRECHECK, PRECHECK] + [RAMP_DOWN] * (len(phases) - 2) and len(phases) > 2
     assert platform.device.drive_level == 0.0
 
 
@@ -125,3 +171,31 @@ def test_a_short_tail_joins_the_last_window(log_path):
     lengths = [w["duration_s"] for w in windows if w["phase"] == DELIVER]
     assert lengths == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.3])
     assert result.delivered_s == pytest.approx(5.3)
+
+
+class _LateSamples(SimPlatform):
+    """sim:// with sample times that run 0.37 s behind its clock, as a serial board's and a sound
+    card's do (their samples are counted from when the stream started, after the clock did)."""
+
+    def read(self, duration_s):
+        block = super().read(duration_s)
+        return dataclasses.replace(block, t0_s=block.t0_s - 0.37)
+
+
+def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(log_path):
+    # a sudden resonance (gain x3, the response-rose interlock off to watch the loop): the block
+    # after the correction must be judged on its part after the correction's ramp, or the loop
+    # corrects again for a level still in transition and undershoots
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=20.0)
+    url = "sim://?fault=resonance&fault_at_s=12&fault_value=3"
+    limits = SafetyLimits(max_response_rise=10.0)
+    drives = []
+    for late in (False, True):
+        platform = open_platform(url, speed=math.inf)
+        if late:
+            platform.__class__ = _LateSamples
+        with DoseLog(log_path) as log, platform:
+            result = Session(rx, platform, log, limits=limits).run()
+            assert result.status == "completed"
+            drives.append([w["drive"] for w in log.windows(result.session_id) if w["phase"] == DELIVER])
+    assert drives[1] == drives[0]

@@ -875,13 +875,6 @@ def _peak_offset(left, centre, right):
     return np.copysign((2.0 * ratio - 1.0) / (ratio + 1.0), right - left)
 
 
-def coarse_frequency(x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None = None) -> float:
-    """Frequency of the strongest tone: Hann-windowed FFT peak, interpolated between bins."""
-    f = float(_coarse(np.asarray(x, dtype=np.float64)[None, :], rate_hz, search_hz)[0])
-    _raise_unmeasurable(f, math.inf)
-    return f
-
-
 def _fit_rows(
     x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=()
 ) -> tuple[_Fits, "_Windows | _Window", np.ndarray]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import threading
 import tomllib
 from collections.abc import Callable, Sequence
@@ -44,9 +43,10 @@ from livctl.analysis import AnalysisError, Measurement, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.clock import utc_now
 from livctl.errors import LivctlError, PlatformError, UsageError
+from livctl.files import atomic_output
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
-from livctl.session import amplitude_precision
+from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE
 from livctl.units import g_to_mps2, mps2_to_g
 
 FORMAT_VERSION = 1
@@ -62,9 +62,9 @@ LOAD_MATCH_FRACTION = 0.2
 DEFAULT_MAX_AGE_DAYS = 30.0
 
 # -- the sweep's safety and acceptance limits ----------------------------------------------------
-FIRST_DRIVE = 0.01
-PROBE_MAX_DRIVE = 0.3
-"""The probe (response still unknown) never drives past this, as the session's pre-check."""
+FIRST_DRIVE = PRECHECK_FIRST_DRIVE
+PROBE_MAX_DRIVE = PRECHECK_MAX_DRIVE
+"""The probe (response still unknown) starts and stays where the session's pre-check does."""
 PROBE_PRECISION = 0.02
 """The probe ends once a step's peak is known to this relative standard error."""
 MAX_STEP_RATIO = 2.0
@@ -600,26 +600,10 @@ def save_calibration(cal: Calibration, directory: str | os.PathLike[str] | None 
     path = check_writable(cal.platform_id, directory, force=force)
     text = to_toml(cal)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CalibrationError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_output(path, replace=force) as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if another process wrote the file meanwhile: no silent overwrite
     except FileExistsError:
         raise CalibrationError(f"{path} appeared while calibrating; pass --force to replace it") from None
-    except OSError as exc:
-        raise CalibrationError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -1147,7 +1131,7 @@ class Calibrator:
             return None
         n = len(measurements)
         peaks = [g_to_mps2(m.peak_g) for m in measurements]
-        errors = [p * amplitude_precision(m, self.platform.sensor_rate_hz) for p, m in zip(peaks, measurements)]
+        errors = [g_to_mps2(m.peak_sd_g) for m in measurements]
         step = Step(
             drive=level,
             peak_mps2=sum(peaks) / n,

@@ -386,12 +386,21 @@ class DoseLog:
         row["reasons"] = json.dumps(list(reasons)) if reasons else "[]"
         self._append("windows", row)
 
-    def end_session(self, session_id: str, end: dict) -> None:
+    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False) -> bool:
+        """Append a session's end. With `unless_ended`, a session that another process ended
+        meanwhile is left as it is (False); without, ending a session twice is an error."""
         if end["status"] not in STATUSES:
             raise ValueError(f"unknown status {end['status']!r}")
         row = dict(end)
         row.update(session_id=session_id, ended_utc=iso_utc(utc_now()))
-        self._append("session_ends", row)
+        try:
+            with self._write():
+                if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
+                    return False
+                self._append_locked("session_ends", row)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+        return True
 
     def add_subject(self, subject_id: str, kind: str, *, note: str | None = None, operator: str | None = None) -> None:
         if kind not in SUBJECT_KINDS:
@@ -498,10 +507,13 @@ class DoseLog:
         return out
 
     def window_levels(self, session_id: str) -> list[tuple[float | None, float | None, float]]:
-        """(frequency_hz, rms_g, duration_s) of a session's windows, in order: what exposure needs."""
-        return self._window_rows(session_id, ("frequency_hz", "rms_g", "duration_s"))
+        """(frequency_hz, rms_g, duration_s) of a session's windows while the platform moved, in
+        order: what exposure needs. The sensor check's window at rest (pre-check, no drive) is not
+        vibration, measured or not."""
+        return self._window_rows(session_id, ("frequency_hz", "rms_g", "duration_s"),
+                                 "NOT (phase = 'precheck' AND drive = 0)")
 
-    def _window_rows(self, session_id: str, columns: Sequence[str]) -> list[tuple]:
+    def _window_rows(self, session_id: str, columns: Sequence[str], where: str = "1") -> list[tuple]:
         """A session's windows lie between its start and end records in the chain, so a range of
         seq finds them without an index on windows (one b-tree less to update per window)."""
         bounds = self._query(
@@ -512,7 +524,8 @@ class DoseLog:
             return []
         first, end = bounds[0]
         return self._query(
-            f"SELECT {', '.join(columns)} FROM windows WHERE seq > ? AND seq < ? AND session_id = ? ORDER BY seq",
+            f"SELECT {', '.join(columns)} FROM windows WHERE seq > ? AND seq < ? AND session_id = ? AND {where} "
+            "ORDER BY seq",
             [first, end if end is not None else 2**62, session_id],
         )
 

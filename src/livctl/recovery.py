@@ -38,8 +38,10 @@ def close_orphans(log: DoseLog) -> list[str]:
         pid = session["pid"]
         if pid == os.getpid() or _process_alive(pid):
             continue
-        closed.append(session["session_id"])
-        log.end_session(session["session_id"], _end_from_windows(session, log.windows(session["session_id"])))
+        end = _end_from_windows(session, log.windows(session["session_id"]))
+        # another livctl starting on this host may be closing it too: one of them does
+        if log.end_session(session["session_id"], end, unless_ended=True):
+            closed.append(session["session_id"])
     return closed
 
 

@@ -24,10 +24,10 @@ Every default can be tightened (never loosened) by a platform profile: `SafetyLi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from livctl.errors import UsageError
-from livctl.units import g_to_mps2
+from livctl.units import g_to_mps2, mps2_to_g
 
 DEFAULT_ACCEL_CAP_G = 1.0
 """Absolute ceiling on peak acceleration, g. LIV works well under 1 g."""
@@ -94,9 +94,6 @@ class SafetyLimits:
                 raise UsageError(f"safety limit {name} can only be tightened: {value:g} is looser than {current:g}")
         return replace(self, **profile)
 
-    def rows(self) -> list[tuple[str, float]]:
-        return [(f.name, getattr(self, f.name)) for f in fields(self)]
-
 
 class Trip(Exception):
     """An interlock fired: stop the session. `cut` means zero the drive at once (over-driving)."""
@@ -125,10 +122,10 @@ class _Timer:
 class Interlocks:
     """The running checks of one session. Raises Trip from `on_block` / `on_window`."""
 
-    def __init__(self, limits: SafetyLimits, prescription, frequency_tolerance_hz: float | None = None):
+    def __init__(self, limits: SafetyLimits, prescription):
         self.limits = limits
         self.prescription = prescription
-        self.tolerance_hz = frequency_tolerance_hz or prescription.tolerance.frequency_hz
+        self.tolerance_hz = prescription.tolerance.frequency_hz
         self.cap_mps2 = g_to_mps2(limits.accel_cap_g)
         self.target_mps2 = prescription.peak_mps2
         self.expected_drive: float | None = None
@@ -160,7 +157,7 @@ class Interlocks:
             return
         if peak_mps2 > self.cap_mps2:
             raise Trip(
-                f"measured {peak_mps2 / 9.80665:.2f} g peak is above the {lim.accel_cap_g:g} g safety cap",
+                f"measured {mps2_to_g(peak_mps2):.2f} g peak is above the {lim.accel_cap_g:g} g safety cap",
                 cut=True,
             )
         if not self.armed:
@@ -168,7 +165,7 @@ class Interlocks:
         over = peak_mps2 > self.target_mps2 * (1.0 + lim.over_level_margin)
         if self._over.hold(over, end_s) >= lim.over_level_s - 1e-9:
             raise Trip(
-                f"measured {peak_mps2 / 9.80665:.3f} g peak stayed over {100 * lim.over_level_margin:g} % above "
+                f"measured {mps2_to_g(peak_mps2):.3f} g peak stayed over {100 * lim.over_level_margin:g} % above "
                 f"the prescribed {self.prescription.peak_g:g} g for {lim.over_level_s:g} s",
                 cut=True,
             )

@@ -14,7 +14,7 @@
   control blocks (fast corrections of large errors) and whole windows (fine corrections), while
   `livctl.safety.Interlocks` watch every block and window.
 
-The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
+The platform is read in control blocks (`block_s`, 0.25 s) gathered into measurement windows
 (`window_s`, 1 s): every block is checked (data present and sane, level under the cap), every
 window is measured by the full engine, checked against the prescription and logged.
 
@@ -201,8 +201,10 @@ class Session:
         self.controller: AmplitudeController | None = None
         self._axis = AXES.index(self.platform.vertical_axis)
         self._frequency_hz = self.prescription.frequency_hz
+        self._read_to_s = 0.0
+        """Sample time of the end of the last block read: where a drive command takes effect."""
         self._steady_from_s = 0.0
-        """Platform time after which the last drive command has finished ramping."""
+        """Sample time after which the last drive command has finished ramping."""
         self._winding_down = False
         self._index = 0
         self._tally = _Tally()
@@ -351,12 +353,13 @@ class Session:
             # calibration off by the 25 % it may be stays under the pre-check's 60 % share
             level = min(max(0.45 * rx.peak_mps2 / reference, PRECHECK_FIRST_DRIVE), top_level)
         while True:
+            self._check_stop()  # the pre-check takes several seconds: a stop must not wait for it
             self._set_drive(level, PRECHECK_SETTLE_S)
             self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
             window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
-            precision = amplitude_precision(m, self.platform.sensor_rate_hz) if m else math.inf
+            precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             if on_frequency and precision <= PRECHECK_PRECISION:
                 break
@@ -405,9 +408,10 @@ class Session:
         rx = self.prescription
         needed = rx.peak_mps2 / gain
         if needed > self.platform.max_drive:
+            allowed = "" if self.platform.max_drive >= 1.0 else f" (it may use {100 * self.platform.max_drive:.0f} %)"
             raise SessionAbort(
                 f"the platform cannot reach {rx.peak_g:g} g peak at {rx.frequency_hz:g} Hz with this load: "
-                f"it would need {100 * needed:.0f} % of full drive"
+                f"it would need {100 * needed:.0f} % of full drive{allowed}"
             )
         self._target_drive = min(needed, drive_ceiling(gain, self.accel_cap_g, self.platform.max_drive))
 
@@ -450,15 +454,22 @@ class Session:
             pass  # the link is gone: the board's watchdog stops the drive
 
     def _phase(self, phase: str, duration_s: float, *, stoppable: bool = True) -> None:
-        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
+        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last).
+
+        A stop request is honoured before each window: one that comes during the last window of a
+        phase finds the phase done (a delivery that was complete is logged as completed)."""
         remaining = duration_s
         while remaining > 1e-9:
+            if stoppable:
+                self._check_stop()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining
             window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
-            if stoppable and self.stop.is_set():
-                raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
 
     # -- one window of control blocks ------------------------------------------------------
 
@@ -490,6 +501,7 @@ class Session:
                 if t0_s is None:
                     t0_s = block.t0_s
                 done_s += length
+                self._read_to_s = block.t0_s + length
                 invalid = self._invalid(block)
                 if invalid:
                     problem = problem or invalid
@@ -614,7 +626,9 @@ class Session:
         level = min(level, self.platform.max_drive)
         self._drive = level
         self.platform.set_drive(level, ramp_s)
-        self._steady_from_s = self.platform.clock.now() + ramp_s
+        # in the blocks' time base, which a real platform's clock does not share (its samples
+        # are counted from when its stream started)
+        self._steady_from_s = self._read_to_s + ramp_s
 
     def _notify(self, phase: str, window: WindowResult) -> None:
         if self.observer is not None:
@@ -632,9 +646,3 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
         np.concatenate(parts, axis=0, out=out)
     return out
 
-
-def amplitude_precision(m: Measurement, rate_hz: float) -> float:
-    """Relative standard error of a fitted amplitude: 1 / sqrt(n * SNR) for white noise."""
-    n = m.duration_s * rate_hz
-    snr = 10.0 ** (m.snr_db / 10.0) if math.isfinite(m.snr_db) else math.inf
-    return 1.0 / math.sqrt(n * snr) if snr > 0 else math.inf

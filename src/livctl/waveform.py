@@ -85,10 +85,6 @@ class SineSynth:
     def ramping(self) -> bool:
         return self._ramp_done < self._ramp_samples
 
-    @property
-    def ramp_remaining_s(self) -> float:
-        return max(0, self._ramp_samples - self._ramp_done) / self.rate_hz
-
     def set_amplitude(self, amplitude: float, ramp_s: float) -> None:
         """Move the envelope from where it is now to `amplitude` over `ramp_s` seconds."""
         if not (amplitude >= 0 and math.isfinite(amplitude)):

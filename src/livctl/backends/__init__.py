@@ -35,7 +35,9 @@ class SampleBlock:
     """Accelerometer samples: `accel_mps2` is (n, 3) in m/s^2 (x, y, z), gravity included."""
 
     t0_s: float
-    """Platform time of the first sample, seconds."""
+    """Time of the first sample, seconds, counted on the sensor's own stream: consecutive blocks
+    follow on without gaps, but the origin need not be the platform `clock`'s (a serial board or
+    a sound card counts from when its stream started)."""
     rate_hz: float
     accel_mps2: "np.ndarray"
 
@@ -199,5 +201,7 @@ class Platform(ABC):
 def open_platform(url: str, *, speed: float | None = None) -> Platform:
     """Build the platform a URL names (not yet opened). `speed` applies to the simulator only."""
     parsed = parse_device_url(url)
+    if speed is not None and parsed.scheme != "sim":
+        raise DeviceURLError("--speed applies to the simulator (sim://) only; real platforms run in real time")
     module = importlib.import_module(BACKENDS[parsed.scheme])
     return module.PLATFORM.from_url(parsed, speed=speed)

@@ -50,7 +50,7 @@ import numpy as np
 
 from livctl.backends import DeviceURL, Platform, SampleBlock, platform_id_option, positive_float
 from livctl.clock import RealClock
-from livctl.errors import DeviceURLError, PlatformError, UsageError
+from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError, UsageError
 from livctl.units import g_to_mps2
 from livctl.waveform import SineSynth
 
@@ -506,7 +506,10 @@ class AudioPlatform(Platform):
                 stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             self._close_streams()
-            raise PlatformError(f"cannot open audio device {self.device.name!r}: {exc}") from None
+            raise DeviceOpenError(
+                f"cannot open audio device {self.device.name!r}: {exc}; check that no other program holds it "
+                "and that it takes these settings (`livctl devices --probe`)"
+            ) from None
         if self._input is not None:
             source, settle = self._input, int(INPUT_SETTLE_S * self.rate_hz)
             try:

@@ -158,8 +158,6 @@ class SerialPlatform(Platform):
 
     @classmethod
     def from_url(cls, parsed: DeviceURL, *, speed: float | None = None) -> "SerialPlatform":
-        if speed is not None:
-            raise DeviceURLError("serial:// platforms run in real time; --speed applies to sim:// only")
         if not parsed.location:
             raise DeviceURLError("serial:// needs a port: serial:///dev/ttyUSB0 (`livctl devices` lists them)")
         o = parsed.take(cls.OPTIONS, cls.DEFAULTS)

@@ -22,6 +22,7 @@ from firmware_sim.faults import FAULTS, Fault
 from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
 from livctl.errors import DeviceURLError, PlatformError
+from livctl.units import g_to_mps2
 
 
 def _sensor_name(text: str) -> str:
@@ -37,6 +38,13 @@ def _fault_name(text: str) -> str:
     return text
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -49,7 +57,7 @@ class SimPlatform(Platform):
     simulated = True
 
     OPTIONS = {
-        "seed": int,
+        "seed": _seed,
         "load_kg": non_negative_float,
         "sensor": _sensor_name,
         "actuator_n": positive_float,
@@ -69,7 +77,7 @@ class SimPlatform(Platform):
         self.device = SimulatedPlatform(config)
         self._platform_id = platform_id
         sensor = config.sensor
-        self.sensor_range_mps2 = sensor.range_g * 9.80665
+        self.sensor_range_mps2 = g_to_mps2(sensor.range_g)
         self._link_lost_at = self.device.link_lost_at
         # samples rendered ahead: rows for sample indices [_buf_start, _buf_start + len(_buf))
         self._pos = 0

@@ -19,7 +19,6 @@ from livctl.cli.common import (
     speed_factor,
     stop_on_signals,
 )
-from livctl.errors import UsageError
 
 DESCRIPTION = """\
 Calibrate a platform before it doses anyone: a sensor check at rest (gravity near 1 g on the
@@ -99,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform, parse_device_url
+    from livctl.backends import open_platform
     from livctl.calibration import (
         FREQUENCY_TOLERANCE_HZ,
         CalibrationFailed,
@@ -113,9 +112,6 @@ def run(args: argparse.Namespace) -> int:
     from livctl.cli.calibration import calibration_json, render_calibration
     from livctl.cli.session import choose_device
 
-    url = choose_device(args)
-    if args.speed is not None and parse_device_url(url).scheme != "sim":
-        raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
     settings = SweepSettings(
         frequency_hz=args.freq,
         extra_frequencies_hz=tuple(args.also_at),
@@ -125,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         max_thd_percent=100.0 * args.max_thd,
     ).validate(max_drive=1.0)
     mode = plot_mode(args, default_on=True)
-    platform = open_platform(url, speed=args.speed)
+    platform = open_platform(choose_device(args), speed=args.speed)
     stop = StopEvent()
     progress = PrintStatus(sys.stderr, quiet=args.quiet)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -38,8 +37,6 @@ def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
 def log_path(args: argparse.Namespace):
     from livctl.doselog import default_log_path
 
-    from pathlib import Path
-
     return Path(args.log).expanduser() if getattr(args, "log", None) else default_log_path()
 
 
@@ -67,6 +64,34 @@ def percent(text: str) -> float:
     if not (math.isfinite(value) and 0 <= value <= 100):
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 100 %")
     return value / 100.0
+
+
+def add_tolerance_options(group) -> None:
+    """--tol-freq, --tol-accel and --max-thd: when a measured window counts as in spec."""
+    group.add_argument("--tol-freq", type=positive_number("Hz"), metavar="HZ", help="+- Hz (default 1)")
+    group.add_argument("--tol-accel", type=percent, metavar="PCT", help="+- %% of the peak g (default 10)")
+    group.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
+
+
+def tolerance_from(args: argparse.Namespace):
+    """The tolerances given on the command line (`add_tolerance_options`, and --min-in-spec where a
+    command has it), the defaults for the rest."""
+    from livctl.prescription import Tolerance
+
+    given = dict(frequency_hz=args.tol_freq, accel_fraction=args.tol_accel, max_thd_fraction=args.max_thd,
+                 min_in_spec_fraction=getattr(args, "min_in_spec", None))
+    return Tolerance(**{name: value for name, value in given.items() if value is not None})
+
+
+def chosen_preset(args: argparse.Namespace):
+    """The preset --preset names, or None; a preset with --freq or --accel is a usage error."""
+    if not args.preset:
+        return None
+    if args.freq is not None or args.accel is not None:
+        raise UsageError("a preset fixes the frequency and acceleration; give --preset or --freq/--accel, not both")
+    from livctl.prescription import get_preset
+
+    return get_preset(args.preset)
 
 
 def _finite(value: Any) -> Any:
@@ -109,16 +134,6 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def env_or(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value else default
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
-
-
 def speed_factor(text: str) -> float:
     """An argparse type for the simulator's --speed: a positive factor, or max."""
     if text.lower() == "max":
@@ -140,6 +155,12 @@ def date_arg(text: str):
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, e.g. 2026-03-02") from None
+
+
+def check_date_range(args: argparse.Namespace) -> None:
+    """--from after --to is a mistake, not an empty selection."""
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
 
 
 def positive_int(text: str) -> int:
@@ -233,34 +254,6 @@ def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
 
 def add_operator_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME", help="who does this (default $LIVCTL_OPERATOR, else your login)")
-
-
-@contextlib.contextmanager
-def atomic_output(path, mode: str = "w"):
-    """A file opened for writing that appears at `path` whole, or not at all: written beside it
-    under a temporary name and renamed over it when the block succeeds."""
-    import uuid
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from None
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path, data: str | bytes) -> None:
-    """Write a whole file or nothing (see `atomic_output`)."""
-    with atomic_output(path, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
 
 
 def verify_progress(stream=None):

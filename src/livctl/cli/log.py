@@ -8,7 +8,7 @@ import sys
 from livctl.cli.common import (
     add_json_option,
     add_log_option,
-    atomic_output,
+    check_date_range,
     date_arg,
     fmt,
     json_text,
@@ -171,9 +171,11 @@ def run_export(args: argparse.Namespace) -> int:
     from livctl.clock import utc_now
     from livctl.doselog import iso_utc
     from livctl.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
+    from livctl.files import atomic_output
     from livctl.regimen import zone
     from livctl.schedule import system_timezone
 
+    check_date_range(args)
     tz = zone(args.tz or system_timezone())
 
     def utc_bound(day):

@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from livctl.cli.common import add_json_option, add_log_option, date_arg, print_json, verify_progress
+from livctl.cli.common import add_json_option, add_log_option, check_date_range, date_arg, print_json, verify_progress
 
 EPILOG = """\
 Writes, for each subject, report-ID.png (or .pdf) and report-ID.html into --out; with --study,
@@ -55,14 +55,13 @@ def _file_stem(subject: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from livctl.cli.common import write_atomic
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
     from livctl.errors import UsageError
+    from livctl.files import write_atomic
     from livctl.report import StudyReport, build_subject_report
 
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
+    check_date_range(args)
     now = utc_now()
     with open_log(args) as log:
         ids = [s["subject_id"] for s in log.subjects()] if args.study else args.subject

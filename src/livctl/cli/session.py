@@ -14,6 +14,8 @@ from livctl.cli.common import (
     add_json_option,
     add_log_option,
     add_plot_options,
+    add_tolerance_options,
+    chosen_preset,
     fmt,
     log_path,
     minutes_seconds,
@@ -24,8 +26,10 @@ from livctl.cli.common import (
     print_json,
     speed_factor,
     stop_on_signals,
+    tolerance_from,
 )
 from livctl.errors import UsageError
+from livctl.units import peak_to_rms
 
 DESCRIPTION = """\
 Deliver one LIV bout: a pre-check at low level, a soft ramp up, the prescribed minutes with
@@ -75,9 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rx.add_argument("--ramp", type=positive_number("seconds"), metavar="S", default=None,
                     help="soft ramp up and down, seconds (default 2)")
     tol = p.add_argument_group("tolerances (a window is in spec when all hold)")
-    tol.add_argument("--tol-freq", type=positive_number("Hz"), metavar="HZ", help="+- Hz (default 1)")
-    tol.add_argument("--tol-accel", type=percent, metavar="PCT", help="+- %% of the peak g (default 10)")
-    tol.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
+    add_tolerance_options(tol)
     tol.add_argument("--min-in-spec", type=percent, metavar="PCT",
                      help="share of windows in spec for the dose to count, %% (default 90)")
     dev = p.add_argument_group("platform")
@@ -111,28 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_prescription(args: argparse.Namespace):
-    from livctl.prescription import (
-        DEFAULT_FREQUENCY_HZ,
-        DEFAULT_MINUTES,
-        DEFAULT_PEAK_G,
-        DEFAULT_RAMP_S,
-        Prescription,
-        Tolerance,
-        get_preset,
-    )
+    from livctl.prescription import DEFAULT_FREQUENCY_HZ, DEFAULT_MINUTES, DEFAULT_PEAK_G, DEFAULT_RAMP_S, Prescription
 
-    defaults = Tolerance()
-    tolerance = Tolerance(
-        frequency_hz=args.tol_freq if args.tol_freq is not None else defaults.frequency_hz,
-        accel_fraction=args.tol_accel if args.tol_accel is not None else defaults.accel_fraction,
-        max_thd_fraction=args.max_thd if args.max_thd is not None else defaults.max_thd_fraction,
-        min_in_spec_fraction=args.min_in_spec if args.min_in_spec is not None else defaults.min_in_spec_fraction,
-    )
+    tolerance = tolerance_from(args)
     ramp_s = args.ramp if args.ramp is not None else DEFAULT_RAMP_S
-    if args.preset:
-        if args.freq is not None or args.accel is not None:
-            raise UsageError("a preset fixes the frequency and acceleration; give --preset or --freq/--accel, not both")
-        preset = get_preset(args.preset)
+    preset = chosen_preset(args)
+    if preset is not None:
         overrides = dict(ramp_s=ramp_s, tolerance=tolerance)
         if args.minutes is not None:
             overrides["duration_s"] = args.minutes * 60.0
@@ -157,7 +143,7 @@ def choose_device(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform, parse_device_url
+    from livctl.backends import open_platform
     from livctl.calibration import session_calibration, session_reference
     from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
@@ -169,9 +155,7 @@ def run(args: argparse.Namespace) -> int:
     limits = load_profile(args.profile) if args.profile else SafetyLimits()
     control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
     prescription = build_prescription(args).validate(limits.accel_cap_g)
-    url = choose_device(args)
-    if args.speed is not None and parse_device_url(url).scheme != "sim":
-        raise UsageError("--speed applies to the simulator (sim://) only; real platforms run in real time")
+    platform = open_platform(choose_device(args), speed=args.speed)  # built here, opened below
     operator = operator_name(args.operator)
     path = log_path(args)
     mode = plot_mode(args, default_on=False)
@@ -184,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
             minutes = args.minutes if args.minutes is not None else regimen.minutes_per_bout
             prescription = regimen.prescription(duration_s=minutes * 60.0, ramp_s=prescription.ramp_s,
                                                 tolerance=prescription.tolerance)
-        platform = open_platform(url, speed=args.speed)
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         session = Session(
@@ -374,7 +357,7 @@ def render_summary(r: dict) -> str:
     lines.append(
         f"  prescribed   {rx['frequency_hz']:g} Hz, {rx['peak_g']:g} g peak, {minutes_seconds(rx['duration_s'])}{preset}"
     )
-    rms = None if r["mean_peak_g"] is None else r["mean_peak_g"] / math.sqrt(2)
+    rms = None if r["mean_peak_g"] is None else peak_to_rms(r["mean_peak_g"])
     lines.append(
         f"  delivered    {minutes_seconds(r['delivered_s'])} of {minutes_seconds(rx['duration_s'])}"
         f" at {fmt(r['mean_frequency_hz'], '.2f')} Hz, {fmt(r['mean_peak_g'], '.3f')} g peak"

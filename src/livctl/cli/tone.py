@@ -30,9 +30,10 @@ DESCRIPTION = f"""\
 Play a sine at a given frequency and level on a platform, with soft (raised-cosine) ramps, for
 wiring and amplifier checks. The level is a fraction of full scale (peak), capped by the
 platform's drive ceiling (audio: max_level) and, when the platform has a calibration, by its
-largest safe drive. With an accelerometer input, every half second is
-measured and printed. The tone stops by itself after --seconds (default {DEFAULT_SECONDS:g}, at most
-{MAX_SECONDS:g}); Ctrl-C ramps it down first (exit 130)."""
+largest safe drive at that frequency. With an accelerometer, every half second is measured and
+printed, and a level above the 1.0 g peak safety cap cuts the drive at once (exit 1). The tone
+stops by itself after --seconds (default {DEFAULT_SECONDS:g}, at most {MAX_SECONDS:g}); Ctrl-C ramps it down first
+(exit 130)."""
 
 EPILOG = """\
 examples:
@@ -40,7 +41,7 @@ examples:
   livctl tone --device 'audio://USB%20Audio?in=1&max_level=0.3&in_g_per_fs=2' --level 0.1 --seconds 30
   livctl tone --device 'audio://system?max_level=0.2' --level 0.1 --json
 
-exit codes: 0 played, 1 the platform failed, 2 bad usage or device, 130 interrupted"""
+exit codes: 0 played, 1 the platform failed or went over the safety cap, 2 bad usage or device, 130 interrupted"""
 
 
 def _level(text: str) -> float:
@@ -94,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform
-    from livctl.calibration import find_calibration
+    from livctl.calibration import find_calibration, session_reference
     from livctl.cli.session import choose_device
     from livctl.errors import UsageError
     from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
@@ -102,15 +103,17 @@ def run(args: argparse.Namespace) -> int:
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
     platform = open_platform(choose_device(args))
-    calibration = find_calibration(platform.platform_id, args.calibration_dir)
-    if calibration is not None:
-        platform.max_drive = min(platform.max_drive, calibration.max_safe_drive)
-    gain = platform.open_loop_gain_mps2_per_drive
-    ceiling = drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, platform.max_drive) if gain else platform.max_drive
-    level = min(args.level, ceiling)
     progress = None if args.quiet else sys.stderr
     stop = StopEvent()
     with platform, stop_on_signals(stop):
+        # looked up once open: a serial board's platform id is its identity, known only then
+        calibration = find_calibration(platform.platform_id, args.calibration_dir)
+        if calibration is not None:
+            _, max_drive = session_reference(calibration, frequency_hz=args.freq, load_kg=None)
+            platform.max_drive = min(platform.max_drive, max_drive)
+        gain = platform.open_loop_gain_mps2_per_drive
+        ceiling = drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, platform.max_drive) if gain else platform.max_drive
+        level = min(args.level, ceiling)
         if level < args.level:
             _say(progress, f"level {args.level:g} capped at the platform's ceiling, {level:.4g} of full scale")
         _say(progress, f"playing {args.freq:g} Hz at {level:.4g} of full scale for {args.seconds:g} s on "
@@ -143,8 +146,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _play(platform, frequency_hz: float, duration_s: float, stop, progress) -> tuple[float, dict | None]:
-    """Play until `duration_s` has passed or a stop is asked; the last measured step, if any."""
+    """Play until `duration_s` has passed or a stop is asked; the last measured step, if any.
+
+    A step measured above the safety cap cuts the drive at once and ends the tone (exit 1)."""
     from livctl.analysis import AnalysisError, measure
+    from livctl.errors import LivctlError
+    from livctl.safety import DEFAULT_ACCEL_CAP_G
 
     played_s = 0.0
     measured = None
@@ -156,13 +163,19 @@ def _play(platform, frequency_hz: float, duration_s: float, stop, progress) -> t
             line = "not measured (no accelerometer input)"
         else:
             block = platform.read(step)
-            played_s += block.duration_s
+            played_s += step  # the platform's time moved by `step`, whatever number of samples came
             try:
                 m = measure(block.accel_mps2, block.rate_hz, axis=platform.vertical_axis,
                             search_hz=(0.5 * frequency_hz, 1.5 * frequency_hz))
             except AnalysisError as exc:
                 line = f"no measurement: {exc}"
             else:
+                if m.peak_g > DEFAULT_ACCEL_CAP_G:
+                    platform.cut_drive()
+                    raise LivctlError(
+                        f"measured {m.peak_g:.2f} g peak, above the {DEFAULT_ACCEL_CAP_G:g} g safety cap: drive cut; "
+                        "play a lower --level, or calibrate the platform so its largest safe drive caps the level"
+                    )
                 measured = {"frequency_hz": m.frequency_hz, "peak_g": m.peak_g, "rms_g": m.rms_g,
                             "thd_percent": m.thd_percent, "snr_db": m.snr_db}
                 line = f"{m.frequency_hz:7.2f} Hz  {m.peak_g:6.3f} g peak  THD {m.thd_percent:5.1f} %"

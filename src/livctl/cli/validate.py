@@ -7,7 +7,16 @@ import math
 import sys
 
 from livctl.cli import EXIT_FAILED, EXIT_OK
-from livctl.cli.common import add_json_option, fmt, percent, positive_number, print_json, table
+from livctl.cli.common import (
+    add_json_option,
+    add_tolerance_options,
+    chosen_preset,
+    fmt,
+    positive_number,
+    print_json,
+    table,
+    tolerance_from,
+)
 from livctl.errors import UsageError
 
 DESCRIPTION = """\
@@ -47,10 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rx.add_argument("--preset", metavar="NAME", help="a shipped protocol (see `livctl presets`)")
     rx.add_argument("--freq", type=positive_number("Hz"), metavar="HZ", help="prescribed frequency, Hz")
     rx.add_argument("--accel", type=positive_number("g"), metavar="G", help="prescribed peak acceleration, g")
-    tol = p.add_argument_group("tolerances")
-    tol.add_argument("--tol-freq", type=positive_number("Hz"), metavar="HZ", help="+- Hz (default 1)")
-    tol.add_argument("--tol-accel", type=percent, metavar="PCT", help="+- %% of the peak g (default 10)")
-    tol.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
+    add_tolerance_options(p.add_argument_group("tolerances"))
     rec = p.add_argument_group("recording")
     rec.add_argument("--axis", choices=("x", "y", "z", "auto"), default=None,
                      help="the driven axis (default: auto, the axis with the most vibration; channel 0 for WAV)")
@@ -83,18 +89,12 @@ def non_negative_seconds(text: str) -> float:
 
 
 def build_prescription(args: argparse.Namespace, duration_s: float):
-    from livctl.prescription import Prescription, Tolerance, get_preset
+    from livctl.prescription import Prescription
 
-    defaults = Tolerance()
-    tolerance = Tolerance(
-        frequency_hz=args.tol_freq if args.tol_freq is not None else defaults.frequency_hz,
-        accel_fraction=args.tol_accel if args.tol_accel is not None else defaults.accel_fraction,
-        max_thd_fraction=args.max_thd if args.max_thd is not None else defaults.max_thd_fraction,
-    )
-    if args.preset:
-        if args.freq is not None or args.accel is not None:
-            raise UsageError("a preset fixes the frequency and acceleration; give --preset or --freq/--accel, not both")
-        return get_preset(args.preset).prescription(duration_s=duration_s, tolerance=tolerance)
+    tolerance = tolerance_from(args)
+    preset = chosen_preset(args)
+    if preset is not None:
+        return preset.prescription(duration_s=duration_s, tolerance=tolerance)
     if args.freq is None or args.accel is None:
         raise UsageError("say what the platform should deliver: --freq HZ --accel G (peak), or --preset NAME")
     return Prescription(frequency_hz=args.freq, peak_g=args.accel, duration_s=duration_s, tolerance=tolerance)
