@@ -12,7 +12,9 @@ a session does: reads 1-s windows and measures each. Prints:
   as a share of the block period (256 frames at 48 kHz: 5.33 ms);
 - a baseline measured in the same run and the same way: a stream whose callback only zeroes its
   buffer (the least a callback can do), with the main thread under the same load; and both
-  callbacks timed offline, warm, outside any stream (ratios);
+  callbacks timed offline, outside any stream: warm (called back to back) and idle (asleep for
+  one block period before each call, as a stream's thread is; the machine lets the caches go
+  cold meanwhile, which is most of what a callback costs inside a stream here);
 - output under-runs and input over-runs counted by livctl in both runs, the xruns the JACK server
   itself logged, and what the measurement read back. The baseline's faults are the machine's:
   JACK without real-time scheduling on a shared machine is late now and then, whatever the
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+IDLE_BLOCKS = 2000  # offline calls with a block period asleep before each: about 11 s
 sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "tests")]
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
@@ -128,10 +131,12 @@ def run(args: argparse.Namespace, server: JackServer) -> int:
         return {"us": cls.times_ns[: cls.count] / 1e3, "health": health, "peaks": peaks,
                 "server_xruns": server.xrun_reports() - xruns_before, "seconds": seconds}
 
-    def offline(callback, blocks: int = 20000) -> np.ndarray:
+    def offline(callback, blocks: int = 20000, idle_s: float = 0.0) -> np.ndarray:
         out = np.zeros((args.block, 1), dtype=np.float32)
         times = np.empty(blocks, dtype=np.int64)
         for i in range(blocks):
+            if idle_s:
+                time.sleep(idle_s)
             t0 = time.perf_counter_ns()
             callback(out, args.block, None, None)
             times[i] = time.perf_counter_ns() - t0
@@ -143,7 +148,10 @@ def run(args: argparse.Namespace, server: JackServer) -> int:
     callback = livctl_callback(SineSynth(float(args.rate), 30.0), 0, 0.5)
     callback.command = audio._Command(30.0, 0.25, 0.5, 1)
     offline_livctl = offline(callback)
-    offline_bare = offline(lambda out, frames, t, status: out.fill(0.0))
+    idle_livctl = offline(callback, IDLE_BLOCKS, period_us / 1e6)
+    bare = lambda out, frames, t, status: out.fill(0.0)  # noqa: E731
+    offline_bare = offline(bare)
+    idle_bare = offline(bare, IDLE_BLOCKS, period_us / 1e6)
 
     def line(name: str, us: np.ndarray) -> None:
         med, p99 = float(np.median(us)), percentile(us, 99)
@@ -164,9 +172,12 @@ def run(args: argparse.Namespace, server: JackServer) -> int:
     line(f"baseline: zeroing only, in the stream ({args.baseline_seconds:g} s)", baseline["us"])
     line("livctl, offline (20000 blocks)", offline_livctl)
     line("baseline: zeroing only, offline", offline_bare)
+    line(f"livctl, offline, idle between ({IDLE_BLOCKS} blocks)", idle_livctl)
+    line("baseline: zeroing only, offline, idle between", idle_bare)
     print(f"{'livctl / baseline, medians':<46} in the stream "
           f"{np.median(livctl['us']) / np.median(baseline['us']):.1f}x, offline "
-          f"{np.median(offline_livctl) / np.median(offline_bare):.1f}x")
+          f"{np.median(offline_livctl) / np.median(offline_bare):.1f}x, offline idle "
+          f"{np.median(idle_livctl) / np.median(idle_bare):.1f}x")
     print(f"livctl:   {faults(livctl)}")
     print(f"baseline: {faults(baseline)}")
     peaks = livctl["peaks"]
