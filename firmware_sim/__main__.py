@@ -15,6 +15,7 @@ from pathlib import Path
 
 from firmware_sim.board import MODEL, PROTOCOL_VERSION, Board
 from firmware_sim.device import SimConfig, SimulatedPlatform
+from firmware_sim.faults import FAULTS, Fault
 from firmware_sim.plant import PlantParams
 from firmware_sim.sensor import SENSORS
 from firmware_sim.server import Faults, Server
@@ -26,9 +27,13 @@ examples:
   livctl session --device serial:///tmp/ttyLIV0     drive it
   python -m firmware_sim --pty --corrupt-bytes 1e-5 --unplug-at 30
                                                     a noisy cable, unplugged 30 s after the output starts
+  python -m firmware_sim --pty --fault resonance --fault-at-s 8 --fault-value 3 --truth truth.csv
+                                                    the plant's gain triples 8 s after the output starts;
+                                                    what the plate did goes to truth.csv
 
-Fault times (--stall-at, --unplug-at, --reboot-at, --interlock-at, --hang-at) are seconds after the output
-was first switched on. Byte faults apply to both directions from the start."""
+Fault times (--fault-at-s, --stall-at, --unplug-at, --reboot-at, --interlock-at, --hang-at) are seconds
+after the output was first switched on. Byte faults apply to both directions from the start. --fault
+takes the names sim://?fault= takes (the same faults of the simulated platform)."""
 
 
 def _probability(text: str) -> float:
@@ -42,6 +47,20 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a time in seconds >= 0")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
     return value
 
 
@@ -86,9 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--interlock-at", type=_seconds, metavar="S", help="the interlock opens")
     faults.add_argument("--hang-at", type=_seconds, metavar="S",
                         help="the firmware freezes; its hardware watchdog resets it 2 s later")
+    faults.add_argument("--fault", choices=list(FAULTS), metavar="NAME",
+                        help="a fault of the simulated platform: " + ", ".join(FAULTS))
+    faults.add_argument("--fault-at-s", type=_seconds, default=0.0, metavar="S", help="when --fault strikes (default 0)")
+    faults.add_argument("--fault-value", type=_finite, metavar="V", help="the fault's size, where it has one")
+    faults.add_argument("--fault-duration-s", type=_positive, metavar="S", help="the fault's length, where it has one")
     faults.add_argument("--protocol", type=_version, default=PROTOCOL_VERSION, metavar="MAJOR.MINOR",
                         help=f"claim this protocol version (default {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]})")
     out = p.add_argument_group("output")
+    out.add_argument("--truth", type=Path, metavar="FILE",
+                     help="write the plate's true motion, a row per 0.1 s (see firmware_sim/truth.py)")
     out.add_argument("--stats", type=Path, metavar="PATH", help="write a JSON summary of the link here when stopping")
     out.add_argument("--quiet", action="store_true", help="no event log on stderr")
     return p
@@ -113,13 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         plant = PlantParams(load_kg=args.load_kg, actuator_n=args.actuator_n).check()
     except ValueError as exc:
         parser.error(str(exc))
+    if args.fault is None and any(v is not None for v in (args.fault_value, args.fault_duration_s)):
+        parser.error("--fault-value and --fault-duration-s need --fault NAME")
+    try:
+        device_fault = None if args.fault is None else Fault(args.fault, args.fault_at_s, args.fault_value,
+                                                              args.fault_duration_s)
+    except ValueError as exc:
+        parser.error(str(exc))
     platform = SimulatedPlatform(SimConfig(seed=args.seed, plant=plant, sensor=SENSORS[args.sensor]))
+    if args.truth is not None:
+        try:
+            platform.record_truth_to(args.truth)
+        except OSError as exc:
+            parser.error(f"--truth {args.truth}: {exc.strerror or exc}")
     log = _Log(args.quiet)
     board = Board(platform, serial=args.serial, protocol=args.protocol, test_pattern_default=args.test_pattern, log=log)
     faults = Faults(
         drop_bytes=args.drop_bytes, corrupt_bytes=args.corrupt_bytes, stall_at_s=args.stall_at,
         unplug_at_s=args.unplug_at, reboot_at_s=args.reboot_at, interlock_at_s=args.interlock_at,
-        hang_at_s=args.hang_at, seed=args.seed,
+        hang_at_s=args.hang_at, seed=args.seed, device_fault=device_fault,
     )
     server = Server(board, faults, link=args.link, log=log)
     try:
@@ -141,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         server.serve()
     finally:
         server.close()
+        platform.close_truth()
         summary = server.summary()
         brief = {k: v for k, v in summary.items() if not k.endswith("_seqs")}
         log(f"stopped: {json.dumps(brief)}")

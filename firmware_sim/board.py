@@ -34,8 +34,8 @@ from firmware_sim.scpi import (
 )
 from firmware_sim.sensor import G_MPS2
 
-PROTOCOL_VERSION = (1, 0)
-FIRMWARE_VERSION = "1.0"
+PROTOCOL_VERSION = (1, 1)
+FIRMWARE_VERSION = "1.1"
 MANUFACTURER = "LIVCTL"
 MODEL = "FWSIM"
 
@@ -49,7 +49,8 @@ OVERRUN = 1 << 5
 STREAMING = 1 << 6
 POWER_ON = 1 << 7
 TEST_PATTERN = 1 << 8
-LATCHED = WATCHDOG | OVERRUN | POWER_ON
+TRIPPED = 1 << 9
+LATCHED = WATCHDOG | OVERRUN | POWER_ON | TRIPPED
 """Bits that stay set until *CLS (the others follow the present state)."""
 
 # device-specific errors (positive codes, SCPI convention)
@@ -57,11 +58,13 @@ ERR_WATCHDOG = 201
 ERR_INTERLOCK = 202
 ERR_SENSOR = 203
 ERR_OVERRUN = 204
+ERR_TRIP = 205
 DEVICE_ERRORS = {
     ERR_WATCHDOG: "Watchdog expired; output ramped to zero",
     ERR_INTERLOCK: "Interlock open; output cut",
     ERR_SENSOR: "Sensor stalled; no samples",
     ERR_OVERRUN: "Frames dropped; host not reading",
+    ERR_TRIP: "Over-acceleration; output cut",
 }
 
 FRAME_MAGIC = b"LIVS"
@@ -72,6 +75,9 @@ SAMPLE_INT32 = 1
 AXES = 3
 
 FREQUENCY_RANGE_HZ = (1.0, 1000.0)
+LIMIT_RANGE = (0.0, 1.0)
+TRIP_RANGE_G = (0.05, 16.0)
+"""SENSe:TRIP takes 0 (off) or a threshold in this range, at most the sensor's range."""
 RAMP_RANGE_S = (0.0, 60.0)
 WATCHDOG_RANGE_S = (0.1, 10.0)
 DEFAULT_WATCHDOG_S = WATCHDOG_S
@@ -117,6 +123,7 @@ class Board:
         self.interlock_open = False
         self.first_output_on_s: float | None = None
         self.watchdog_trips = 0
+        self.over_acceleration_trips = 0
         self.boot_id = 0
         self._t0_s = now_s
         self._produced = 0
@@ -146,6 +153,11 @@ class Board:
         self.frequency_hz = 30.0
         self.platform.set_frequency(self.frequency_hz)
         self.amplitude = 0.0
+        self.limit = 1.0
+        self.platform.set_drive_limit(self.limit)
+        self.trip_g = 0.0
+        self.platform.set_trip(float("inf"))
+        self._trips_seen = self.platform.trips
         self.ramp_s = 1.0
         self.watchdog_s = DEFAULT_WATCHDOG_S
         self.streaming = False
@@ -175,6 +187,7 @@ class Board:
                 self._store(accel)
         if self.hung:  # the main loop is stuck: the drive goes on as it was, nothing else happens
             return []
+        self._check_trip()
         self._check_watchdog(now_s)
         frames = []
         while self.streaming and self._fifo.shape[0] >= self.block:
@@ -207,6 +220,17 @@ class Board:
             self.watchdog_trips += 1
             self.scpi.push_error(ERR_WATCHDOG)
             self._log(f"watchdog: no heartbeat for {silent_s:.2f} s; ramping the output to zero over {ramp_s:g} s")
+
+    def _check_trip(self) -> None:
+        """The device cut its drive on over-acceleration: the output goes off and the host is told."""
+        if self.platform.trips == self._trips_seen:
+            return
+        self._trips_seen = self.platform.trips
+        self.output = False
+        self._latched |= TRIPPED
+        self.over_acceleration_trips += 1
+        self.scpi.push_error(ERR_TRIP)
+        self._log(f"over-acceleration: samples over {self.trip_g:g} g in two successive cycles; output cut")
 
     # -- faults the simulator injects --------------------------------------------------------
 
@@ -289,12 +313,14 @@ class Board:
             Command("[SOURce:]FREQuency", write=self._set_frequency, read=query(lambda: self.frequency_hz)),
             Command("[SOURce:]AMPLitude", write=self._set_amplitude, read=query(lambda: self.amplitude)),
             Command("[SOURce:]RAMP", write=self._set_ramp, read=query(lambda: self.ramp_s)),
+            Command("[SOURce:]LIMit", write=self._set_limit, read=query(lambda: self.limit)),
             Command("OUTPut[:STATe]", write=self._set_output, read=query(lambda: int(self.output))),
             Command("OUTPut:LEVel", read=query(lambda: p.drive_level)),
             Command("SENSe:RATE", read=query(lambda: self.rate_hz)),
             Command("SENSe:SCALe", read=query(lambda: self.scale_mps2)),
             Command("SENSe:MODel", read=query(lambda: p.sensor.params.name)),
             Command("SENSe:RANGe", read=query(lambda: self.range_g)),
+            Command("SENSe:TRIP", write=self._set_trip, read=query(lambda: self.trip_g)),
             Command("SENSe:TEST[:STATe]", write=self._set_test, read=query(lambda: int(self.test_pattern))),
             Command("FETCh", read=self._fetch),
             Command("STReam[:STATe]", write=self._set_stream, read=query(lambda: int(self.streaming))),
@@ -323,9 +349,27 @@ class Board:
         self.platform.set_frequency(self.frequency_hz)
 
     def _set_amplitude(self, params: list[str]) -> None:
-        self.amplitude = number(params, 0.0, 1.0)
+        amplitude = number(params, 0.0, 1.0)
+        if amplitude > self.limit:
+            raise ScpiError(-222, f"above the drive limit {format_number(self.limit)}")
+        self.amplitude = amplitude
         if self.output:
             self.platform.set_drive(self.amplitude, self.ramp_s)
+
+    def _set_limit(self, params: list[str]) -> None:
+        limit = number(params, *LIMIT_RANGE)
+        if limit > self.limit and self.output:
+            raise ScpiError(-221, "the drive limit rises only with the output off")
+        self.limit = limit
+        self.amplitude = min(self.amplitude, limit)
+        self.platform.set_drive_limit(limit)
+
+    def _set_trip(self, params: list[str]) -> None:
+        threshold_g = number(params, 0.0, self.range_g)
+        if 0 < threshold_g < TRIP_RANGE_G[0]:
+            raise ScpiError(-222, f"give 0 (off) or {TRIP_RANGE_G[0]:g} to {self.range_g:g} g")
+        self.trip_g = threshold_g
+        self.platform.set_trip(threshold_g * G_MPS2 if threshold_g > 0 else float("inf"))
 
     def _set_ramp(self, params: list[str]) -> None:
         self.ramp_s = number(params, *RAMP_RANGE_S)

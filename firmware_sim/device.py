@@ -10,6 +10,19 @@ commands give the same samples, bit for bit.
 A `Fault` (firmware_sim.faults) scheduled in the config strikes at its exact sample: the plant or
 sensor changes, the sensor freezes, goes silent or turns out garbage, or the host link drops and
 the board's watchdog ramps the drive down.
+
+What a protocol 1.1 board enforces on its own, whatever its host does:
+- a **drive limit** (`set_drive_limit`): no drive above it is produced; lowering it below the
+  present level brings the drive down to it at once (over `LIMIT_RAMP_S`);
+- an **over-acceleration trip** (`set_trip`): the board watches its own accelerometer's vertical
+  samples, less the gravity it read at rest, and cuts the drive at the first sample over the
+  threshold that comes in the cycle (of the drive frequency) after another cycle with a sample
+  over it: a real over-drive, which peaks every cycle, trips within two cycles of its first
+  sample over the threshold, while an isolated noise spike never does; a single sample over 1.5
+  times the threshold (a gross over-drive, a transient) cuts at once. The cut lands on its exact
+  sample (the block is rendered again from there).
+
+`record_truth_to(path)` writes what the plate really did (firmware_sim.truth).
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import numpy as np
 from firmware_sim.faults import WATCHDOG_RAMP_S, WATCHDOG_S, Fault
 from firmware_sim.plant import Plant, PlantParams
 from firmware_sim.sensor import G_MPS2, SENSORS, Accelerometer, SensorParams
+from firmware_sim.truth import TruthRecorder
 from livctl.waveform import SineSynth
 
 
@@ -33,6 +47,14 @@ class SimConfig:
     fault: Fault | None = None
 
 
+LIMIT_RAMP_S = 0.1
+"""A drive above a newly lowered limit comes down to it this fast."""
+HARD_TRIP_FACTOR = 1.5
+"""A single sample this many times over the trip threshold cuts at once."""
+REST_TIME_CONSTANT_S = 0.25
+"""The at-rest reading of gravity the trip subtracts follows the sensor this fast while the drive is off."""
+
+
 class SimulatedPlatform:
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
@@ -41,12 +63,45 @@ class SimulatedPlatform:
         self.rate_hz = self.sensor.rate_hz
         self.plant = Plant(self.rate_hz, self.config.plant)
         self.synth = SineSynth(self.rate_hz, frequency_hz=30.0)
+        self.commanded_frequency_hz = 30.0
         self.samples_done = 0
         self.fault = self.config.fault
         self._events = self._schedule(self.fault)
         self._last_reading = np.array([0.0, 0.0, G_MPS2])
         self.link_up = True
         self._truth: np.ndarray | None = None
+        self._recorder: TruthRecorder | None = None
+        self.drive_limit = 1.0
+        """The largest drive the board produces (fraction of full scale, peak)."""
+        self.trip_mps2 = math.inf
+        """Over-acceleration trip threshold (peak, gravity removed); inf: not armed."""
+        self.trips = 0
+        self.trip_sample: int | None = None
+        """Sample index of the last trip's cut."""
+        self._over_cycle: int | None = None
+        """The last cycle (of the drive frequency) that held a sample over the trip threshold."""
+        self._rest_mps2 = self.sensor.params.sensitivity * G_MPS2
+        """What the vertical axis reads at rest (gravity), learnt while the drive is off."""
+
+    def inject(self, fault: Fault) -> None:
+        """Schedule `fault` (its `at_s` in this platform's time) on a running platform."""
+        self.fault = fault
+        self._events = sorted(self._events + self._schedule(fault))
+
+    def record_truth_to(self, path, *, cap_g: float = 1.0) -> TruthRecorder:
+        """Write the plate's true motion to `path` as it happens (firmware_sim.truth); the caller
+        commits what is final (`commit_truth`) and closes it."""
+        self._recorder = TruthRecorder(path, self.rate_hz, cap_g=cap_g)
+        return self._recorder
+
+    def commit_truth(self, upto: int | None = None) -> None:
+        """Rows of the truth file up to sample `upto` (default: everything run) are final."""
+        if self._recorder is not None:
+            self._recorder.commit(self.samples_done if upto is None else upto)
+
+    def close_truth(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
 
     def record_truth(self) -> None:
         """From now on keep the plate's true vertical acceleration, for `true_accel_mps2`."""
@@ -66,11 +121,28 @@ class SimulatedPlatform:
     # -- commands, as a controller board takes them --------------------------------------
 
     def set_frequency(self, frequency_hz: float) -> None:
-        self.synth.set_frequency(frequency_hz)
+        self.commanded_frequency_hz = frequency_hz
+        self.synth.set_frequency(frequency_hz + self._frequency_shift_hz())
+
+    def _frequency_shift_hz(self) -> float:
+        fault = self.fault
+        return fault.size if fault is not None and fault.name == "frequency_shift" and self.t_s >= fault.at_s else 0.0
 
     def set_drive(self, level: float, ramp_s: float) -> None:
-        """Move the drive to `level` (fraction of full scale, peak) over `ramp_s` seconds."""
-        self.synth.set_amplitude(min(max(level, 0.0), 1.0), ramp_s)
+        """Move the drive to `level` (fraction of full scale, peak) over `ramp_s` seconds; never
+        above the drive limit."""
+        self.synth.set_amplitude(min(max(level, 0.0), self.drive_limit), ramp_s)
+
+    def set_drive_limit(self, limit: float) -> None:
+        """The largest drive the board will produce; a drive above a new, lower limit comes down to it."""
+        self.drive_limit = min(max(float(limit), 0.0), 1.0)
+        if self.synth.target_amplitude > self.drive_limit or self.synth.amplitude > self.drive_limit:
+            self.synth.set_amplitude(self.drive_limit, LIMIT_RAMP_S)
+
+    def set_trip(self, threshold_mps2: float) -> None:
+        """Arm the over-acceleration trip at `threshold_mps2` (peak, gravity removed); inf disarms it."""
+        self.trip_mps2 = float(threshold_mps2)
+        self._over_cycle = None
 
     def cut(self) -> None:
         self.synth.cut()
@@ -86,6 +158,8 @@ class SimulatedPlatform:
 
         m is n unless the sensor has been unplugged (then it delivers nothing after that).
         """
+        if n <= 0:
+            return np.empty((0, 3))
         if not self._events and self.fault is None:
             return self._run(n, self.samples_done)
         parts = []
@@ -99,6 +173,33 @@ class SimulatedPlatform:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _run(self, n: int, first: int) -> np.ndarray:
+        at_rest = self.synth.amplitude == 0 and not self.synth.ramping
+        armed = math.isfinite(self.trip_mps2) and not at_rest
+        motion = self._motion_state() if armed else None
+        vertical = self._move(n, first)
+        readings = self._sense(vertical, first)
+        if armed:
+            trip = self._trip_index(readings, first)
+            if trip is not None:  # run again from the block's start, cut at the tripping sample
+                self._restore_motion(motion)
+                self.samples_done = first
+                self._move(trip + 1, first)
+                self.synth.cut()
+                self.trips += 1
+                self.trip_sample = first + trip + 1
+                self._over_cycle = None
+                tail = self._move(n - trip - 1, first + trip + 1)
+                if tail.shape[0]:
+                    readings = np.concatenate([readings[: trip + 1], self._sense(tail, first + trip + 1)])
+        elif at_rest and readings.shape[0]:
+            self._learn_rest(readings[:, 2])
+        if readings.shape[0]:
+            self._last_reading = readings[-1].copy()
+        return readings
+
+    def _move(self, n: int, first: int) -> np.ndarray:
+        """Run the synthesiser and the plant over `n` samples: the plate's true vertical acceleration."""
+        frequency_hz = self.synth.frequency_hz
         drive = self.synth.render(n)
         vertical = self.plant.step(drive)
         if self._truth is not None:
@@ -107,15 +208,61 @@ class SimulatedPlatform:
                 grown[: self._truth.shape[0]] = self._truth
                 self._truth = grown
             self._truth[first : first + n] = vertical
-        self.samples_done += n
+        if self._recorder is not None:
+            self._recorder.add(first, vertical, drive, frequency_hz)
+        self.samples_done = first + n
+        return vertical
+
+    def _sense(self, vertical: np.ndarray, first: int) -> np.ndarray:
+        """What the accelerometer reads of that motion (faults included)."""
         fault = self.fault
         if fault is None or first / self.rate_hz < fault.at_s:
-            readings = self.sensor.read(vertical)
-        else:
-            readings = self._faulty_reading(fault, vertical, first)
-        if readings.shape[0]:
-            self._last_reading = readings[-1].copy()
-        return readings
+            return self.sensor.read(vertical)
+        return self._faulty_reading(fault, vertical, first)
+
+    def _learn_rest(self, vertical_readings: np.ndarray) -> None:
+        weight = 1.0 - math.exp(-vertical_readings.shape[0] / (REST_TIME_CONSTANT_S * self.rate_hz))
+        self._rest_mps2 += weight * (float(vertical_readings.mean()) - self._rest_mps2)
+
+    def _trip_index(self, readings: np.ndarray, first: int) -> int | None:
+        """The sample (index into `readings`) at which the trip cuts, or None: the first sample over
+        the threshold in the cycle after a cycle that had one, or any sample over HARD_TRIP_FACTOR
+        times the threshold (a gross over-drive, never noise), whichever comes first."""
+        if readings.shape[0] == 0:
+            return None
+        deviation = np.abs(readings[:, 2] - self._rest_mps2)
+        over = np.flatnonzero(deviation > self.trip_mps2)
+        if over.size == 0:
+            return None
+        hard = np.flatnonzero(deviation[over] > HARD_TRIP_FACTOR * self.trip_mps2)
+        hard_index = int(over[hard[0]]) if hard.size else None
+        cycles = np.floor((first + over) * (self.synth.frequency_hz / self.rate_hz)).astype(np.int64)
+        previous = self._over_cycle
+        for i, cycle in enumerate(cycles):
+            if hard_index is not None and over[i] >= hard_index:
+                return hard_index
+            if previous is not None and cycle == previous + 1:
+                return int(over[i])
+            previous = int(cycle)
+        self._over_cycle = previous
+        return hard_index
+
+    def _motion_state(self) -> tuple:
+        synth = self.synth
+        return (
+            (synth.frequency_hz, synth._phase_cycles, synth._amp_from, synth._amp_to, synth._ramp_samples,
+             synth._ramp_done),
+            (self.plant._position_m, self.plant._velocity_mps, self.plant.params),
+        )
+
+    def _restore_motion(self, state: tuple) -> None:
+        synth, plant = state
+        s = self.synth
+        s._frequency_hz, s._phase_cycles, s._amp_from, s._amp_to, s._ramp_samples, s._ramp_done = synth
+        position, velocity, params = plant
+        if params is not self.plant.params:
+            self.plant.set_params(params)
+        self.plant._position_m, self.plant._velocity_mps = position, velocity
 
     # -- faults ---------------------------------------------------------------------------
 
@@ -143,8 +290,12 @@ class SimulatedPlatform:
                 self.plant.set_params(params.with_changes(load_kg=fault.size * params.load_kg))
             elif fault.name == "step_off":
                 self.plant.set_params(params.with_changes(load_kg=0.0))
+            elif fault.name == "distortion":
+                self.plant.set_params(params.with_changes(quadratic=fault.size))
             elif fault.name == "link_drop":
                 self.link_up = False
+            elif fault.name == "frequency_shift":
+                self.synth.set_frequency(self.commanded_frequency_hz + fault.size)
         elif event == "watchdog":
             self.synth.set_amplitude(0.0, WATCHDOG_RAMP_S)
         elif event == "end":
@@ -178,29 +329,23 @@ class SimulatedPlatform:
 
     def snapshot(self) -> tuple:
         """Everything that evolves with time, so `restore` can return here exactly."""
-        synth = self.synth
         return (
             self.samples_done,
-            (synth.frequency_hz, synth._phase_cycles, synth._amp_from, synth._amp_to, synth._ramp_samples,
-             synth._ramp_done),
-            (self.plant._position_m, self.plant._velocity_mps, self.plant.params),
+            self._motion_state(),
             self._rng.bit_generator.state,
             (self.fault, list(self._events), self.link_up, self._last_reading.copy()),
+            (self.drive_limit, self.trip_mps2, self.trips, self.trip_sample, self._over_cycle, self._rest_mps2),
         )
 
     def restore(self, state: tuple) -> None:
-        samples_done, synth, plant, rng, fault = state
+        samples_done, motion, rng, fault, guard = state
         self.samples_done = samples_done
-        s = self.synth
-        s._frequency_hz, s._phase_cycles, s._amp_from, s._amp_to, s._ramp_samples, s._ramp_done = synth
-        position, velocity, params = plant
-        if params is not self.plant.params:
-            self.plant.set_params(params)
-        self.plant._position_m, self.plant._velocity_mps = position, velocity
+        self._restore_motion(motion)
         self._rng.bit_generator.state = rng
         self.fault, events, self.link_up, last = fault
         self._events = list(events)
         self._last_reading = last.copy()
+        self.drive_limit, self.trip_mps2, self.trips, self.trip_sample, self._over_cycle, self._rest_mps2 = guard
 
     @property
     def link_lost_at(self) -> int | None:

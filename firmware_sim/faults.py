@@ -18,12 +18,15 @@ FAULTS: dict[str, str] = {
     "resonance": "the plant's gain jumps by a factor (value, default 3)",
     "load_step": "the load changes by a factor (value, default 1.3: +30 %)",
     "step_off": "the subject steps off: the load drops to zero",
-    "noise_burst": "sensor noise grows by a factor (value, default 30) for duration_s (default 2 s)",
+    "noise_burst": "sensor noise grows by a factor (value, default 8) for duration_s (default 2 s)",
     "corrupt": "a share of samples (value, default 0.05) turn to garbage (NaN, rail values) for duration_s (default 2 s)",
     "drift": "the sensor's sensitivity drifts by value per second (default -0.01: -1 %/s)",
+    "frequency_shift": "the board's synthesiser runs value Hz off the commanded frequency (default +2 Hz)",
+    "distortion": "the actuator's non-linearity grows: its quadratic term becomes value (default 1.5)",
 }
 
-DEFAULT_VALUES = {"resonance": 3.0, "load_step": 1.3, "noise_burst": 30.0, "corrupt": 0.05, "drift": -0.01}
+DEFAULT_VALUES = {"resonance": 3.0, "load_step": 1.3, "noise_burst": 8.0, "corrupt": 0.05, "drift": -0.01,
+                  "frequency_shift": 2.0, "distortion": 1.5}
 DEFAULT_DURATIONS_S = {"noise_burst": 2.0, "corrupt": 2.0}
 WATCHDOG_S = 0.5
 """The simulated board's watchdog: with the host link silent this long, it ramps the drive down."""

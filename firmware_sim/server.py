@@ -16,7 +16,12 @@ Faults, for testing hosts (times are seconds after the output was first switched
   `BOOT_S` it hears nothing;
 - `interlock_at_s`: the platform's interlock opens (output cut, driving refused);
 - `hang_at_s`: the firmware freezes (no answers, no frames, the drive goes on as it was) until the
-  microcontroller's independent hardware watchdog resets the board `HARDWARE_WATCHDOG_S` later.
+  microcontroller's independent hardware watchdog resets the board `HARDWARE_WATCHDOG_S` later;
+- `device_fault`: one of the simulated platform's own faults (firmware_sim.faults, the vocabulary
+  of `sim://?fault=`), struck `device_fault.at_s` seconds after the output first came on;
+  `link_drop` silences the link both ways and leaves stopping to the board's watchdog.
+
+With `truth`, the plate's true motion is written as it happens (firmware_sim.truth).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware_sim.board import Board
+from firmware_sim.faults import Fault
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class Faults:
     interlock_at_s: float | None = None
     hang_at_s: float | None = None
     seed: int = 0
+    device_fault: Fault | None = None
+    """A simulated platform fault; its at_s counts from the first OUTPut ON."""
 
 
 @dataclass
@@ -120,6 +128,7 @@ class Server:
                 ("stall", faults.stall_at_s), ("unplug", faults.unplug_at_s),
                 ("reboot", faults.reboot_at_s), ("interlock", faults.interlock_at_s),
                 ("hang", faults.hang_at_s),
+                ("device", faults.device_fault.at_s if faults.device_fault else None),
             ) if at is not None
         }
         self._tx = bytearray()
@@ -129,6 +138,7 @@ class Server:
         self._t0 = time.monotonic()
         self.stopping = False
         self.unplugged = False
+        self.link_dropped = False
         self.path: str | None = None
 
     # -- the port --------------------------------------------------------------------------------
@@ -167,6 +177,7 @@ class Server:
             self._fire_faults(now)
             for frame in self.board.tick(now):
                 self._send(frame, is_frame=True)
+            self.board.platform.commit_truth()
             if self.unplugged:
                 if not self.board.platform.synth.ramping and self.board.platform.drive_level == 0.0:
                     self._log("unplugged and the output is at zero; exiting")
@@ -190,6 +201,8 @@ class Server:
                 if exc.errno != errno.EIO:  # EIO: no host has the port open
                     raise
                 data = b""
+            if data and self.link_dropped:
+                data = b""  # the link is silent both ways
             if data:
                 data, _ = self._byte_faults.apply(data)
                 now = self.now()
@@ -205,7 +218,7 @@ class Server:
             del self._tx[:written]
 
     def _send(self, chunk: bytes, *, is_frame: bool) -> None:
-        if not chunk or self.unplugged or self.now() < self._deaf_until_s:
+        if not chunk or self.unplugged or self.link_dropped or self.now() < self._deaf_until_s:
             return
         if is_frame and len(self._tx) + len(chunk) > self.TX_LIMIT_BYTES:
             self.stats.frames_dropped += 1
@@ -244,11 +257,22 @@ class Server:
             elif name == "reset":
                 self._log("the hardware watchdog resets the hung board (output cut, settings reset, streaming off)")
                 self._reboot(now)
+            elif name == "device":
+                self._device_fault(self.faults.device_fault)
             elif name == "unplug":
                 self._log(f"fault: the port {self.path} vanishes (unplugged)")
                 self.unplugged = True
                 self._tx.clear()
                 self.close()
+
+    def _device_fault(self, fault: Fault) -> None:
+        platform = self.board.platform
+        self._log(f"fault: {fault.name} ({fault.value if fault.value is not None else 'default size'})")
+        if fault.name == "link_drop":
+            self.link_dropped = True
+            self._tx.clear()
+            return
+        platform.inject(Fault(fault.name, platform.t_s, fault.value, fault.duration_s))
 
     def _reboot(self, now: float) -> None:
         self.board.power_on(now)
@@ -267,6 +291,7 @@ class Server:
             "damaged_seqs": s.damaged_seqs,
             "dropped_seqs": s.dropped_seqs,
             "watchdog_trips": self.board.watchdog_trips,
+            "over_acceleration_trips": self.board.over_acceleration_trips,
             "output_on": self.board.output,
             "output_level": p.drive_level,
             "boot_id": self.board.boot_id,

@@ -20,6 +20,7 @@ from livctl.backends.serial_protocol import (
     POWER_ON,
     STREAMING,
     TEST_PATTERN,
+    TRIPPED,
     WATCHDOG,
     Frame,
     StreamDecoder,
@@ -65,8 +66,8 @@ def _frames(data: bytes) -> list[Frame]:
 
 @covers("*IDN?")
 def test_idn(scpi):
-    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.0"
-    assert scpi.query("*idn?") == "LIVCTL,FWSIM,7,1.0"
+    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.1"
+    assert scpi.query("*idn?") == "LIVCTL,FWSIM,7,1.1"
 
 
 @covers("*RST")
@@ -153,6 +154,47 @@ def test_amplitude(scpi):
     assert _errors(scpi) == [-222, -222]
 
 
+@covers("[SOURce:]LIMit")
+def test_the_drive_limit_is_enforced_by_the_board(scpi):
+    assert scpi.query("SOUR:LIM 0.4;LIM?") == "0.4"
+    assert scpi.query("SOUR:AMPL 0.3;AMPL?") == "0.3"
+    scpi.write("SOUR:AMPL 0.5")  # above the limit: refused, the level stays
+    assert scpi.query("AMPL?") == "0.3"
+    assert scpi.error()[0] == -222
+    scpi.write("SOUR:RAMP 0;:OUTP ON;:SYST:HEAR")
+    scpi.write("SOUR:LIM 0.1;:SYST:HEAR")  # lowered under the level: the drive comes down to it
+    time.sleep(0.2)
+    assert scpi.query("SYST:HEAR;:SOUR:LIM?;AMPL?;:OUTP:LEV?") == "0.1;0.1;0.1"
+    scpi.write("SOUR:LIM 0.5")  # never raised while the output is on
+    assert scpi.query("SOUR:LIM?") == "0.1"
+    assert _errors(scpi) == [-221]
+    scpi.write("OUTP OFF;:SOUR:LIM 0.5")  # with the output off it may be
+    assert scpi.query("SOUR:LIM?") == "0.5"
+    scpi.write("SOUR:LIM 1.5")
+    assert _errors(scpi) == [-222]
+    scpi.write("*RST")
+    assert scpi.query("SOUR:LIM?") == "1"
+
+
+@covers("SENSe:TRIP")
+def test_the_board_cuts_its_own_output_over_the_trip_threshold(scpi):
+    assert scpi.query("SENS:TRIP 1.15;TRIP?") == "1.15"
+    scpi.write("SENS:TRIP 0.01")
+    scpi.write("SENS:TRIP 17")
+    assert _errors(scpi) == [-222, -222]
+    assert scpi.query("SENS:TRIP 0;TRIP?") == "0"
+    # 0.2 of full scale gives about 0.3 g on this plate: a 0.1 g trip cuts it within two cycles
+    scpi.write("SENS:TRIP 0.1;:SOUR:FREQ 30;RAMP 0;AMPL 0.2;:OUTP ON")
+    time.sleep(0.3)
+    assert scpi.query("OUTP?;LEV?") == "0;0"
+    assert int(scpi.query("STAT:COND?")) & TRIPPED
+    assert scpi.query("SYST:ERR?") == '205,"Over-acceleration; output cut"'
+    scpi.write("*CLS")
+    assert not int(scpi.query("STAT:COND?")) & TRIPPED
+    scpi.write("*RST")
+    assert scpi.query("SENS:TRIP?") == "0"
+
+
 @covers("[SOURce:]RAMP")
 def test_ramp(scpi):
     for value in ("0", "60", "2.5"):
@@ -235,7 +277,7 @@ def test_random_bytes_over_the_port_never_stop_the_board(scpi):
         scpi.port.write(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))))
     scpi.write("")
     scpi.settle(0.2)
-    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.0"
+    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.1"
     assert scpi.query("STR?;:OUTP?") in ("0;0", "1;0", "0;1", "1;1")  # whatever the noise set, it answers
 
 

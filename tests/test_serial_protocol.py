@@ -203,7 +203,7 @@ def test_both_sides_of_the_protocol_agree_with_the_document():
 
     text = DOCS.read_text()
     status = re.findall(r"^\| (\d+) \| (\d+) \| ([A-Z_]+) \|", text.split("## Status")[1].split("\n## ")[0], flags=re.M)
-    assert len(status) == 9
+    assert len(status) == 10
     for bit, value, name in status:
         assert int(value) == 1 << int(bit) == getattr(board, name) == getattr(host, name), name
     assert board.FRAME_HEADER.format == host.HEADER.format and host.HEADER.size == 40

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
+"""This livctl needs a board of protocol 1.1 or later: the drive limit and the over-acceleration trip."""
 
 MAGIC = b"LIVS"
 HEADER = struct.Struct("<4sBBHIIHBBHHdd")
@@ -41,6 +42,7 @@ OVERRUN = 1 << 5
 STREAMING = 1 << 6
 POWER_ON = 1 << 7
 TEST_PATTERN = 1 << 8
+TRIPPED = 1 << 9
 
 _HASH = 0x23
 _NEWLINE = 0x0A
@@ -187,6 +189,8 @@ class Fault:
     message: str
     cut: bool = False
     """Cut the drive at once (over-drive) instead of ramping down."""
+    tripped: bool = False
+    """The board's own over-acceleration trip cut its output."""
 
 
 FLAG_FAULTS = (
@@ -194,6 +198,7 @@ FLAG_FAULTS = (
     (INTERLOCK_OPEN, "the platform's interlock opened and cut the output"),
     (SENSOR_FAULT, "the platform reports its accelerometer stalled"),
     (POWER_ON, "the platform restarted (power-on reset): its output is off"),
+    (TRIPPED, "the platform's own over-acceleration trip cut its output"),
 )
 
 
@@ -248,7 +253,7 @@ class SampleAssembler:
         self._status = frame.status
         for bit, message in FLAG_FAULTS:
             if raised & bit:
-                out.append(Fault(message))
+                out.append(Fault(message, cut=bit == TRIPPED, tripped=bit == TRIPPED))
         self._count_missing_frames(frame.seq)
         ahead = (frame.first_index - self._next_u32) & 0xFFFFFFFF
         if ahead >= 1 << 31:  # behind: a repeat of samples already passed on
