@@ -32,3 +32,11 @@ class PlatformError(LivctlError):
 class DeviceOpenError(UsageError):
     """A device that cannot be opened as named: no such port, held by another program, not a
     livctl platform, or speaking another protocol version. Nothing was driven."""
+
+
+class DriveRequestError(PlatformError):
+    """A drive command that is not a finite level >= 0 (a bug upstream): refused, and the drive cut."""
+
+
+class DeviceTripped(PlatformError):
+    """The platform's own over-acceleration trip cut its output: the drive was cut at once."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from livctl.errors import DeviceURLError
+from livctl.errors import DeviceURLError, DriveRequestError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,14 +117,23 @@ def non_negative_float(text: str) -> float:
 
 
 class Platform(ABC):
-    """A vibration platform: signal generator, amplifier, actuator, accelerometer."""
+    """A vibration platform: signal generator, amplifier, actuator, accelerometer.
+
+    Every drive command goes through `set_drive` and `cut_drive`, written once here: a request that
+    is not a finite level >= 0 with a finite ramp >= 0 cuts the drive and is refused
+    (`DriveRequestError`); a level above the drive ceiling (`max_drive`) is clamped to it. Then
+    the backend's `_set_drive` / `_cut_drive` carry it out. The ceiling starts at the platform's
+    full scale (`full_scale_drive`) and can only be lowered (`limit_drive`): on platforms whose
+    device enforces a limit of its own (a protocol 1.1 board, the simulator, the audio callback),
+    the device is told too. Subclasses implement the underscored methods, never the public ones.
+    """
 
     kind: str = "?"
     simulated: bool = False
     vertical_axis: str = "z"
     """The sensor axis aligned with the platform's motion."""
-    max_drive: float = 1.0
-    """Largest drive level (fraction of full scale) this platform may be commanded."""
+    full_scale_drive: float = 1.0
+    """The largest drive level the platform's own hardware takes (fraction of full scale, peak)."""
     sensor_range_mps2: float = math.inf
     """The accelerometer's full scale: readings at it are clipped, not measurements."""
     gravity_on_vertical: bool = True
@@ -133,10 +142,17 @@ class Platform(ABC):
     """False for a drive without an accelerometer: `read` has nothing to give, sessions run open loop."""
     open_loop_gain_mps2_per_drive: float | None = None
     """Calibrated peak acceleration per unit of drive, for open-loop sessions (None: unknown)."""
+    has_device_trip: bool = False
+    """True when the device cuts its own output on over-acceleration (`arm_trip`)."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
         self.clock = clock
+        self._max_drive: float | None = None
+        self.commanded_drive = 0.0
+        """The level of the last drive command that went out (after clamping)."""
+        self.trip_mps2 = math.inf
+        """The device's over-acceleration trip (peak, gravity removed), once armed."""
 
     @property
     @abstractmethod
@@ -157,23 +173,80 @@ class Platform(ABC):
     def close(self) -> None:
         """Leave the platform stopped and release it."""
 
+    # -- the drive: checked and clamped here, once -----------------------------------------------
+
+    @property
+    def max_drive(self) -> float:
+        """The drive ceiling (fraction of full scale, peak): no command goes above it."""
+        return self.full_scale_drive if self._max_drive is None else self._max_drive
+
+    def limit_drive(self, ceiling: float) -> float:
+        """Lower the drive ceiling to `ceiling` (never raises it); the device enforces it too where
+        it can. A drive already above it comes down to it. Returns the ceiling now in force."""
+        if not (isinstance(ceiling, (int, float)) and math.isfinite(ceiling) and ceiling >= 0):
+            raise DriveRequestError(f"a drive ceiling must be a finite level >= 0, not {ceiling!r}")
+        self._max_drive = min(self.max_drive, float(ceiling))
+        self._apply_drive_limit(self._max_drive)
+        if self.commanded_drive > self._max_drive:
+            self.set_drive(self._max_drive, CEILING_RAMP_S)
+        return self._max_drive
+
+    def arm_trip(self, threshold_mps2: float) -> bool:
+        """Ask the device to cut its own output when its samples exceed `threshold_mps2` (peak,
+        gravity removed). Returns whether the device has such a trip (`has_device_trip`)."""
+        if not (math.isfinite(threshold_mps2) and threshold_mps2 > 0):
+            raise DriveRequestError(f"a trip threshold must be a positive acceleration, not {threshold_mps2!r}")
+        if not self.has_device_trip:
+            return False
+        self._apply_trip(threshold_mps2)
+        self.trip_mps2 = threshold_mps2
+        return True
+
+    def set_drive(self, level: float, ramp_s: float) -> float:
+        """Move the drive to `level` (fraction of full scale, peak) over `ramp_s` seconds, clamped to
+        the ceiling; returns the level commanded. A request that is not a finite number >= 0 cuts
+        the drive and raises `DriveRequestError`: a caller that computes nonsense is not trusted."""
+        if not (_finite_at_least_zero(level) and _finite_at_least_zero(ramp_s)):
+            self.cut_drive()
+            raise DriveRequestError(
+                f"refused a drive request of {level!r} over {ramp_s!r} s (not a finite level >= 0); drive cut"
+            )
+        level = min(float(level), self.max_drive)
+        self._set_drive(level, float(ramp_s))
+        self.commanded_drive = level
+        return level
+
+    def cut_drive(self) -> None:
+        """Zero the drive at once (emergency stop)."""
+        self.commanded_drive = 0.0
+        self._cut_drive()
+
     @abstractmethod
     def set_frequency(self, frequency_hz: float) -> None: ...
 
     @abstractmethod
-    def set_drive(self, level: float, ramp_s: float) -> None:
-        """Move the drive to `level` (fraction of full scale, peak) over `ramp_s` seconds."""
+    def _set_drive(self, level: float, ramp_s: float) -> None:
+        """Carry out a drive command already checked and clamped by `set_drive`."""
 
     @abstractmethod
-    def cut_drive(self) -> None:
-        """Zero the drive at once (emergency stop)."""
+    def _cut_drive(self) -> None:
+        """Zero the drive at once."""
+
+    def _apply_drive_limit(self, ceiling: float) -> None:
+        """Tell the device its drive limit (platforms whose device enforces one)."""
+
+    def _apply_trip(self, threshold_mps2: float) -> None:
+        """Arm the device's own over-acceleration trip (platforms with `has_device_trip`)."""
+
+    # -- samples -----------------------------------------------------------------------------------
 
     @abstractmethod
     def read(self, duration_s: float) -> SampleBlock:
         """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist.
 
         A block may hold fewer samples than the duration implies when the sensor delivers fewer
-        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`.
+        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`. A device
+        that cut its output on its own over-acceleration trip raises `DeviceTripped`.
         """
 
     def prefetch(self, duration_s: float) -> None:
@@ -196,6 +269,14 @@ class Platform(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+CEILING_RAMP_S = 0.1
+"""A drive above a newly lowered ceiling comes down to it this fast."""
+
+
+def _finite_at_least_zero(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def open_platform(url: str, *, speed: float | None = None) -> Platform:

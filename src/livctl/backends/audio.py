@@ -25,8 +25,12 @@ ramps) into PortAudio's buffer. It never allocates sample memory, logs, locks or
 reach it through a one-writer record (`_Command`, an immutable tuple swapped in by the session
 thread) that it reads once per block, and the drive ceiling is applied where a command is taken,
 so no level above it can reach the synthesiser. The ceiling is `max_level`, lowered (never raised)
-when a calibration's largest safe drive is set as `max_drive`. The input callback only copies the
-accelerometer channel into a preallocated ring; `read` turns the ring's samples into m/s^2.
+by `limit_drive` (a calibration's largest safe drive). The input callback copies the
+accelerometer channel into a preallocated ring and, once the trip is armed (`arm_trip`), checks
+each of its blocks against the threshold: a block with a sample over it latches a flag that the
+next output callback obeys by cutting the sine at once, so the output stops within one callback
+of the samples that exceeded the cap, whatever the host is doing. `read` turns the ring's samples
+into m/s^2 and reports the trip (`DeviceTripped`).
 
 The accelerometer is the vertical axis, z; x and y are zero. Audio inputs are AC-coupled, so the
 samples carry no gravity (the measurement uses the vertical axis's AC part only).
@@ -50,8 +54,8 @@ import numpy as np
 
 from livctl.backends import DeviceURL, Platform, SampleBlock, platform_id_option, positive_float
 from livctl.clock import RealClock
-from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError, UsageError
-from livctl.units import g_to_mps2
+from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError, UsageError
+from livctl.units import g_to_mps2, mps2_to_g
 from livctl.waveform import SineSynth
 
 COMMON_RATES_HZ = (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
@@ -64,8 +68,6 @@ INPUT_SETTLE_S = 0.5
 """`open` lets the input run this long before the first sample is kept: converters start with
 silence, and an AC-coupled input settles (a 5 Hz high-pass has a 32 ms time constant)."""
 POLL_S = 0.005
-CEILING_RAMP_S = 0.1
-"""A drive above a newly lowered ceiling ramps down to it this fast."""
 SWITCH_INTERVAL_S = 0.0005
 """Python's thread switch interval while a stream runs: the callbacks need the interpreter within a
 fraction of a block (256 frames at 48 kHz is 5.3 ms; the default interval is 5 ms)."""
@@ -267,13 +269,27 @@ class _Command(tuple):
         return tuple.__new__(cls, (frequency_hz, level, ramp_s, drive_seq))
 
 
+class _Trip:
+    """The over-acceleration trip shared by the two callbacks: the input one sets it, the output one
+    obeys it. One writer each way (plain attributes, no lock)."""
+
+    __slots__ = ("threshold", "tripped", "peak")
+
+    def __init__(self) -> None:
+        self.threshold = math.inf
+        """Input full-scale units (peak); inf: not armed."""
+        self.tripped = False
+        self.peak = 0.0
+
+
 class _OutputCallback:
     """Fills the output block with the sine on one channel and zeros on the others. Nothing else."""
 
-    def __init__(self, synth: SineSynth, channel: int, ceiling: float):
+    def __init__(self, synth: SineSynth, channel: int, ceiling: float, trip: _Trip | None = None):
         self.synth = synth
         self.channel = channel
         self.ceiling = ceiling
+        self.trip = trip if trip is not None else _Trip()
         self.command = self._taken = _Command(synth.frequency_hz, 0.0, 0.0, 0)
         self.blocks = 0
         self.underruns = 0
@@ -284,6 +300,8 @@ class _OutputCallback:
         command = self.command
         if command is not self._taken:
             self._take(command)
+        if self.trip.tripped and self.synth.amplitude > 0:
+            self.synth.cut()  # over the cap: silence at once, until a new level command after the trip
         if self.channel:  # the channels before the amplifier's stay silent
             outdata.fill(0.0)
         self.synth.render_into(outdata[:, self.channel])
@@ -301,14 +319,16 @@ class _OutputCallback:
 
 
 class _InputCallback:
-    """Copies the accelerometer channel into a preallocated ring. Nothing else."""
+    """Copies the accelerometer channel into a preallocated ring and checks it against the trip."""
 
-    def __init__(self, channel: int, capacity: int):
+    def __init__(self, channel: int, capacity: int, trip: _Trip | None = None, max_block: int = 8192):
         self.channel = channel
         self.ring = np.zeros(capacity, dtype=np.float32)
         self.written = 0
         """Frames written since the stream started (the ring holds the last `capacity`)."""
         self.overruns = 0
+        self.trip = trip if trip is not None else _Trip()
+        self._scratch = np.zeros(max_block, dtype=np.float32)
 
     def __call__(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -324,12 +344,22 @@ class _InputCallback:
             ring[start:] = indata[:split, self.channel]
             ring[: end - capacity] = indata[split:, self.channel]
         self.written += frames
+        trip = self.trip
+        if trip.threshold < math.inf and frames <= self._scratch.shape[0]:
+            magnitude = np.abs(indata[:, self.channel], out=self._scratch[:frames])
+            peak = float(magnitude.max())
+            if peak > trip.threshold:  # AC-coupled: no gravity to remove
+                trip.peak = peak
+                trip.tripped = True
 
 
 # -- the platform ---------------------------------------------------------------------------------
 
 
 class AudioPlatform(Platform):
+    """A sound card's output driving an amplifier and shaker, with the accelerometer (if any) on
+    one of its inputs; the drive ceiling and the trip are enforced inside the audio callbacks."""
+
     kind = "audio"
     simulated = False
     gravity_on_vertical = False  # audio inputs are AC-coupled
@@ -372,10 +402,13 @@ class AudioPlatform(Platform):
         self.limits = limits
         self._platform_id = platform_id
         self.has_sensor = in_channel is not None
+        self.has_device_trip = self.has_sensor
         self._in_scale_mps2 = g_to_mps2(limits.in_g_per_fs) if limits.in_g_per_fs else None
         if self._in_scale_mps2:
             self.sensor_range_mps2 = self._in_scale_mps2  # a full-scale input is clipped
-        self._max_drive = limits.max_level or 0.0
+        self.full_scale_drive = limits.max_level or 0.0
+        self._trip = _Trip()
+        self._trip_reported = False
         self._streams: list[Any] = []
         self._output: _OutputCallback | None = None
         self._input: _InputCallback | None = None
@@ -445,19 +478,13 @@ class AudioPlatform(Platform):
     def sensor_rate_hz(self) -> float:
         return self.rate_hz
 
-    @property
-    def max_drive(self) -> float:  # type: ignore[override]
-        """The drive ceiling (fraction of full scale, peak): `max_level`, or lower when a calibration's
-        largest safe drive lowers it; 0 when unknown, and then nothing drives."""
-        return self._max_drive
-
-    @max_drive.setter
-    def max_drive(self, level: float) -> None:
-        self._max_drive = min(float(level), self.limits.max_level or 0.0)  # never above max_level
+    def _apply_drive_limit(self, ceiling: float) -> None:
+        """The ceiling is `max_level` (full scale here), lowered by a calibration's largest safe drive."""
         if self._output is not None:
-            self._output.ceiling = self._max_drive
-            if self._level > self._max_drive:  # already above the new ceiling: down to it, softly
-                self.set_drive(self._level, CEILING_RAMP_S)
+            self._output.ceiling = ceiling
+
+    def _apply_trip(self, threshold_mps2: float) -> None:
+        self._trip.threshold = threshold_mps2 / self._in_scale_mps2
 
     @property
     def open_loop_gain_mps2_per_drive(self) -> float | None:  # type: ignore[override]
@@ -491,9 +518,9 @@ class AudioPlatform(Platform):
         sd = sounddevice()
         self._read_pos = None
         synth = SineSynth(self.rate_hz, self._frequency_hz, max_block=max(self.block, 4096))
-        self._output = _OutputCallback(synth, self.out_channel - 1, self._max_drive)
+        self._output = _OutputCallback(synth, self.out_channel - 1, self.max_drive, self._trip)
         if self.in_channel is not None:
-            self._input = _InputCallback(self.in_channel - 1, int(RING_S * self.rate_hz))
+            self._input = _InputCallback(self.in_channel - 1, int(RING_S * self.rate_hz), self._trip, max(self.block, 8192))
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         try:
@@ -551,15 +578,15 @@ class AudioPlatform(Platform):
         self._frequency_hz = float(frequency_hz)
         self._publish(self._level, self._ramp_s, self._drive_seq)
 
-    def set_drive(self, level: float, ramp_s: float) -> None:
-        if not (math.isfinite(level) and level >= 0 and math.isfinite(ramp_s) and ramp_s >= 0):
-            raise ValueError(f"drive level and ramp must be finite and >= 0, got {level}, {ramp_s}")
+    def _set_drive(self, level: float, ramp_s: float) -> None:
         if level > 0 and not self.limits.max_level:
             raise PlatformError(f"{self.url}: no drive ceiling known; refusing to drive")
+        if level > 0 and self._trip.tripped:  # a new level after a trip: the host has been told
+            self._trip.tripped = self._trip_reported = False
         self._drive_seq += 1
-        self._publish(min(level, self.max_drive), ramp_s, self._drive_seq)
+        self._publish(level, ramp_s, self._drive_seq)
 
-    def cut_drive(self) -> None:
+    def _cut_drive(self) -> None:
         self._drive_seq += 1
         self._publish(0.0, 0.0, self._drive_seq)
 
@@ -590,6 +617,12 @@ class AudioPlatform(Platform):
         accel = np.zeros((n, 3), dtype=np.float64)
         np.multiply(source.ring[idx], self._in_scale_mps2, out=accel[:, 2])
         self._read_pos = start + n
+        if self._trip.tripped and not self._trip_reported:
+            self._trip_reported = True
+            raise DeviceTripped(
+                f"the audio input read {mps2_to_g(self._trip.peak * self._in_scale_mps2):.2f} g, over the "
+                f"{mps2_to_g(self.trip_mps2):.2f} g trip: the output was cut in the next audio block"
+            )
         return SampleBlock(t0_s=start / rate, rate_hz=rate, accel_mps2=accel)
 
     def wait(self, duration_s: float) -> float:

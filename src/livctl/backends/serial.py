@@ -7,8 +7,10 @@ heartbeat for this long; livctl sends one every fifth of it), `stall_s` (1.0: no
 for this long ends the session). See docs/protocol.md for the protocol and docs/serial.md for
 how this backend uses it.
 
-Opening identifies the board (`*IDN?`), checks the protocol version, resets it, and starts the
-sample stream. Samples arrive in checksummed frames; a lost or damaged frame becomes NaN samples
+Opening identifies the board (`*IDN?`), checks the protocol version (1.1 or later: a board that
+cannot enforce a drive limit and an over-acceleration trip of its own is refused), resets it, and
+starts the sample stream. The drive ceiling livctl sets (`limit_drive`) goes to the board as
+`SOURce:LIMit`, the trip (`arm_trip`) as `SENSe:TRIP`, each read back. Samples arrive in checksummed frames; a lost or damaged frame becomes NaN samples
 of its exact length (the session sets such a block aside), never acceleration. A fault the board reports (watchdog, interlock, restart), a silent link, a
 dead port or a board driving above what livctl commanded raises PlatformError once. Reads return
 by their deadline whatever happens (an empty block when no samples came), so the session's own
@@ -32,6 +34,7 @@ from livctl.backends.serial_protocol import (
     DecoderStats,
     POWER_ON,
     PROTOCOL_MAJOR,
+    PROTOCOL_MINOR,
     SENSOR_FAULT,
     STREAMING,
     Fault,
@@ -40,8 +43,8 @@ from livctl.backends.serial_protocol import (
     Samples,
 )
 from livctl.clock import RealClock
-from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError
-from livctl.units import g_to_mps2
+from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError
+from livctl.units import g_to_mps2, mps2_to_g
 
 DEFAULT_BAUD = 921600
 FRAMES_PER_S = 100
@@ -124,7 +127,10 @@ def _same(a: float, b: float) -> bool:
 
 
 class SerialPlatform(Platform):
+    """A controller board on a serial port (docs/protocol.md); time is the host's real time."""
+
     kind = "serial"
+    has_device_trip = True
 
     OPTIONS = {"baud": _baud, "watchdog_s": _watchdog_s, "stall_s": _stall_s}
     DEFAULTS = {"baud": DEFAULT_BAUD, "watchdog_s": 0.5, "stall_s": 1.0}
@@ -234,6 +240,12 @@ class SerialPlatform(Platform):
                 f"{self.port} ({idn}) speaks livctl platform protocol {major}.{minor}; this livctl speaks "
                 f"{PROTOCOL_MAJOR}.x: update livctl or the platform's firmware so they match"
             )
+        if minor < PROTOCOL_MINOR:
+            raise DeviceOpenError(
+                f"{self.port} ({idn}) speaks protocol {major}.{minor}, which cannot enforce a drive limit or "
+                f"cut its own output on over-acceleration; livctl drives only boards of protocol "
+                f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR} or later: update the platform's firmware"
+            )
         rate, scale = link.query("*RST;*CLS;:SENS:RATE?;SCAL?", _numbers(2), timeout_s=0.5)
         self.sensor_model, range_g = link.query("SENS:MOD?;RANG?", _model_and_range, timeout_s=0.5)
         self.sensor_range_mps2 = g_to_mps2(range_g)
@@ -245,6 +257,9 @@ class SerialPlatform(Platform):
                 f"the interlock of {self.port} is open: close it (guard, lid, emergency stop) before a session"
             )
         self._rate_hz, self._scale = rate, scale
+        self._send_limit(link, self.max_drive)
+        if math.isfinite(self.trip_mps2):
+            self._send_trip(link, self.trip_mps2)
         block = max(1, round(rate / FRAMES_PER_S))
         self._assembler = SampleAssembler(rate, scale)
         self._last_samples_s = time.monotonic()
@@ -287,21 +302,35 @@ class SerialPlatform(Platform):
     def set_frequency(self, frequency_hz: float) -> None:
         self._set(f"SOUR:FREQ {frequency_hz:.9g}", "FREQ?", [frequency_hz])
 
-    def set_drive(self, level: float, ramp_s: float) -> None:
-        level = min(max(level, 0.0), self.max_drive)
+    def _apply_drive_limit(self, ceiling: float) -> None:
+        if self._link is not None:
+            self._send_limit(self._link, ceiling)
+
+    def _apply_trip(self, threshold_mps2: float) -> None:
+        if self._link is not None:
+            self._send_trip(self._link, threshold_mps2)
+
+    def _send_limit(self, link: SerialLink, ceiling: float) -> None:
+        self._set(f"SOUR:LIM {ceiling:.9g}", "LIM?", [float(f"{ceiling:.9g}")], link=link)
+
+    def _send_trip(self, link: SerialLink, threshold_mps2: float) -> None:
+        threshold_g = min(mps2_to_g(threshold_mps2), mps2_to_g(self.sensor_range_mps2))
+        self._set(f"SENS:TRIP {threshold_g:.6g}", "TRIP?", [float(f"{threshold_g:.6g}")], link=link)
+
+    def _set_drive(self, level: float, ramp_s: float) -> None:
         self._allow_drive(level, ramp_s)
         if level > 0:
             self._set(f"SOUR:RAMP {ramp_s:.9g};AMPL {level:.9g};:OUTP ON", "SOUR:RAMP?;AMPL?;:OUTP?", [ramp_s, level, 1])
         else:
             self._set(f"SOUR:RAMP {ramp_s:.9g};AMPL 0", "RAMP?;AMPL?", [ramp_s, 0.0])
 
-    def cut_drive(self) -> None:
+    def _cut_drive(self) -> None:
         self._allow_drive(0.0, 0.0)
         self._set("OUTP OFF", "OUTP?", [0])
 
-    def _set(self, command: str, query: str, expected: list[float]) -> None:
+    def _set(self, command: str, query: str, expected: list[float], link: SerialLink | None = None) -> None:
         """Send a setting with its read-back; retry when the answer differs (a damaged command)."""
-        link = self._require_link()
+        link = link or self._require_link()
         reported = None
         for _ in range(3):
             reported = link.query(f"{command};{query}", _numbers(len(expected)))
@@ -409,7 +438,7 @@ class SerialPlatform(Platform):
             if isinstance(event, Fault):
                 if event.cut:
                     self._cut_quietly()
-                raise PlatformError(event.message)
+                raise (DeviceTripped if event.tripped else PlatformError)(event.message)
             self._asked_why = False
             return event
 
@@ -518,6 +547,9 @@ def probe_port(path: str, baud: int = DEFAULT_BAUD, timeout_s: float = 0.5) -> d
         return {"identity": identity, "protocol": None, "status": "not a livctl platform"}
     finally:
         link.close()
-    usable = major == PROTOCOL_MAJOR
-    status = "livctl platform" if usable else f"livctl platform, protocol {major}.{minor} (this livctl speaks {PROTOCOL_MAJOR}.x)"
+    usable = major == PROTOCOL_MAJOR and minor >= PROTOCOL_MINOR
+    status = (
+        "livctl platform" if usable
+        else f"livctl platform, protocol {major}.{minor} (this livctl drives {PROTOCOL_MAJOR}.{PROTOCOL_MINOR} or later)"
+    )
     return {"identity": identity, "protocol": f"{major}.{minor}", "status": status}

@@ -2,9 +2,13 @@
 
 Options (all optional): `seed` (int, 0), `load_kg` (70, a person; 0.5 is a mouse cage),
 `sensor` (adxl345 or adxl355), `actuator_n` (peak force at full drive, 800), `id` (platform id,
-"sim"), and one fault to inject: `fault` (a name from firmware_sim.faults.FAULTS), `fault_at_s`
+"sim"), one fault to inject: `fault` (a name from firmware_sim.faults.FAULTS), `fault_at_s`
 (seconds after the platform starts, 0), `fault_value` and `fault_duration_s` (the fault's size and
-length where it has them). Example: `sim://?load_kg=120&fault=resonance&fault_at_s=30&fault_value=3`.
+length where it has them), and `truth` (a file for what the plate really did, firmware_sim.truth).
+Example: `sim://?load_kg=120&fault=resonance&fault_at_s=30&fault_value=3&truth=run.csv`.
+
+Like a protocol 1.1 board, the simulated device enforces the drive limit livctl sets and runs its
+own over-acceleration trip on its sensor's samples; a trip is reported by `read` as `DeviceTripped`.
 
 When the reader announces how much it is about to read (`prefetch`, one measurement window), the
 simulator renders that stretch at once and rewinds exactly if a command changes its course
@@ -21,8 +25,8 @@ from firmware_sim import SENSORS, PlantParams, SimConfig, SimulatedPlatform
 from firmware_sim.faults import FAULTS, Fault
 from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
-from livctl.errors import DeviceURLError, PlatformError
-from livctl.units import g_to_mps2
+from livctl.errors import DeviceTripped, DeviceURLError, PlatformError
+from livctl.units import g_to_mps2, mps2_to_g
 
 
 def _sensor_name(text: str) -> str:
@@ -52,9 +56,20 @@ def _finite(text: str) -> float:
     return value
 
 
+TRUTH_TAIL_S = 1.0
+"""With a truth file, the world goes on this long after the platform is closed (the plate settles)."""
+
+
+def _truth_path(text: str) -> str:
+    if not text:
+        raise ValueError("give a file name for the truth file")
+    return text
+
+
 class SimPlatform(Platform):
     kind = "sim"
     simulated = True
+    has_device_trip = True
 
     OPTIONS = {
         "seed": _seed,
@@ -66,13 +81,14 @@ class SimPlatform(Platform):
         "fault_at_s": non_negative_float,
         "fault_value": _finite,
         "fault_duration_s": positive_float,
+        "truth": _truth_path,
     }
     DEFAULTS = {
         "seed": 0, "load_kg": 70.0, "sensor": "adxl345", "actuator_n": 800.0, "id": "sim",
-        "fault": None, "fault_at_s": 0.0, "fault_value": None, "fault_duration_s": None,
+        "fault": None, "fault_at_s": 0.0, "fault_value": None, "fault_duration_s": None, "truth": None,
     }
 
-    def __init__(self, url: str, config: SimConfig, platform_id: str, speed: float):
+    def __init__(self, url: str, config: SimConfig, platform_id: str, speed: float, truth: str | None = None):
         super().__init__(url, VirtualClock(speed))
         self.device = SimulatedPlatform(config)
         self._platform_id = platform_id
@@ -86,6 +102,13 @@ class SimPlatform(Platform):
         self._rendered_to = 0
         self._snapshot = None
         self._snapshot_at = 0
+        self._trips_reported = 0
+        self.truth_path = truth
+        if truth is not None:
+            try:
+                self.device.record_truth_to(truth)
+            except OSError as exc:
+                raise DeviceURLError(f"sim:// truth={truth!r}: {exc.strerror or exc}") from None
 
     @classmethod
     def from_url(cls, parsed: DeviceURL, *, speed: float | None) -> "SimPlatform":
@@ -103,7 +126,7 @@ class SimPlatform(Platform):
         except ValueError as exc:
             raise DeviceURLError(f"sim:// {exc}") from None
         config = SimConfig(seed=o["seed"], plant=plant, sensor=SENSORS[o["sensor"]], fault=fault)
-        return cls(parsed.url, config, o["id"], 1.0 if speed is None else speed)
+        return cls(parsed.url, config, o["id"], 1.0 if speed is None else speed, truth=o["truth"])
 
     @property
     def platform_id(self) -> str:
@@ -134,16 +157,26 @@ class SimPlatform(Platform):
     def set_frequency(self, frequency_hz: float) -> None:
         self._command().set_frequency(frequency_hz)
 
-    def set_drive(self, level: float, ramp_s: float) -> None:
-        self._command().set_drive(min(level, self.max_drive), ramp_s)
+    def _set_drive(self, level: float, ramp_s: float) -> None:
+        self._command().set_drive(level, ramp_s)
 
-    def cut_drive(self) -> None:
+    def _cut_drive(self) -> None:
         self._command().cut()
+
+    def _apply_drive_limit(self, ceiling: float) -> None:
+        self._command().set_drive_limit(ceiling)
+
+    def _apply_trip(self, threshold_mps2: float) -> None:
+        self._command().set_trip(threshold_mps2)
 
     def close(self) -> None:
         if self._link_lost_at is None or self._pos < self._link_lost_at:
             self._rewind()
             self.device.cut()
+        if self.truth_path is not None:
+            self._rewind()
+            self.device.advance(int(TRUTH_TAIL_S * self.device.rate_hz))  # the plate settles
+            self.device.close_truth()
 
     # -- samples ----------------------------------------------------------------------------
 
@@ -155,8 +188,16 @@ class SimPlatform(Platform):
             self._render(last - self._rendered_to)
         self.clock.sleep_until(last / rate)
         self._pos = last
+        self.device.commit_truth(last)
         if self._link_lost_at is not None and last > self._link_lost_at:
             raise PlatformError(f"link lost: no data from the platform since {self._link_lost_at / rate:.2f} s")
+        device = self.device
+        if device.trips > self._trips_reported and device.trip_sample is not None and device.trip_sample <= last:
+            self._trips_reported = device.trips
+            raise DeviceTripped(
+                f"the platform's own over-acceleration trip cut its output at {device.trip_sample / rate:.3f} s "
+                f"(samples over {mps2_to_g(device.trip_mps2):.2f} g in two successive cycles)"
+            )
         # rows exist up to the end of the buffer (an unplugged sensor delivers none after that)
         stop = min(last, self._buf_start + self._buf.shape[0])
         rows = self._buf[max(0, first - self._buf_start) : max(0, stop - self._buf_start)]
