@@ -25,12 +25,14 @@ from conftest import livctl_env, run_livctl
 import contextlib
 from contextlib import contextmanager
 
+from calibrations import write_calibration
 from jackserver import JackServer, JackUnavailable, sensor_noise
 from livctl.analysis import measure
 from livctl.backends import open_platform
-from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, list_devices
+from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, _Trip, list_devices
 from livctl.doselog import DoseLog
 from livctl.errors import DeviceOpenError, UsageError
+from livctl.preparation import SessionRequest, prepare_session
 from livctl.prescription import Prescription
 from livctl.cli.session import ProgressDisplay
 from livctl.session import DELIVER, NOT_MEASURED, Session
@@ -56,6 +58,18 @@ def _looped(jack, url: str = LOOP, *, noise: bool = False):
             if mix_into:
                 mix_into(in_port)
             yield platform
+
+
+def _calibrated(directory, gain_g_per_drive: float = IN_G_PER_FS, frequencies_hz=(30.0, 45.0, 90.0)):
+    """`directory` with a calibration of the loop platform (audio-system): a real platform runs
+    nothing without one. The loop's own response is IN_G_PER_FS g per full scale."""
+    write_calibration(directory, "audio-system", gain_g_per_drive=gain_g_per_drive, frequencies_hz=frequencies_hz)
+    return directory
+
+
+def _session(platform, log, rx: Prescription, calibration_dir, **options) -> Session:
+    request = SessionRequest(prescription=rx, calibration_dir=calibration_dir, subject=options.pop("subject", None))
+    return Session(prepare_session(platform, log, request), platform, log, **options)
 
 
 def _assert_no_faults_but_the_servers(health: dict[str, int], jack, xruns_before: int) -> None:
@@ -160,6 +174,35 @@ def test_input_callback_fills_its_ring_across_the_wrap_without_allocating():
     assert callback.overruns == 1
 
 
+def test_the_input_callback_trips_the_output_within_one_callback_without_allocating():
+    trip = _Trip()
+    synth = SineSynth(RATE, 30.0, max_block=256)
+    output = _OutputCallback(synth, channel=0, ceiling=1.0, trip=trip)
+    source = _InputCallback(channel=0, capacity=4096, trip=trip)
+    out = np.empty((256, 1), dtype=np.float32)
+    block = np.zeros((256, 1), dtype=np.float32)
+    output.command = _Command(30.0, 0.5, 0.0, 1)
+    for _ in range(20):
+        output(out, 256, None, None)
+        source(block, 256, None, None)
+    trip.threshold = 0.6  # input full-scale units: the cap plus its margin, through the input's scale
+    block[:, 0] = 0.55
+    source(block, 256, None, None)
+    assert not trip.tripped  # under the threshold
+    block[100, 0] = -0.7  # one sample over it
+    tracemalloc.start()
+    try:
+        source(block, 256, None, None)
+        output(out, 256, None, None)
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    assert trip.tripped and trip.peak == pytest.approx(0.7)
+    assert np.all(out == 0.0) and synth.amplitude == 0.0  # the very next output block is silent
+    callbacks = snapshot.filter_traces([tracemalloc.Filter(True, "*livctl*")])
+    assert sum(stat.size for stat in callbacks.statistics("filename")) < 256  # a float or two, no samples
+
+
 # -- on JACK --------------------------------------------------------------------------------------
 
 
@@ -212,13 +255,13 @@ def test_the_drive_never_exceeds_the_calibrated_ceiling(jack):
         ramp = platform.read(0.4)
         platform.set_drive(0.9, 0.0)  # and as a step
         step = platform.read(0.4)
-        platform.max_drive = 0.1  # a calibration's largest safe drive lowers the ceiling at once
+        platform.limit_drive(0.1)  # a calibration's largest safe drive lowers the ceiling at once
         lowered = platform.read(0.2)  # the drive ramps down to it
         platform.set_drive(0.9, 0.0)
         platform.read(0.05)
         after = platform.read(0.4)
-        platform.max_drive = 0.9  # but never raises it past max_level
-        assert platform.max_drive == 0.2
+        assert platform.limit_drive(0.9) == 0.1  # a ceiling is never raised
+        assert platform.max_drive == 0.1
     peak_fs = np.max(np.abs(np.concatenate([ramp.accel_mps2[:, 2], step.accel_mps2[:, 2]]))) / g_to_mps2(1.0)
     assert 0.19 < peak_fs <= 0.2 * (1 + 1e-6)
     assert np.max(np.abs(lowered.accel_mps2[:, 2])) / g_to_mps2(1.0) <= 0.2 * (1 + 1e-6)
@@ -240,11 +283,11 @@ def test_the_drive_ramps_without_steps_and_cut_is_immediate(jack):
     assert np.all(after == 0.0)
 
 
-def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path):
+def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path, tmp_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
     before = jack.xrun_reports()
     with DoseLog(log_path) as log, _looped(jack, noise=True) as platform:
-        result = Session(rx, platform, log, subject="loop").run()
+        result = _session(platform, log, rx, _calibrated(tmp_path), subject="loop").run()
         windows = log.windows(result.session_id)
         record = log.find_session(result.session_id)
     assert result.status == "completed" and result.in_spec, result
@@ -262,7 +305,7 @@ def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path):
     assert deliver[0]["drive"] == pytest.approx(0.15, rel=0.01)
 
 
-def test_under_runs_are_counted_and_flag_the_session(jack, log_path):
+def test_under_runs_are_counted_and_flag_the_session(jack, log_path, tmp_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
     with DoseLog(log_path) as log, _looped(jack, noise=True) as platform:
         synth = platform._output.synth
@@ -280,7 +323,7 @@ def test_under_runs_are_counted_and_flag_the_session(jack, log_path):
                 stalled.append(progress.window.index)
                 synth.render_into = late_once
 
-        result = Session(rx, platform, log, observer=stall_in_delivery).run()
+        result = _session(platform, log, rx, _calibrated(tmp_path), observer=stall_in_delivery).run()
         record = log.find_session(result.session_id)
     assert result.stream_health["output_underruns"] >= 1
     assert "stream faults:" in result.reason and "output underruns" in result.reason
@@ -288,12 +331,12 @@ def test_under_runs_are_counted_and_flag_the_session(jack, log_path):
     assert result.status == "completed"
 
 
-def test_open_loop_session_without_an_accelerometer_says_the_dose_was_not_measured(jack, log_path):
+def test_open_loop_session_without_an_accelerometer_says_the_dose_was_not_measured(jack, log_path, tmp_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
     platform = open_platform("audio://system?max_level=0.5&g_per_fs=1.5")
     assert not platform.has_sensor
     with DoseLog(log_path) as log, platform:
-        result = Session(rx, platform, log).run()
+        result = _session(platform, log, rx, _calibrated(tmp_path, gain_g_per_drive=1.5)).run()
         windows = log.windows(result.session_id)
     assert result.status == "completed" and not result.in_spec
     assert result.reason.startswith("dose not measured: no accelerometer")
@@ -303,13 +346,13 @@ def test_open_loop_session_without_an_accelerometer_says_the_dose_was_not_measur
     assert [w["drive"] for w in windows if w["phase"] == DELIVER] == [pytest.approx(0.2)] * 2
 
 
-def test_open_loop_progress_says_each_window_was_not_measured(jack):
+def test_open_loop_progress_says_each_window_was_not_measured(jack, tmp_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=1.0, ramp_s=0.2)
     stream = io.StringIO()
     display = ProgressDisplay(stream)
     with open_platform("audio://system?max_level=0.5&g_per_fs=1.5") as platform:
         display.start(rx, platform)
-        Session(rx, platform, observer=display.update).run()
+        _session(platform, None, rx, _calibrated(tmp_path, gain_g_per_drive=1.5), observer=display.update).run()
     assert "open loop at 1.5 g per full scale" in stream.getvalue()
     assert NOT_MEASURED in stream.getvalue()
 
@@ -358,11 +401,12 @@ def test_a_session_on_an_uncalibrated_audio_platform_is_refused(jack, cli, log_p
     assert DoseLog(log_path).sessions() == []
 
 
-def test_an_open_loop_session_without_a_gain_is_refused_before_anything_moves(jack, log_path):
+def test_an_open_loop_session_without_a_gain_is_refused_before_anything_moves(jack, log_path, tmp_path):
+    calibrated_at_90_hz_only = _calibrated(tmp_path, frequencies_hz=(90.0,))  # no gain that applies at 30 Hz
     with DoseLog(log_path) as log, open_platform("audio://system?max_level=0.5") as platform:
-        session = Session(Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=5.0), platform, log)
+        rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=5.0)
         with pytest.raises(UsageError, match="no accelerometer and no calibrated gain"):
-            session.run()
+            _session(platform, log, rx, calibrated_at_90_hz_only)
         assert log.sessions() == []
         assert platform._output.command[1] == 0.0  # never driven
 
@@ -399,19 +443,21 @@ def test_a_stream_the_device_will_not_open_is_a_usage_error(jack):
     platform.close()
 
 
-def test_tone_plays_and_measures_through_the_loop(jack, cli):
+def test_tone_plays_and_measures_through_the_loop(jack, cli, tmp_path):
+    _calibrated(tmp_path / "calibration")
     with _route_when_ready(jack):
-        result = cli("tone", "--device", LOOP, "--freq", "45", "--level", "0.1", "--seconds", "1.5", "--ramp", "0.2",
+        result = cli("tone", "--device", LOOP, "--freq", "45", "--level", "0.1", "--seconds", "3", "--ramp", "0.2",
                      "--json")
     assert result.code == 0, result
     summary = json.loads(result.out)
-    assert summary["level"] == 0.1 and not summary["interrupted"]
+    assert summary["level"] == summary["reached_level"] == 0.1 and not summary["interrupted"]
     assert summary["measured"]["frequency_hz"] == pytest.approx(45.0, abs=1e-3)
     assert summary["measured"]["peak_g"] == pytest.approx(0.1 * IN_G_PER_FS, rel=1e-3)
     assert "g peak" in result.err  # a progress line for each half second
 
 
-def test_tone_level_is_capped_by_the_ceiling(jack, cli):
+def test_tone_level_is_capped_by_the_ceiling(jack, cli, tmp_path):
+    _calibrated(tmp_path / "calibration")
     result = cli("tone", "--device", "audio://system?max_level=0.05", "--level", "0.5", "--seconds", "0.5",
                  "--ramp", "0.1", "--json")
     assert result.code == 0, result
@@ -419,10 +465,10 @@ def test_tone_level_is_capped_by_the_ceiling(jack, cli):
     assert "capped at the platform's ceiling" in result.err
 
 
-def test_tone_ctrl_c_ramps_down_and_exits_130(jack):
+def test_tone_ctrl_c_ramps_down_and_exits_130(jack, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "livctl", "tone", "--device", "audio://system?max_level=0.1", "--seconds", "60",
-         "--ramp", "0.3", "--json"],
+         "--ramp", "0.3", "--json", "--calibration-dir", str(_calibrated(tmp_path))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(),
     )
     try:
@@ -456,12 +502,14 @@ _SESSION_UNTIL_THE_SERVER_GOES = """
 import json, sys
 from livctl.backends import open_platform
 from livctl.doselog import DoseLog
+from livctl.preparation import SessionRequest
 from livctl.prescription import Prescription
-from livctl.session import Session
+from livctl.session import run_session
 
 rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0, ramp_s=0.5)
 with DoseLog(sys.argv[1]) as log, open_platform("audio://system?max_level=0.5&g_per_fs=1") as platform:
-    result = Session(rx, platform, log, observer=lambda p: print(p.phase, file=sys.stderr, flush=True)).run()
+    result = run_session(platform, log, SessionRequest(rx, calibration_dir=sys.argv[2]),
+                         observer=lambda p: print(p.phase, file=sys.stderr, flush=True))
 print(json.dumps(dict(result.to_record(), session_id=result.session_id)))
 """
 
@@ -478,7 +526,8 @@ def test_a_server_that_goes_away_ends_the_session_with_the_reason(tmp_path):
     proc = None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SESSION_UNTIL_THE_SERVER_GOES, str(log_path)],
+            [sys.executable, "-c", _SESSION_UNTIL_THE_SERVER_GOES, str(log_path),
+             str(_calibrated(tmp_path / "calibration", gain_g_per_drive=1.0))],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(**server.env),
         )
         try:
@@ -548,7 +597,8 @@ def test_tone_refuses_bad_arguments_before_anything_plays(cli, args, says):
 
 
 def test_tone_works_on_any_platform_with_a_sensor(cli):
-    result = cli("tone", "--device", "sim://?load_kg=0.5", "--freq", "90", "--level", "0.02", "--seconds", "1",
+    # the level is reached in steps of at most 4x from the first, safe drive: 1.6 s here, then held
+    result = cli("tone", "--device", "sim://?load_kg=0.5", "--freq", "90", "--level", "0.02", "--seconds", "3",
                  "--ramp", "0.2", "--json", "--quiet")
     assert result.code == 0, result
     summary = json.loads(result.out)
@@ -556,25 +606,51 @@ def test_tone_works_on_any_platform_with_a_sensor(cli):
     assert summary["measured"]["peak_g"] > 0 and summary["stream_health"] == {}
 
 
-def test_a_tone_measured_over_the_cap_is_cut_at_once(cli, monkeypatch):
-    # full drive on the default simulated plate gives about 1.5 g peak: the first half second
-    # measured over the 1 g cap ends the tone with its drive cut, not 10 s later
+def test_a_tone_asked_past_the_cap_stops_short_of_it(cli, monkeypatch):
+    # full drive on the default simulated plate gives about 1.5 g peak: the guard raises the drive
+    # only as far as the measured response says stays under 95 % of the 1 g cap
+    from livctl.backends.sim import SimPlatform
+
+    platforms = []
+    original = SimPlatform.open
+
+    def open_and_record(self):
+        self.device.record_truth()
+        platforms.append(self)
+        original(self)
+
+    monkeypatch.setattr(SimPlatform, "open", open_and_record)
+    result = cli("tone", "--device", "sim://", "--level", "1", "--seconds", "4", "--ramp", "0.5", "--json", "--quiet")
+    assert result.code == 0, result
+    summary = json.loads(result.out)
+    assert summary["level"] == 1.0 and 0.5 < summary["reached_level"] < 0.7
+    assert 0.85 < summary["measured"]["peak_g"] < 1.0
+    truth = platforms[0].device.true_accel_mps2()
+    assert np.nanmax(np.abs(truth)) < g_to_mps2(1.0)  # never over the cap, harmonics included
+
+
+def test_a_tone_that_goes_over_the_cap_is_cut_at_once(cli, monkeypatch):
+    # the plant's gain trebles 3 s in: the platform's own trip, or the guard's check of the next
+    # block, cuts the drive at once and the tone ends (exit 1)
     from livctl.backends.sim import SimPlatform
 
     cuts = []
-    original = SimPlatform.cut_drive
+    original = SimPlatform._cut_drive
 
     def cut_drive(self):
         cuts.append(self.clock.now())
         original(self)
 
-    monkeypatch.setattr(SimPlatform, "cut_drive", cut_drive)
-    result = cli("tone", "--device", "sim://", "--level", "1", "--seconds", "10", "--ramp", "0.5")
+    monkeypatch.setattr(SimPlatform, "_cut_drive", cut_drive)
+    result = cli("tone", "--device", "sim://?fault=resonance&fault_at_s=3&fault_value=3", "--level", "0.4",
+                 "--seconds", "10", "--ramp", "0.5")
     assert result.code == 1, result
-    assert result.err.strip().splitlines()[-1].startswith("livctl: error: measured 1.4")
-    assert "above the 1 g safety cap: drive cut" in result.err
-    assert cuts and cuts[0] <= 1.0 + 1e-9
-    assert "   1.5 s" not in result.err  # nothing played after the step that measured it
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("livctl: error: ") and last.endswith("drive cut; play a lower --level, or calibrate the "
+                                                                "platform so its largest safe drive caps the level")
+    assert "over-acceleration trip" in last or "safety cap" in last
+    assert cuts and 3.0 <= cuts[0] <= 3.1 + 1e-9  # within one 0.1 s block of the fault
+    assert "   4.0 s" not in result.err  # nothing played after it
 
 
 def test_a_tone_ends_on_time_when_its_sensor_goes_silent(cli):

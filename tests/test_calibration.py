@@ -46,8 +46,8 @@ class FaultySim(SimPlatform):
     def set_frequency(self, frequency_hz):
         super().set_frequency(frequency_hz * self.frequency_factor)
 
-    def set_drive(self, level, ramp_s):
-        super().set_drive(self.drive_map(level), ramp_s)
+    def _set_drive(self, level, ramp_s):  # below the platform's own check: a fault in the amplifier
+        super()._set_drive(self.drive_map(level), ramp_s)
 
     def read(self, duration_s):
         block = super().read(duration_s)
@@ -72,7 +72,7 @@ def spy_drive(platform):
 
     def recording_set_drive(level, ramp_s):
         calls.append(("set", level, ramp_s))
-        set_drive(level, ramp_s)
+        return set_drive(level, ramp_s)
 
     def recording_cut():
         calls.append(("cut", 0.0, 0.0))
@@ -186,18 +186,20 @@ def test_gain_api_gives_the_drive_for_a_target_acceleration():
 
 
 @pytest.mark.parametrize("url", ["sim://?load_kg=0.5", "sim://?load_kg=70", "sim://?load_kg=300&actuator_n=400"])
-def test_the_sweep_never_commands_more_than_the_cap_nor_more_than_double_the_last_level(url):
+def test_the_sweep_never_commands_more_than_the_cap_nor_more_than_four_times_the_last_level(url):
     platform = open_platform(url, speed=math.inf)
     calls = spy_drive(platform)
     with platform:
-        cal = Calibrator(platform, SweepSettings(top_accel_g=1.0)).run()
+        calibrator = Calibrator(platform, SweepSettings(top_accel_g=1.0))
+        cal = calibrator.run()
     levels = [level for kind, level, _ in calls if kind == "set" and level > 0]
     assert max(platform.device.true_peak_mps2(30.0, lv) for lv in levels) <= g_to_mps2(1.0)
     highest = 0.0
     for level in levels:
-        assert highest == 0.0 or level <= 2.0 * highest + 1e-12
+        assert highest == 0.0 or level <= 4.0 * highest + 1e-12
         highest = max(highest, level)
-    assert levels[0] == 0.01
+    # the first drive is safe even for a platform 1000x stronger than the simulator's default (1.5 g)
+    assert levels[0] == pytest.approx(calibrator.guard.first_drive) and 1000 * 1.5 * levels[0] <= 0.5
     # it ends ramped down and cut
     assert calls[-2][:2] == ("set", 0.0) and calls[-2][2] > 0 and calls[-1][0] == "cut"
     assert platform.device.drive_level == 0.0
@@ -212,7 +214,9 @@ def test_explicit_levels_that_would_pass_the_cap_stop_before_it():
     assert failed.value.kind == "cap"
     assert "would exceed the cap: 90.0 % drive" in str(failed.value)
     commanded = [level for kind, level, _ in calls if kind == "set"]
-    assert 0.9 not in commanded and max(commanded) == pytest.approx(0.6)  # 0.3 doubled, then stopped
+    # 0.3 doubled (held a little lower by the guard, whose prediction with the harmonics passes 95 % of
+    # the cap at 0.6), then stopped before 0.9
+    assert 0.9 not in commanded and 0.55 < max(commanded) <= 0.6
     assert platform.device.drive_level == 0.0 and calls[-1][0] == "cut"
 
 
@@ -223,7 +227,9 @@ def test_a_response_over_the_cap_cuts_the_drive_at_once():
     with platform, pytest.raises(CalibrationFailed) as failed:
         Calibrator(platform, SweepSettings(top_accel_g=1.0)).run()
     assert failed.value.kind == "cap"
-    assert "over the 1 g cap: drive cut" in str(failed.value)
+    # the platform's own trip (within two cycles) or the guard's check of the block, whichever is first
+    assert ("1 g safety cap" in str(failed.value) or "own over-acceleration trip" in str(failed.value))
+    assert str(failed.value).endswith("drive cut")
     assert calls[-1][0] == "cut" and calls[-2][1] > 0.3  # no ramp down: cut straight from the level
     assert platform.device.drive_level == 0.0
 
@@ -273,7 +279,7 @@ def test_a_bad_sensor_or_response_stops_the_calibration_and_says_which(faults, k
 
 def test_a_platform_that_barely_moves_is_refused_as_not_responding():
     platform = open_platform("sim://?actuator_n=0.01", speed=math.inf)
-    with platform, pytest.raises(CalibrationFailed, match="no measurable 30 Hz vibration at 16 % drive"):
+    with platform, pytest.raises(CalibrationFailed, match="no measurable 30 Hz vibration at 30 % drive"):
         Calibrator(platform).run()
     assert platform.device.drive_level == 0.0
 

@@ -112,11 +112,12 @@ def test_90_hz_and_unmeasured_windows_are_left_out_and_counted():
 def test_a_real_session_is_weighted_whole_its_sensor_check_at_rest_is_no_vibration(log_path):
     from livctl.backends import open_platform
     from livctl.doselog import DoseLog
+    from livctl.preparation import SessionRequest
     from livctl.prescription import Prescription
-    from livctl.session import Session
+    from livctl.session import run_session
 
     with DoseLog(log_path) as log, open_platform("sim://", speed=math.inf) as platform:
-        result = Session(Prescription(frequency_hz=30.0, peak_g=0.4, duration_s=20.0), platform, log).run()
+        result = run_session(platform, log, SessionRequest(Prescription(frequency_hz=30.0, peak_g=0.4, duration_s=20.0)))
         assert result.in_spec
         exposure = windows_exposure(log.window_levels(result.session_id))
         windows = log.windows(result.session_id)

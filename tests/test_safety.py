@@ -1,8 +1,13 @@
-"""Safety limits and interlocks, on their own (the fault matrix runs them in whole sessions)."""
+"""Safety limits and interlocks, on their own (the fault matrix runs them in whole sessions).
+
+Blocks are 0.1 s; each test feeds block fits (livctl.blockfit.BlockFit) with the level, phase and
+distortion it needs, and checks when the interlock trips, measured from the first bad block."""
+
+import math
 
 import pytest
 
-from livctl.analysis import Measurement
+from livctl.blockfit import BlockFit
 from livctl.errors import UsageError
 from livctl.prescription import Prescription
 from livctl.safety import Interlocks, SafetyLimits, Trip, load_profile
@@ -10,17 +15,31 @@ from livctl.safety import Interlocks, SafetyLimits, Trip, load_profile
 G = 9.80665
 RX = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)
 TARGET = 0.3 * G
+BLOCK = 0.1
 
 
-def _m(frequency_hz=30.0, peak_g=0.3, thd_percent=1.0, snr_db=20.0) -> Measurement:
-    return Measurement(frequency_hz=frequency_hz, peak_g=peak_g, rms_g=peak_g / 2**0.5, thd_percent=thd_percent,
-                       snr_db=snr_db, sinad_db=snr_db, dc_g=1.0, axis="z", off_axis_percent=1.0, duration_s=1.0)
+def _fit(level=TARGET, *, phase=0.0, thd=0.01, noise=0.02 * G) -> BlockFit:
+    return BlockFit(frequency_hz=30.0, fundamental_mps2=level, fundamental_se_mps2=noise * math.sqrt(2 / 320),
+                    phase_rad=math.remainder(phase, 2 * math.pi), harmonics_mps2=(thd * level,), true_peak_mps2=level,
+                    dc_mps2=G, noise_rms_mps2=noise, n=320)
 
 
 def _armed(**limits) -> Interlocks:
     interlocks = Interlocks(SafetyLimits(**limits), RX)
     interlocks.arm(expected_drive=0.2)
     return interlocks
+
+
+def _feed(interlocks, start_s, end_s, make, **kwargs) -> float:
+    """Blocks from start_s to end_s; returns the block end at which an interlock tripped (or inf)."""
+    t = start_s
+    while t < end_s - 1e-9:
+        try:
+            interlocks.on_block(t, t + BLOCK, *make(t), **kwargs)
+        except Trip:
+            return round(t + BLOCK, 6)
+        t += BLOCK
+    return math.inf
 
 
 def test_profiles_may_tighten_but_never_loosen():
@@ -32,6 +51,15 @@ def test_profiles_may_tighten_but_never_loosen():
         SafetyLimits().tightened(open_loop_level=0.2)
     with pytest.raises(UsageError, match="unknown safety limit"):
         SafetyLimits().tightened(speed_limit=3)
+
+
+def test_a_time_shorter_than_its_check_resolves_is_refused():
+    with pytest.raises(UsageError, match="stale_s cannot be shorter than 0.2 s"):
+        SafetyLimits().tightened(stale_s=0.05)
+    with pytest.raises(UsageError, match="frequency_s cannot be shorter than 0.5 s"):
+        SafetyLimits().tightened(frequency_s=0.3)
+    with pytest.raises(UsageError, match="above 0 g"):
+        SafetyLimits().tightened(accel_cap_g=0)
 
 
 def test_profile_files(tmp_path):
@@ -50,58 +78,85 @@ def test_profile_files(tmp_path):
         load_profile(tmp_path / "absent.toml")
 
 
-def test_the_cap_cuts_at_once_even_before_delivery():
-    interlocks = Interlocks(SafetyLimits(accel_cap_g=0.8), RX)  # not armed: ramping up
-    interlocks.on_block(1.0, 0.7 * G, None)
-    with pytest.raises(Trip, match="above the 0.8 g safety cap") as trip:
-        interlocks.on_block(1.25, 0.81 * G, None)
-    assert trip.value.cut
-
-
-def test_over_level_needs_its_margin_for_its_time_and_cuts():
+@pytest.mark.parametrize("onset_s", [10.0, 10.03, 10.07])
+def test_over_level_trips_within_its_time_of_the_first_bad_sample_and_cuts(onset_s):
     interlocks = _armed()
-    interlocks.on_block(1.00, 1.3 * TARGET, None)  # +30 %: over the 25 % margin
-    interlocks.on_block(1.25, 1.3 * TARGET, None)
-    interlocks.on_block(1.50, 1.2 * TARGET, None)  # back under: the timer restarts
-    interlocks.on_block(1.75, 1.3 * TARGET, None)
-    interlocks.on_block(2.00, 1.3 * TARGET, None)
-    with pytest.raises(Trip, match="stayed over 25 % above") as trip:
-        interlocks.on_block(2.25, 1.3 * TARGET, None)
-    assert trip.value.cut
+
+    def level(t):  # a block holding any of the over-level part reads over only if mostly over
+        over = (t + BLOCK - onset_s) / BLOCK
+        return (_fit(TARGET * (1.3 if over >= 0.5 else 1.0)), None)
+
+    tripped = _feed(interlocks, 9.0, 12.0, level)
+    assert onset_s + 0.5 - 0.2 - 1e-9 <= tripped <= onset_s + 0.5 + 1e-9
+    with pytest.raises(Trip) as trip:
+        interlocks.on_block(tripped, tripped + BLOCK, _fit(1.3 * TARGET), None)
+    assert trip.value.cut and "stayed over 25 % above" in trip.value.reason
 
 
-def test_stale_sensor_trips_after_its_time_and_says_why():
+def test_over_level_needs_its_whole_time():
     interlocks = _armed()
-    interlocks.on_block(1.00, TARGET, None)
-    interlocks.on_block(1.25, None, "frozen (the sensor has stalled)")
-    with pytest.raises(Trip, match="frozen .* for 0.5 s") as trip:
-        interlocks.on_block(1.50, None, "frozen (the sensor has stalled)")
+    # over for 0.3 s, under for one block (the timer restarts), then over for good
+    tripped = _feed(interlocks, 10.0, 12.0, lambda t: (_fit(TARGET * (1.2 if round(t, 6) == 10.3 else 1.3)), None))
+    assert tripped == pytest.approx(10.4 + 0.5 - 0.1)  # counted from the block before the first over block
+
+
+@pytest.mark.parametrize("problem", ["frozen (the sensor has stalled)", "absent", "not finite (corrupted)"])
+def test_a_stale_sensor_trips_within_its_time_always_and_says_why(problem):
+    interlocks = Interlocks(SafetyLimits(), RX)  # not armed: the stale check is always on
+    tripped = _feed(interlocks, 5.0, 8.0, lambda t: (None, problem) if t >= 6.0 - 1e-9 else (_fit(0.0), None))
+    assert 6.0 + 0.5 - 0.2 - 1e-9 <= tripped <= 6.0 + 0.5 + 1e-9
+    with pytest.raises(Trip, match=f"sensor data {problem.split(' ')[0]}") as trip:
+        interlocks.on_block(tripped, tripped + BLOCK, None, problem)
     assert not trip.value.cut
 
 
-def test_frequency_thd_and_unverifiable_windows_need_their_time():
+def test_frequency_off_trips_within_two_seconds_from_the_phase_of_the_blocks():
     interlocks = _armed()
-    interlocks.on_window(1.0, _m(frequency_hz=31.5), 0.2, 1.0)
-    with pytest.raises(Trip, match="frequency 31.50 Hz outside 30 \\+- 1 Hz"):
-        interlocks.on_window(3.0, _m(frequency_hz=31.5), 0.2, 1.0)
+    onset = 20.0
+
+    def drifting(t):  # the plate runs 1.5 Hz fast from the onset: its phase against the drive's walks
+        phase = 2 * math.pi * 1.5 * max(0.0, t + BLOCK - onset)
+        return (_fit(phase=phase), None)
+
+    tripped = _feed(interlocks, 18.0, 25.0, drifting)
+    assert onset + 2.0 - 0.5 - 1e-9 <= tripped <= onset + 2.0 + 1e-9
+    with pytest.raises(Trip, match="frequency 31.50 Hz outside 30 \\+- 1 Hz for 2 s"):
+        interlocks.on_block(tripped, tripped + BLOCK, *drifting(tripped))
+
+
+def test_a_steady_phase_or_a_small_offset_never_trips_the_frequency_check():
     interlocks = _armed()
-    interlocks.on_window(1.0, _m(thd_percent=30), 0.2, 1.0)
-    interlocks.on_window(2.0, _m(thd_percent=5), 0.2, 1.0)  # resets
-    interlocks.on_window(3.0, _m(thd_percent=30), 0.2, 1.0)
-    with pytest.raises(Trip, match="THD 30.0 % above 25 %"):
-        interlocks.on_window(5.0, _m(thd_percent=30), 0.2, 1.0)
+    assert _feed(interlocks, 0.0, 10.0, lambda t: (_fit(phase=1.0 + 2 * math.pi * 0.5 * t), None)) == math.inf
+
+
+def test_distortion_and_an_unverifiable_dose_need_their_time():
     interlocks = _armed()
-    interlocks.on_window(1.0, None, 0.2, 1.0)
-    interlocks.on_window(3.0, _m(snr_db=-5), 0.2, 1.0)
-    with pytest.raises(Trip, match="cannot be verified"):
-        interlocks.on_window(4.0, None, 0.2, 1.0)
+    tripped = _feed(interlocks, 0.0, 10.0, lambda t: (_fit(thd=0.3 if t >= 3.0 - 1e-9 else 0.01), None))
+    assert 3.0 + 2.0 - 0.5 - 1e-9 <= tripped <= 3.0 + 2.0 + 1e-9
+    interlocks = _armed()
+    quiet = _fit(level=0.001 * G, noise=0.05 * G)  # SNR far under 0 dB
+    tripped = _feed(interlocks, 0.0, 10.0, lambda t: (quiet if t >= 4.0 - 1e-9 else _fit(), None))
+    assert 4.0 + 3.0 - 0.5 - 1e-9 <= tripped <= 4.0 + 3.0 + 1e-9
 
 
 def test_open_loop_drive_at_its_cap_with_the_level_low():
     interlocks = _armed(max_drive_rise=10.0)
-    interlocks.on_window(1.0, _m(peak_g=0.1), 0.9, 0.9)
-    with pytest.raises(Trip, match="open loop"):
-        interlocks.on_window(3.0, _m(peak_g=0.1), 0.9, 0.9)
+    tripped = _feed(interlocks, 0.0, 5.0, lambda t: (_fit(0.1 * G), None), drive=0.9, drive_cap=0.9)
+    assert 2.0 - 0.2 - 1e-9 <= tripped <= 2.0 + 1e-9
+
+
+def test_an_under_dose_at_the_ceiling_stops_within_three_seconds():
+    interlocks = _armed(max_drive_rise=10.0)
+    # 20 % short, drive at its ceiling, the controller asking for more: no open loop (80 % > 50 %)
+    tripped = _feed(interlocks, 0.0, 6.0, lambda t: (_fit(0.8 * TARGET), None), drive=0.5, drive_cap=0.5,
+                    saturated=True)
+    assert 3.0 - 0.2 - 1e-9 <= tripped <= 3.0 + 1e-9
+    with pytest.raises(Trip, match="under-dose: at its drive ceiling"):
+        interlocks.on_block(tripped, tripped + BLOCK, _fit(0.8 * TARGET), None, drive=0.5, drive_cap=0.5, saturated=True)
+    # within the tolerance (5 % short) at the ceiling is a dose, not an under-dose
+    interlocks = _armed(max_drive_rise=10.0)
+    assert _feed(interlocks, 0.0, 6.0, lambda t: (_fit(0.95 * TARGET), None), drive=0.5, drive_cap=0.5,
+                 saturated=True) == math.inf
 
 
 def test_response_changes_beyond_their_limits_trip():
@@ -117,7 +172,6 @@ def test_response_changes_beyond_their_limits_trip():
 
 def test_level_interlocks_wait_for_delivery():
     interlocks = Interlocks(SafetyLimits(), RX)
-    for t in (1.0, 1.25, 1.5, 1.75):
-        interlocks.on_block(t, 2.0 * TARGET, None)  # over the margin, but ramping: fine
-    interlocks.on_window(5.0, None, 0.2, 0.2)
+    assert _feed(interlocks, 0.0, 5.0, lambda t: (_fit(2.0 * TARGET, thd=0.5), None), drive=1.0, drive_cap=1.0,
+                 saturated=True) == math.inf
     interlocks.on_drive_request(10.0)

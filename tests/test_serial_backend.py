@@ -25,8 +25,9 @@ from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError
 
 # ADXL355: a quiet sensor, so the pre-check needs one step and the sessions stay a few seconds long
 SESSION = ["--minutes", "0.05", "--ramp", "0.5", "--window", "0.5", "--json", "--quiet"]
-FAULT_AT_S = "2.6"
-"""Seconds after the output first came on: pre-check 1.25 s, ramp 0.5 s, then 0.85 s of delivery."""
+FAULT_AT_S = "3.85"
+"""Seconds after the output first came on: pre-check 2.5 s (five steps from the safe first drive),
+ramp 0.5 s, then 0.85 s of delivery."""
 
 
 @pytest.fixture(scope="module")
@@ -373,10 +374,10 @@ def test_devices_probe_tells_a_platform_from_a_held_port(firmware, cli, monkeypa
         result = cli("devices", "--probe", "--json")
         table = cli("devices", "--probe")
     rows = {d["url"]: d for d in json.loads(result.out)["devices"]}
-    assert rows[free.url()]["identity"] == "LIVCTL,FWSIM,42,1.0" and rows[free.url()]["status"] == "livctl platform"
-    assert rows[free.url()]["protocol"] == "1.0"
+    assert rows[free.url()]["identity"] == "LIVCTL,FWSIM,42,1.1" and rows[free.url()]["status"] == "livctl platform"
+    assert rows[free.url()]["protocol"] == "1.1"
     assert f"in use by process {os.getpid()}" in rows[held.url()]["status"]
-    assert "livctl platform, LIVCTL,FWSIM,42,1.0" in table.out
+    assert "livctl platform, LIVCTL,FWSIM,42,1.1" in table.out
 
 
 def test_devices_reports_a_backend_that_cannot_load_as_a_note(cli, monkeypatch):

@@ -11,14 +11,23 @@ from livctl.backends.sim import SimPlatform
 from livctl.doselog import DoseLog
 from livctl.errors import UsageError
 from livctl.prescription import Prescription, Tolerance
+from livctl.preparation import SessionRequest, prepare_session
 from livctl.safety import SafetyLimits
 from livctl.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
+
+REQUEST_FIELDS = {"subject", "operator", "limits", "window_s", "override_reason", "calibration_dir", "load_kg"}
+
+
+def _session(platform, log, rx: Prescription, **kwargs) -> Session:
+    """A session prepared as every caller's is (livctl.preparation), then built with the rest."""
+    request = SessionRequest(prescription=rx, **{k: kwargs.pop(k) for k in list(kwargs) if k in REQUEST_FIELDS})
+    return Session(prepare_session(platform, log, request), platform, log, **kwargs)
 
 
 def _run(url: str, rx: Prescription, log_path, **kwargs):
     platform = open_platform(url, speed=math.inf)
     with DoseLog(log_path) as log, platform:
-        session = Session(rx, platform, log, **kwargs)
+        session = _session(platform, log, rx, **kwargs)
         result = session.run()
         return result, log.find_session(result.session_id), log.windows(result.session_id), session, platform
 
@@ -87,9 +96,9 @@ def test_a_prescription_beyond_the_calibrated_largest_safe_drive_says_so(log_pat
     # or "it would need 25 % of full drive" reads as if the platform could give it
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0)
     platform = open_platform("sim://", speed=math.inf)
-    platform.max_drive = 0.1
+    platform.limit_drive(0.1)
     with DoseLog(log_path) as log, platform:
-        result = Session(rx, platform, log).run()
+        result = _session(platform, log, rx).run()
     assert result.status == "aborted" and result.delivered_s == 0.0
     assert "cannot reach 0.3 g" in result.reason and result.reason.endswith("of full drive (it may use 10 %)")
 
@@ -161,8 +170,8 @@ def test_a_tolerance_the_sensor_cannot_verify_is_refused_before_driving(log_path
 
 def test_prescriptions_above_the_cap_never_start(log_path):
     rx = Prescription(frequency_hz=30.0, peak_g=1.2, duration_s=60.0)
-    with pytest.raises(UsageError, match="safety cap"):
-        Session(rx, open_platform("sim://", speed=math.inf))
+    with pytest.raises(UsageError, match="safety cap"), open_platform("sim://", speed=math.inf) as platform:
+        _session(platform, None, rx)
 
 
 def test_a_short_tail_joins_the_last_window(log_path):
@@ -195,7 +204,7 @@ def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(l
         if late:
             platform.__class__ = _LateSamples
         with DoseLog(log_path) as log, platform:
-            result = Session(rx, platform, log, limits=limits).run()
+            result = _session(platform, log, rx, limits=limits).run()
             assert result.status == "completed"
             drives.append([w["drive"] for w in log.windows(result.session_id) if w["phase"] == DELIVER])
     assert drives[1] == drives[0]

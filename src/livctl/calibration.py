@@ -6,9 +6,12 @@ A calibration is run by an engineer before a platform doses anyone (`livctl cali
 1. **Sensor check at rest** (drive cut): the mean of each axis (gravity, about +1 g on the
    vertical axis) and the noise floor. A sensor that reads nothing, only noise, or gravity on the
    wrong axis stops the calibration before anything moves.
-2. **At each frequency point** (the working frequency, optionally a few around it): a probe at
-   1 % drive, doubling, until the response is measured to 2 %; then a sweep of drive levels up to
-   the top acceleration (default 0.8 g peak). Each step ramps, settles and is measured with
+2. **At each frequency point** (the working frequency, optionally a few around it): a probe from
+   the motion guard's first drive (livctl.guard: safe even for a platform 1000 times stronger than
+   expected), in quick steps of at most 4x until the response shows, then measured steps doubling
+   until it is known to 2 %; then a sweep of drive levels up to the top acceleration (default
+   0.8 g peak). Every drive goes through the guard: its cap check on every 0.1 s block, its stop
+   within one block, its ramp-down on every way out. Each step ramps, settles and is measured with
    `livctl.analysis.measure`. The sweep never commands a level whose acceleration, predicted from
    the points so far, could pass the cap, never more than doubles the drive from one step to the
    next, and stops on a response that is non-monotonic, clipped, off frequency or over the cap.
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,7 +48,7 @@ from livctl.errors import LivctlError, PlatformError, UsageError
 from livctl.files import atomic_output
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
-from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE
+from livctl.stopping import StopSignal
 from livctl.units import g_to_mps2, mps2_to_g
 
 FORMAT_VERSION = 1
@@ -62,9 +64,14 @@ LOAD_MATCH_FRACTION = 0.2
 DEFAULT_MAX_AGE_DAYS = 30.0
 
 # -- the sweep's safety and acceptance limits ----------------------------------------------------
-FIRST_DRIVE = PRECHECK_FIRST_DRIVE
-PROBE_MAX_DRIVE = PRECHECK_MAX_DRIVE
-"""The probe (response still unknown) starts and stays where the session's pre-check does."""
+PROBE_MAX_DRIVE = 0.3
+"""The probe (response still unknown) stays under this drive, as the session's pre-check does; it
+starts from the motion guard's first drive (safe even for a platform 1000x stronger than expected)."""
+QUICK_RAMP_S = 0.1
+QUICK_WINDOW_S = 0.3
+QUICK_PRECISION = 0.1
+"""Quick probe steps (one short window each, not kept) climb until the response shows to this
+relative standard error; measured steps take over from there."""
 PROBE_PRECISION = 0.02
 """The probe ends once a step's peak is known to this relative standard error."""
 MAX_STEP_RATIO = 2.0
@@ -865,7 +872,7 @@ class Calibrator:
     operator: str | None = None
     load_kg: float | None = None
     sensor_model: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: StopSignal = field(default_factory=StopSignal)
     observer: CalibrationObserver = field(default_factory=CalibrationObserver)
 
     def __post_init__(self) -> None:
@@ -880,15 +887,26 @@ class Calibrator:
         return g_to_mps2(self.settings.accel_cap_g)
 
     def run(self) -> Calibration:
-        cut_at_once = False
-        try:
-            sensor = self._sensor_check()
-            points = tuple(self._calibrate_at(f) for f in self.settings.frequencies_hz)
-        except CalibrationFailed as exc:
-            cut_at_once = exc.kind == "cap"
-            raise
-        finally:
-            self._wind_down(cut_at_once)
+        from livctl.guard import MotionGuard, StopRequested
+        from livctl.safety import Trip
+
+        self.guard = MotionGuard(self.platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
+                                 ramp_s=self.settings.ramp_s)
+        with self.guard:
+            try:
+                sensor = self._sensor_check()
+                points = tuple(self._calibrate_at(f) for f in self.settings.frequencies_hz)
+            except StopRequested as exc:
+                raise CalibrationInterrupted(
+                    f"calibration stopped ({exc.reason}); the platform was "
+                    f"{'cut' if exc.cut else 'ramped down'} and nothing was written"
+                ) from None
+            except Trip as trip:
+                raise CalibrationFailed("cap", f"{trip.reason}: drive cut") from None
+            except CalibrationFailed as exc:
+                if exc.kind == "cap":
+                    self.guard.cut(str(exc))  # over the cap: no ramp from there
+                raise
         date = utc_now().replace(microsecond=0)
         return Calibration(
             calibration_id=f"{self.platform.platform_id}-{date:%Y%m%dT%H%M%SZ}",
@@ -911,8 +929,6 @@ class Calibrator:
 
     def _sensor_check(self) -> SensorCheck:
         p = self.platform
-        self._set_drive(0.0, 0.0)
-        p.cut_drive()
         block = self._read(self.settings.rest_s)
         accel = np.asarray(block.accel_mps2, dtype=float)
         if not np.all(np.isfinite(accel)):
@@ -972,8 +988,8 @@ class Calibrator:
             self._set_drive(0.0, s.ramp_s)
             self._read(s.ramp_s)
         self._frequency_hz = frequency_hz
-        self.platform.set_frequency(frequency_hz)
-        self.observer.status(f"{frequency_hz:g} Hz: probing from {100 * FIRST_DRIVE:g} % drive")
+        self.guard.set_frequency(frequency_hz)
+        self.observer.status(f"{frequency_hz:g} Hz: probing from {100 * self.guard.first_drive:.2g} % drive")
         steps: list[Step] = []
         self._probe(frequency_hz, steps)
         top_mps2 = g_to_mps2(s.top_accel_g)
@@ -1002,10 +1018,24 @@ class Calibrator:
         return point
 
     def _probe(self, frequency_hz: float, steps: list[Step]) -> None:
-        """1 % drive, doubling, until the response is measured to PROBE_PRECISION."""
+        """From the guard's first drive: quick steps (up to 4x, as the guard allows) until the
+        response shows, then measured steps doubling until it is known to PROBE_PRECISION."""
         s = self.settings
-        level = FIRST_DRIVE
-        while True:
+        guard = self.guard
+        level = guard.first_drive
+        while True:  # quick steps: one short window each, not kept
+            level = self._set_drive(min(level, PROBE_MAX_DRIVE, guard.allowed_drive()), QUICK_RAMP_S)
+            self._read(QUICK_RAMP_S + s.settle_s / 2)
+            quick = self._measure(self._read(QUICK_WINDOW_S), frequency_hz)
+            if quick is not None and quick.peak_sd_g <= QUICK_PRECISION * quick.peak_g:
+                break
+            higher = min(4.0 * level, PROBE_MAX_DRIVE, guard.allowed_drive())
+            if guard.gain_high_mps2_per_drive:
+                higher = min(higher, g_to_mps2(s.top_accel_g) / guard.gain_high_mps2_per_drive)
+            if higher <= 1.05 * level:
+                raise self._no_response(frequency_hz, level)
+            level = higher
+        while True:  # measured steps, kept in the fit
             step = self._measure_step(frequency_hz, level)
             if step is not None:
                 steps.append(step)
@@ -1014,13 +1044,24 @@ class Calibrator:
                 if step.precision <= PROBE_PRECISION:
                     return
             predicted = (step.peak_mps2 if step else 0.0) * MAX_STEP_RATIO
+            if level * MAX_STEP_RATIO > PROBE_MAX_DRIVE or predicted > g_to_mps2(s.top_accel_g):
+                raise self._no_response(frequency_hz, level)
             level *= MAX_STEP_RATIO
-            if level > PROBE_MAX_DRIVE or predicted > g_to_mps2(s.top_accel_g):
-                raise CalibrationFailed(
-                    "no-response",
-                    f"the platform does not respond: no measurable {frequency_hz:g} Hz vibration at "
-                    f"{100 * level / MAX_STEP_RATIO:.0f} % drive; check the amplifier, the actuator and the sensor",
-                )
+
+    @staticmethod
+    def _no_response(frequency_hz: float, level: float) -> "CalibrationFailed":
+        return CalibrationFailed(
+            "no-response",
+            f"the platform does not respond: no measurable {frequency_hz:g} Hz vibration at "
+            f"{100 * level:.2g} % drive; check the amplifier, the actuator and the sensor",
+        )
+
+    def _measure(self, block: SampleBlock, frequency_hz: float) -> Measurement | None:
+        try:
+            return measure(block.accel_mps2, block.rate_hz, axis=self.platform.vertical_axis,
+                           search_hz=(0.5 * frequency_hz, 1.5 * frequency_hz))
+        except AnalysisError:
+            return None
 
     def _next_step(self, frequency_hz: float, steps: list[Step], level: float) -> bool:
         """Measure `level` if its predicted acceleration stays under the cap; False when it would not."""
@@ -1109,24 +1150,16 @@ class Calibrator:
     def _measure_step(self, frequency_hz: float, level: float) -> Step | None:
         """Ramp to `level`, settle, measure `windows_per_step` windows; None when nothing is measurable."""
         s = self.settings
-        self._set_drive(level, s.ramp_s)
+        level = self._set_drive(level, s.ramp_s)
         self._read(s.ramp_s + s.settle_s)
         measurements: list[Measurement] = []
         samples = 0
         for _ in range(s.windows_per_step):
             block = self._read(s.window_s)
             samples = block.n
-            try:
-                measurements.append(
-                    measure(
-                        block.accel_mps2,
-                        block.rate_hz,
-                        axis=self.platform.vertical_axis,
-                        search_hz=(0.5 * frequency_hz, 1.5 * frequency_hz),
-                    )
-                )
-            except AnalysisError:
-                pass
+            m = self._measure(block, frequency_hz)
+            if m is not None:
+                measurements.append(m)
         if not measurements:
             return None
         n = len(measurements)
@@ -1150,33 +1183,12 @@ class Calibrator:
 
     # -- the platform --------------------------------------------------------------------------
 
-    def _set_drive(self, level: float, ramp_s: float) -> None:
-        self._drive = level
-        self.platform.set_drive(level, ramp_s)
+    def _set_drive(self, level: float, ramp_s: float) -> float:
+        """Drive through the guard; returns the level commanded (the guard may allow less)."""
+        self._drive = self.guard.drive(level, ramp_s)
+        return self._drive
 
     def _read(self, duration_s: float) -> SampleBlock:
-        block = self.platform.read(duration_s)
-        self.observer.samples(block, self._frequency_hz, self._drive)
-        if self.stop.is_set():
-            raise CalibrationInterrupted(
-                f"calibration stopped ({getattr(self.stop, 'reason', None) or 'stop requested'}); "
-                "the platform was ramped down and nothing was written"
-            )
-        return block
-
-    def _wind_down(self, cut_at_once: bool) -> None:
-        """Ramp to zero (reading as it goes, so the ramp really runs), then cut; cut at once if asked."""
-        p = self.platform
-        try:
-            if not cut_at_once and self._drive > 0:
-                self._drive = 0.0
-                p.set_drive(0.0, self.settings.ramp_s)
-                p.read(self.settings.ramp_s)
-        except (PlatformError, KeyboardInterrupt):
-            pass
-        finally:
-            self._drive = 0.0
-            try:
-                p.cut_drive()
-            except PlatformError:
-                pass
+        return self.guard.read_span(
+            duration_s, observe=lambda g: self.observer.samples(g.block, self._frequency_hz, g.drive) if g.block else None
+        )

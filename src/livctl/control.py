@@ -65,12 +65,15 @@ class AmplitudeController:
         self.saturated = self.drive >= drive_cap
         self.wanted = self.drive
         """The last level asked for before clamping to the cap (the safety interlocks watch it)."""
+        self.updated = False
+        """True when the last call computed a new `wanted` (even if the drive, at its cap, stayed)."""
         self._changed_in_window = False
 
     def _update(self, measured_peak_mps2: float, loop_gain: float) -> float | None:
         """The new drive for a measured level, or None to leave it."""
         if not self.settings.closed_loop or not (measured_peak_mps2 > 0 and math.isfinite(measured_peak_mps2)):
             return None
+        self.updated = True
         ratio = self.target_peak_mps2 / measured_peak_mps2
         factor = min(ratio**loop_gain, self.settings.max_rise)
         wanted = self.drive * factor
@@ -86,6 +89,7 @@ class AmplitudeController:
     def on_block(self, block_peak_mps2: float | None, std_error_mps2: float = 0.0) -> float | None:
         """A control block's level (and its standard error); returns a new drive when a large,
         real error needs fixing now. An error within four standard errors is noise: left alone."""
+        self.updated = False
         if block_peak_mps2 is None:
             return None
         error = block_peak_mps2 / self.target_peak_mps2 - 1.0
@@ -99,6 +103,7 @@ class AmplitudeController:
 
         Windows during which the drive changed are skipped: they measure a mix of two levels.
         """
+        self.updated = False
         steady = not self._changed_in_window
         self._changed_in_window = False
         if not steady or window_peak_mps2 is None:

@@ -35,6 +35,8 @@ from livctl.units import mps2_to_g  # noqa: E402
 REFRESH_HZ = 15.0
 TRACE_S = 0.5
 """The trace panel shows the last half second of the vertical axis."""
+SPECTRUM_S = 1.0
+"""The spectrum is taken over the last second of samples (blocks arrive every 0.1 s)."""
 WINDOW_SIZE = (1200, 800)
 
 TRACE_RGB = (0, 180, 255)
@@ -121,9 +123,13 @@ class LiveFeed:
     # -- writers (any thread) -----------------------------------------------------------------
 
     def add_block(self, block: SampleBlock, frequency_hz: float | None = None) -> None:
-        column = np.array(block.accel_mps2[:, self._axis], dtype=float)
+        """A block of samples (any length): the view keeps the last SPECTRUM_S of the vertical axis."""
+        column = np.asarray(block.accel_mps2[:, self._axis], dtype=float)
         with self._lock:
-            self._block, self._rate_hz = column, block.rate_hz
+            keep = int(SPECTRUM_S * block.rate_hz)
+            previous = self._block if self._block is not None and self._rate_hz == block.rate_hz else column[:0]
+            self._block = np.concatenate([previous, column])[-keep:]
+            self._rate_hz = block.rate_hz
             if frequency_hz is not None:
                 self._frequency_hz = frequency_hz
             self.version += 1

@@ -4,19 +4,26 @@
          │               │            │              │                       ▲
          └───────────────┴────────────┴──────────────┴─ abort / stop / trip ─┘
 
+A session runs a `SessionPlan` (livctl.preparation: the prescription, the regimen's admission,
+the calibration and the drive ceiling, decided before anything moves), and every drive goes
+through a `MotionGuard` (livctl.guard: the ceiling, the safe first drive, the cap on every block,
+stopping within one block):
+
 - The **sensor check** reads the platform at rest: samples must arrive, change, stay finite and
   within range, show gravity on the vertical axis (DC-coupled sensors) and a noise floor low
   enough to verify the prescription.
-- The **pre-check** drives the platform gently, in steps, never past a fraction of the prescribed
-  level, until its response at the prescribed frequency is measured precisely: the proof that the
-  platform responds, and the drive level to start from.
-- **Delivery** holds the measured level with `livctl.control.AmplitudeController`, on short
-  control blocks (fast corrections of large errors) and whole windows (fine corrections), while
-  `livctl.safety.Interlocks` watch every block and window.
+- The **pre-check** drives the platform gently, from the guard's first drive (safe even for a
+  platform 1000 times stronger than expected) up by at most 4x a step, never past a share of the
+  prescribed level, until its response at the prescribed frequency is measured precisely: the
+  proof that the platform responds, and the drive level to start from.
+- **Delivery** holds the measured level with `livctl.control.AmplitudeController`, on control
+  blocks of 0.1 s (fast corrections of large errors) and whole windows (fine corrections), while
+  `livctl.safety.Interlocks` judge every block.
 
-The platform is read in control blocks (`block_s`, 0.25 s) gathered into measurement windows
-(`window_s`, 1 s): every block is checked (data present and sane, level under the cap), every
-window is measured by the full engine, checked against the prescription and logged.
+The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
+(`window_s`, 1 s): every block is checked (the guard's cap; data present and sane; the
+interlocks), every window is measured by the full engine, checked against the prescription and
+logged.
 
 Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
 the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
@@ -26,21 +33,20 @@ seconds actually delivered. The session never knows which backend it drives.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from livctl.analysis import AXES, AnalysisError, Measurement, amplitude_at, check_spec, measure
+from livctl.analysis import AXES, AnalysisError, Measurement, check_spec, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.control import AmplitudeController, ControlSettings
 from livctl.doselog import DoseLog, SessionStart
-from livctl.errors import PlatformError, UsageError
-from livctl.prescription import Prescription
-from livctl.safety import DEFAULT_ACCEL_CAP_G, Interlocks, SafetyLimits, Trip, drive_ceiling
+from livctl.errors import PlatformError
+from livctl.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
+from livctl.preparation import SessionPlan, SessionRequest, prepare_session
+from livctl.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
-from livctl.units import g_to_mps2
 
 PRECHECK = "precheck"
 RAMP_UP = "ramp_up"
@@ -51,30 +57,33 @@ REST_S = 0.5
 """How long the sensor check listens to the platform at rest."""
 GRAVITY_RANGE_G = (0.8, 1.2)
 """A DC-coupled sensor's vertical axis must read this much at rest."""
-PRECHECK_FIRST_DRIVE = 0.01
-"""Drive level (fraction of full scale) of the first pre-check step."""
-PRECHECK_STEP = 2.0
 PRECHECK_MAX_DRIVE = 0.3
+"""The pre-check never drives past this fraction of full scale."""
 PRECHECK_MAX_SHARE = 0.6
 """The pre-check never drives past this share of the prescribed acceleration."""
-PRECHECK_SETTLE_S = 0.25
+PRECHECK_AIM_SHARE = 0.45
+"""Once the response is known roughly, the pre-check's precise step aims at this share."""
+PRECHECK_MIN_SHARE = 0.3
+"""The pre-check ends at this share of the prescription at least, so the ramp up from there is a
+step the guard allows (at most 4x a level measured steady)."""
+PRECHECK_SETTLE_S = 0.2
+PROBE_WINDOW_S = 0.3
+"""While the response is still unknown, each pre-check step is measured this long."""
 PRECHECK_WINDOW_S = 1.0
+PROBE_PRECISION = 0.05
+"""A response known to this relative standard error is known roughly: aim the precise step."""
 PRECHECK_PRECISION = 0.004
 """Relative standard error of the measured response the pre-check aims for."""
 PRECHECK_MAX_PRECISION = 0.05
 """The pre-check fails when the response cannot be measured better than this."""
 NOT_MEASURED = "not measured: no accelerometer (open loop)"
-DEFAULT_BLOCK_S = 0.25
+DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
-off, corrected."""
+off, corrected; how soon a stop request is honoured."""
 
 
 class SessionAbort(Exception):
     """Stop the session: the platform cannot deliver the prescription safely."""
-
-
-class _StopRequested(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -165,91 +174,93 @@ class _Tally:
 
 @dataclass
 class Session:
-    """Run one prescription on one platform. `run()` returns how it went; the log holds it too."""
+    """Run one planned session on one platform. `run()` returns how it went; the log holds it too.
 
-    prescription: Prescription
+    Build the plan with `livctl.preparation.prepare_session` (or use `run_session`): the plan is
+    where the refusals are, and a session runs nothing else."""
+
+    plan: SessionPlan
     platform: Platform
     log: DoseLog | None = None
-    subject: str | None = None
-    operator: str | None = None
-    window_s: float = 1.0
-    accel_cap_g: float = DEFAULT_ACCEL_CAP_G
-    limits: SafetyLimits | None = None
-    """Interlock limits; by default the defaults with `accel_cap_g` as the cap."""
     control: ControlSettings = field(default_factory=ControlSettings)
-    block_s: float = DEFAULT_BLOCK_S
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: StopSignal = field(default_factory=StopSignal)
     observer: Callable[[Progress], None] | None = None
-    calibration_id: str | None = None
-    """The platform calibration in use (recorded in the dose log)."""
     sample_observer: Callable[[SampleBlock], None] | None = None
     """Sees every block of samples read (a live view); must not block."""
-    reference_gain_mps2_per_drive: float | None = None
-    """The calibration's response at this frequency and load (peak m/s^2 per unit drive): the
-    pre-check starts from it and refuses a platform that no longer matches it."""
-    admit: Callable[[DoseLog, SessionStart], SessionStart] | None = None
-    """Checks the start record inside the log's write transaction (see `DoseLog.start_session`):
-    may fill in the regimen fields, or raise to refuse the session before anything moves."""
+    block_s: float = DEFAULT_BLOCK_S
 
     def __post_init__(self) -> None:
-        if self.limits is None:
-            self.limits = SafetyLimits(accel_cap_g=self.accel_cap_g)
-        self.accel_cap_g = self.limits.accel_cap_g
-        self.prescription.validate(self.accel_cap_g)
-        self._unmeasured: str | None = None
-        self.interlocks = Interlocks(self.limits, self.prescription)
+        if not isinstance(self.plan, SessionPlan):
+            raise TypeError("a Session runs a SessionPlan from livctl.preparation.prepare_session")
+        plan = self.plan
+        self.prescription = plan.prescription
+        self.limits = plan.limits
+        self.accel_cap_g = plan.limits.accel_cap_g
+        self.window_s = plan.window_s
+        self.calibration_id = plan.motion.calibration_id
+        self.reference_gain_mps2_per_drive = plan.motion.reference_gain_mps2_per_drive
+        self.interlocks = Interlocks(self.limits, self.prescription, block_s=self.block_s)
         self.controller: AmplitudeController | None = None
+        self.guard: MotionGuard | None = None
         self._axis = AXES.index(self.platform.vertical_axis)
         self._frequency_hz = self.prescription.frequency_hz
-        self._read_to_s = 0.0
-        """Sample time of the end of the last block read: where a drive command takes effect."""
-        self._steady_from_s = 0.0
-        """Sample time after which the last drive command has finished ramping."""
-        self._winding_down = False
         self._index = 0
         self._tally = _Tally()
         self._drive = 0.0
+        self._unmeasured: str | None = None
+        self._target_drive = 0.0
+        self._ceiling_drive = 0.0
         self.session_id: str | None = None
         self.gain_mps2_per_drive: float | None = None
+        self.stopped_at_s: float | None = None
+        """Sample time of the block at which the session began to stop (a trip, a stop request)."""
 
     # -- the whole session ----------------------------------------------------------------------
 
     def run(self) -> SessionResult:
         rx = self.prescription
-        if not self.platform.has_sensor and not self._open_loop_gain():
-            raise UsageError(
-                f"{self.platform.url} has no accelerometer and no calibrated gain (g per full scale), "
-                "so the drive for the prescription is unknown; connect a sensor or calibrate the platform"
-            )
         if self.log is not None:
-            self.session_id = self.log.start_session(self._start_record(), admit=self.admit)
+            self.session_id = self.log.start_session(self._start_record(), admit=self.plan.admit)
         status, reason = "completed", None
         failure: BaseException | None = None
-        try:
-            self.platform.set_frequency(rx.frequency_hz)
-            if self.platform.has_sensor:
-                self._sensor_check()
-                self._precheck()
-            else:
-                self._open_loop()
-            self._ramp_up()
-            self._deliver()
-        except _StopRequested as exc:
-            status, reason = "interrupted", str(exc)
-        except KeyboardInterrupt:
-            status, reason = "interrupted", "interrupted by the operator"
-        except Trip as trip:
-            status, reason = "aborted", f"interlock: {trip.reason}"
-            if trip.cut:
-                self._cut()
-        except SessionAbort as exc:
-            status, reason = "aborted", str(exc)
-        except PlatformError as exc:
-            status, reason = "aborted", f"platform failure: {exc}"
-        except Exception as exc:  # a bug must still leave the platform stopped and the log true
-            status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
-            failure = exc
-        reason = self._wind_down(reason)
+        guard = MotionGuard(
+            self.platform,
+            accel_cap_g=self.accel_cap_g,
+            ceiling=self.plan.motion.drive_ceiling,
+            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
+            stop=self.stop,
+            ramp_s=rx.ramp_s,
+            block_s=self.block_s,
+        )
+        self.guard = guard
+        with guard:
+            try:
+                guard.set_frequency(rx.frequency_hz)
+                if self.platform.has_sensor:
+                    self._sensor_check()
+                    self._precheck()
+                else:
+                    self._open_loop()
+                self._ramp_up()
+                self._deliver()
+            except StopRequested as exc:
+                status, reason = "interrupted", exc.reason
+            except KeyboardInterrupt:
+                status, reason = "interrupted", "interrupted by the operator"
+            except Trip as trip:
+                status, reason = "aborted", f"interlock: {trip.reason}"
+                if trip.cut:
+                    guard.cut(trip.reason)
+            except SessionAbort as exc:
+                status, reason = "aborted", str(exc)
+            except PlatformError as exc:
+                status, reason = "aborted", f"platform failure: {exc}"
+            except Exception as exc:  # a bug must still leave the platform stopped and the log true
+                status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
+                failure = exc
+            if status != "completed" and self.stopped_at_s is None:
+                self.stopped_at_s = self._read_to_s
+            reason = self._wind_down(reason)
         result = self._result(status, reason)
         if self.log is not None and self.session_id is not None:
             self.log.end_session(self.session_id, result.to_record())
@@ -265,8 +276,8 @@ class Session:
             platform_id=self.platform.platform_id,
             simulated=self.platform.simulated,
             time_base=self.platform.clock.description,
-            subject=self.subject,
-            operator=self.operator,
+            subject=self.plan.subject,
+            operator=self.plan.operator,
             preset=rx.preset,
             frequency_hz=rx.frequency_hz,
             peak_g=rx.peak_g,
@@ -342,31 +353,43 @@ class Session:
             )
 
     def _precheck(self) -> None:
-        """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level."""
+        """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level.
+
+        From the guard's first drive, each step is measured briefly until the response is known
+        roughly, then one step aimed at PRECHECK_AIM_SHARE of the prescription is measured for a
+        whole window; a step rises at most 4x (the guard) and never to a level predicted (3
+        standard errors high) past PRECHECK_MAX_SHARE of the prescription."""
         rx = self.prescription
+        guard = self.guard
         limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
         top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
-        level = min(PRECHECK_FIRST_DRIVE, top_level)
-        reference = self.reference_gain_mps2_per_drive
-        if reference:
-            # start where the calibration puts 45 % of the prescription: one step, and even a
-            # calibration off by the 25 % it may be stays under the pre-check's 60 % share
-            level = min(max(0.45 * rx.peak_mps2 / reference, PRECHECK_FIRST_DRIVE), top_level)
+        level = min(guard.first_drive, top_level)
+        precise = False  # a whole window for the next step, or a short probe
         while True:
-            self._check_stop()  # the pre-check takes several seconds: a stop must not wait for it
-            self._set_drive(level, PRECHECK_SETTLE_S)
+            self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
+            level = self._drive
             self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
             precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            if on_frequency and precision <= PRECHECK_PRECISION:
+            share = m.peak_g / rx.peak_g if m else 0.0
+            if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
                 break
-            next_level = level * PRECHECK_STEP
-            predicted_mps2 = g_to_mps2(m.peak_g) * PRECHECK_STEP if m else 0.0
-            if next_level <= top_level and predicted_mps2 <= limit_mps2:
-                level = next_level
+            highest = min(level * 4.0, top_level, guard.allowed_drive())
+            if guard.gain_high_mps2_per_drive:
+                highest = min(highest, limit_mps2 / guard.gain_high_mps2_per_drive)
+            if on_frequency and precision <= PROBE_PRECISION:
+                aim = PRECHECK_AIM_SHARE / share * level  # known roughly: where the precise window goes
+                if aim > highest and highest > level * 1.05:  # not yet within reach: on, with short probes
+                    level, precise = highest, False
+                    continue
+                if aim <= highest and (not precise or aim > level * 1.05):
+                    level, precise = max(level, aim), True
+                    continue
+            if highest > level * 1.05:  # not measurable yet, or not precise enough: higher, if safe
+                level = highest
                 continue
             if on_frequency and precision <= PRECHECK_MAX_PRECISION:
                 break
@@ -375,12 +398,13 @@ class Session:
                     f"pre-check: the platform vibrates at {m.frequency_hz:.2f} Hz, not {rx.frequency_hz:g} Hz"
                 )
             raise SessionAbort(
-                f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.0f} % drive; "
+                f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.2g} % drive; "
                 "check the amplifier, the actuator and the sensor"
             )
         self._frequency_hz = m.frequency_hz
-        gain = g_to_mps2(m.peak_g) / level
+        gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
+        reference = self.reference_gain_mps2_per_drive
         if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch:
             raise SessionAbort(
                 f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
@@ -390,18 +414,13 @@ class Session:
 
     def _open_loop(self) -> None:
         """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
-        gain = self._open_loop_gain()
+        gain = self.reference_gain_mps2_per_drive or self.platform.open_loop_gain_mps2_per_drive
         self._unmeasured = (
             f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
             f"({gain / G_MPS2:.3g} g peak per full scale)"
         )
         self.gain_mps2_per_drive = gain
         self._set_target(gain)
-
-    def _open_loop_gain(self) -> float | None:
-        """Peak m/s^2 per unit drive without a sensor: the calibration's, else the platform's own."""
-        gain = self.reference_gain_mps2_per_drive or self.platform.open_loop_gain_mps2_per_drive
-        return gain if gain and gain > 0 and math.isfinite(gain) else None
 
     def _set_target(self, gain: float) -> None:
         """The drive level for the prescription from the response `gain` (peak m/s^2 per unit drive)."""
@@ -413,9 +432,20 @@ class Session:
                 f"the platform cannot reach {rx.peak_g:g} g peak at {rx.frequency_hz:g} Hz with this load: "
                 f"it would need {100 * needed:.0f} % of full drive{allowed}"
             )
-        self._target_drive = min(needed, drive_ceiling(gain, self.accel_cap_g, self.platform.max_drive))
+        # the ceiling: where the fundamental would reach the cap, and (with a sensor) where the true
+        # peak measured at the pre-check, harmonics included, would pass 95 % of it; a sensor that
+        # drifts low can make the loop climb to this ceiling, never past it
+        self._ceiling_drive = drive_ceiling(gain, self.accel_cap_g, self.platform.max_drive)
+        if self.platform.has_sensor:
+            self._ceiling_drive = min(self._ceiling_drive, self.guard.allowed_drive())
+        self._target_drive = min(needed, self._ceiling_drive)
 
     def _ramp_up(self) -> None:
+        if self._target_drive > self.guard.allowed_drive() * (1 + 1e-9):
+            raise SessionAbort(
+                f"pre-check: the response was proven only up to {100 * self.guard.proven_drive:.2g} % drive, too far "
+                f"below the {100 * self._target_drive:.2g} % the prescription needs; check the platform"
+            )
         self._set_drive(self._target_drive, self.prescription.ramp_s)
         self._phase(RAMP_UP, self.prescription.ramp_s)
 
@@ -424,91 +454,87 @@ class Session:
             self._phase(DELIVER, self.prescription.duration_s)
             return
         self.interlocks.arm(self._target_drive)
-        ceiling = drive_ceiling(self.gain_mps2_per_drive, self.accel_cap_g, self.platform.max_drive)
         self.controller = AmplitudeController(
             self.prescription.peak_mps2,
-            self._target_drive,
-            min(ceiling, self.interlocks.rise_limit_drive),
+            self._drive,
+            min(self._ceiling_drive, self.interlocks.rise_limit_drive),
             self.control,
         )
         self._phase(DELIVER, self.prescription.duration_s)
 
     def _wind_down(self, reason: str | None) -> str | None:
-        """Ramp the drive to zero, measuring as it goes; cut it if the platform stops answering."""
-        self._winding_down = True
-        try:
-            self._set_drive(0.0, self.prescription.ramp_s)
-            self._phase(RAMP_DOWN, self.prescription.ramp_s, stoppable=False)
-        except (PlatformError, KeyboardInterrupt) as exc:
-            detail = f"ramp-down incomplete: {exc}" if isinstance(exc, PlatformError) else "ramp-down cut short"
-            reason = f"{reason}; {detail}" if reason else detail
-        finally:
-            self._cut()
+        """Ramp the drive to zero, measuring as it goes (the guard still checks the cap), then cut;
+        skipped when the drive was already cut at once."""
+        guard = self.guard
+        if guard.cut_reason is None and not guard.finished:
+            guard.begin_wind_down(self.prescription.ramp_s)
+            self._drive = guard.drive_level
+            try:
+                self._phase(RAMP_DOWN, self.prescription.ramp_s)
+            except DriveCut as exc:
+                reason = _joined(reason, f"ramp-down cut short: {exc.reason}")
+            except PlatformError as exc:
+                reason = _joined(reason, f"ramp-down incomplete: {exc}")
+            except KeyboardInterrupt:
+                reason = _joined(reason, "ramp-down cut short")
+        elif guard.cut_reason is not None and guard.cut_reason not in (reason or ""):
+            reason = _joined(reason, guard.cut_reason)
+        guard.finish()
+        self._drive = guard.drive_level
         return reason
 
-    def _cut(self) -> None:
-        self._drive = 0.0
-        try:
-            self.platform.cut_drive()
-        except PlatformError:
-            pass  # the link is gone: the board's watchdog stops the drive
-
-    def _phase(self, phase: str, duration_s: float, *, stoppable: bool = True) -> None:
-        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last).
-
-        A stop request is honoured before each window: one that comes during the last window of a
-        phase finds the phase done (a delivery that was complete is logged as completed)."""
+    def _phase(self, phase: str, duration_s: float) -> None:
+        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
         remaining = duration_s
         while remaining > 1e-9:
-            if stoppable:
-                self._check_stop()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining
             window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
 
-    def _check_stop(self) -> None:
-        if self.stop.is_set():
-            raise _StopRequested(getattr(self.stop, "reason", None) or "stop requested")
-
     # -- one window of control blocks ------------------------------------------------------
+
+    @property
+    def _read_to_s(self) -> float | None:
+        return None if self.guard is None else self.guard._read_to_s
 
     def _window(
         self, phase: str, duration_s: float, *, measured: bool = True, logged: bool = True
     ) -> tuple[WindowResult, np.ndarray, str | None]:
-        """Read `duration_s` in control blocks; measure, check, log and count it as one window.
+        """Read `duration_s` in control blocks through the guard; measure, check, log and count it
+        as one window.
 
-        If an interlock trips or the platform fails midway, the part read so far is still
+        If a stop, a trip or a platform failure comes midway, the part read so far is still
         logged and counted before the exception goes on.
         """
-        if not self.platform.has_sensor:
-            t0_s = self.platform.wait(duration_s)
-            window = self._close_window(phase, t0_s, duration_s, np.empty((0, 3)), None, False, react=False)
-            return window, np.empty((0, 3)), None
-        self.platform.prefetch(duration_s)
+        guard = self.guard
+        if self.platform.has_sensor:
+            guard.prefetch(duration_s)
         parts: list[np.ndarray] = []
         problem: str | None = None
         t0_s: float | None = None
         done_s = 0.0
         failure: BaseException | None = None
+        blocks = guard.blocks(duration_s)
         try:
-            while duration_s - done_s > 1e-9:
-                left = duration_s - done_s
-                length = self.block_s if left - self.block_s > 0.5 * self.block_s else left
-                block = self.platform.read(length)
+            for k, length in enumerate(blocks, start=1):
+                guarded = guard.read(length)
+                block = guarded.block
+                if t0_s is None:
+                    t0_s = block.t0_s if block is not None else guard._read_to_s - length
+                done_s = duration_s if k == len(blocks) else length * k  # no rounding creep in the tally
+                if block is None:
+                    continue
                 if self.sample_observer is not None:
                     self.sample_observer(block)
-                if t0_s is None:
-                    t0_s = block.t0_s
-                done_s += length
-                self._read_to_s = block.t0_s + length
-                invalid = self._invalid(block)
-                if invalid:
-                    problem = problem or invalid
+                if guarded.problem:
+                    problem = problem or guarded.problem
                 else:
                     parts.append(block.accel_mps2)
-                self._on_block(phase, block.t0_s + length, block, invalid)
+                self._on_block(phase, guarded, length)
         except BaseException as exc:
+            if isinstance(exc, (StopRequested, Trip, DriveCut)) and self.stopped_at_s is None:
+                self.stopped_at_s = guard._read_to_s
             if not logged or done_s == 0:
                 raise
             failure = exc
@@ -530,7 +556,7 @@ class Session:
         measured: bool,
         react: bool,
     ) -> WindowResult:
-        """Measure, check and log a window; when `react`, let the interlocks and controller act."""
+        """Measure, check and log a window; when `react`, let the controller correct the level."""
         rx = self.prescription
         m = None
         if problem:
@@ -568,72 +594,59 @@ class Session:
         if self.log is not None and self.session_id is not None:
             self.log.add_window(self.session_id, window.to_record())
         if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
-            self._frequency_hz = m.frequency_hz  # blocks are demodulated at the measured frequency
-        if react and phase == DELIVER and not self._winding_down:
-            self.interlocks.on_window(t0_s + duration_s, m, self._drive, self.controller.drive_cap)
-            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None))
+            self._frequency_hz = m.frequency_hz
+        if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
+            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), t0_s + duration_s)
         return window
 
-    def _invalid(self, block: SampleBlock) -> str | None:
-        """Why a block's samples cannot be trusted, or None."""
-        x = block.accel_mps2
-        if x.shape[0] == 0:
-            return "absent"
-        if not math.isfinite(float(x.sum())):  # NaN and infinities propagate through the sum
-            return "not finite (corrupted)"
-        vertical = x[:, self._axis]
-        low, high = float(vertical.min()), float(vertical.max())
-        if max(-low, high) >= self.platform.sensor_range_mps2 * (1 - 1e-9):
-            return "at the sensor's range limit (clipped or corrupted)"
-        if vertical.shape[0] > 1 and low == high:
-            return "frozen (the sensor has stalled)"
-        return None
+    def _on_block(self, phase: str, guarded: GuardedBlock, length_s: float) -> None:
+        """The interlocks judge every block; in delivery, the fast loop corrects large errors."""
+        if self.guard.winding_down:
+            return  # only the guard's cap watches a ramp-down
+        end_s = guarded.block.t0_s + length_s
+        controller = self.controller
+        self.interlocks.on_block(
+            guarded.block.t0_s, end_s, guarded.fit, guarded.problem,
+            drive=self._drive,
+            drive_cap=controller.drive_cap if controller else math.inf,
+            saturated=controller.saturated if controller else False,
+        )
+        if phase == DELIVER and controller is not None:
+            fit = guarded.settled_fit()
+            new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
+            self._apply(new, end_s)
 
-    def _on_block(self, phase: str, end_s: float, block: SampleBlock, invalid: str | None) -> None:
-        peak, std_error = (None, 0.0) if invalid else self._block_peak(block)
-        if self._winding_down:
-            if peak is not None and peak > g_to_mps2(self.accel_cap_g):
-                self._cut()
-            return
-        self.interlocks.on_block(end_s, peak, invalid)
-        if phase == DELIVER:
-            self._apply(self.controller.on_block(peak, std_error))
-
-    def _block_peak(self, block: SampleBlock) -> tuple[float | None, float]:
-        """The block's fundamental peak on the vertical axis and its standard error (m/s^2),
-        judged after any ramp in progress."""
-        x = block.accel_mps2[:, self._axis]
-        skip = int(math.ceil((self._steady_from_s - block.t0_s) * block.rate_hz))
-        if 0 < skip < x.shape[0] // 2:
-            x = x[skip:]
-        if x.shape[0] < 8:
-            return None, 0.0
-        return amplitude_at(x, block.rate_hz, self._frequency_hz)
-
-    def _apply(self, new_drive: float | None) -> None:
-        """Send the controller's new drive, past the interlocks: a lower drive (the safe way) goes
-        out before they judge the request, a higher one only if they allow it."""
-        if new_drive is None:
-            return
-        if new_drive < self._drive:
+    def _apply(self, new_drive: float | None, end_s: float) -> None:
+        """Send the controller's new drive, past the interlocks, which judge every update (a drive
+        at its ceiling included): a lower drive (the safe way) goes out before they judge the
+        request, a higher one only if they allow it."""
+        controller = self.controller
+        if new_drive is not None and new_drive < self._drive:
             self._set_drive(new_drive, self.control.correction_ramp_s)
-            self.interlocks.on_drive_request(self.controller.wanted)
-        else:
-            self.interlocks.on_drive_request(self.controller.wanted)
+        if controller.updated:
+            self.interlocks.on_drive_request(controller.wanted, end_s)
+        if new_drive is not None and new_drive > self._drive:
             self._set_drive(new_drive, self.control.correction_ramp_s)
 
     def _set_drive(self, level: float, ramp_s: float) -> None:
-        level = min(level, self.platform.max_drive)
-        self._drive = level
-        self.platform.set_drive(level, ramp_s)
-        # in the blocks' time base, which a real platform's clock does not share (its samples
-        # are counted from when its stream started)
-        self._steady_from_s = self._read_to_s + ramp_s
+        self._drive = self.guard.drive(level, ramp_s)
+        if self.controller is not None and self._drive < self.controller.drive:
+            self.controller.drive = self._drive  # the guard allowed less than asked
 
     def _notify(self, phase: str, window: WindowResult) -> None:
         if self.observer is not None:
             t = self._tally
             self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
+
+
+def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest, **options) -> SessionResult:
+    """Prepare (`livctl.preparation.prepare_session`: the same refusals as `livctl session`) and
+    run one session on an open platform; `options` go to `Session` (control, stop, observer...)."""
+    return Session(prepare_session(platform, log, request), platform, log, **options).run()
+
+
+def _joined(reason: str | None, more: str) -> str:
+    return f"{reason}; {more}" if reason else more
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
@@ -645,4 +658,3 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     if parts:
         np.concatenate(parts, axis=0, out=out)
     return out
-

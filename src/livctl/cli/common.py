@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
+from livctl.stopping import StopSignal
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -181,19 +182,13 @@ def operator_name(given: str | None) -> str:
     return given or os.environ.get("LIVCTL_OPERATOR") or getpass.getuser()
 
 
-class StopEvent(threading.Event):
-    """A stop request with the reason it was made (the first reason wins)."""
-
-    reason: str | None = None
-
-    def request(self, reason: str) -> None:
-        if not self.is_set():
-            self.reason = reason
-            self.set()
+StopEvent = StopSignal
+"""The stop request the commands hand to the work they run (livctl.stopping.StopSignal)."""
 
 
 class stop_on_signals:
-    """SIGINT and SIGTERM ask the running work to ramp down and stop (the work decides when)."""
+    """SIGINT and SIGTERM ask the running work to ramp down and stop (within one 0.1 s block); a
+    second one asks for the drive to be cut at once."""
 
     def __init__(self, stop: StopEvent, display: Any = None):
         self.stop = stop
@@ -203,10 +198,14 @@ class stop_on_signals:
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if self.stop.is_set():
+            if not self.stop.cut_requested:
+                self.stop.request_cut(f"a second {name}")
+                if self.display:
+                    self.display.note(f"second {name}: cutting the drive at once")
             return
         self.stop.request(f"stopped by {name}")
         if self.display:
-            self.display.note(f"{name}: ramping down, then stopping")
+            self.display.note(f"{name}: ramping down, then stopping (again to cut the drive at once)")
 
     def __enter__(self) -> "stop_on_signals":
         if threading.current_thread() is threading.main_thread():

@@ -40,7 +40,8 @@ Prescription: --freq and --accel (peak g), or --preset; defaults 30 Hz, 0.3 g pe
 or the regimen of --subject, which also checks the bout (rest, daily count; see `livctl due`)
 and refuses it unless --override-reason says why.
 Device: --device URL or $LIVCTL_DEVICE; sim:// is the simulated platform.
-Ctrl-C or SIGTERM ramps the platform down and logs the partial dose (exit 130)."""
+Ctrl-C or SIGTERM starts the ramp-down within 0.1 s and logs the partial dose (exit 130); a
+second Ctrl-C cuts the drive at once."""
 
 EPILOG = """\
 examples:
@@ -87,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--speed", type=speed_factor, metavar="N|max",
                      help="simulator only: run N times faster than real time, or max (default 1)")
     dev.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
-                     help="measurement window, seconds (default 1)")
+                     help="measurement window, seconds: 0.25 (and at least 4 cycles) to 10 (default 1)")
     dev.add_argument("--loop-gain", type=_loop_gain, metavar="K", default=None,
                      help="closed-loop speed: share of the level error corrected per window, 0-1 (default 1)")
     dev.add_argument("--profile", metavar="TOML",
@@ -113,6 +114,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_prescription(args: argparse.Namespace):
+    """The prescription the options name (a preset, or --freq/--accel), or None: then the subject's
+    regimen prescribes, or the defaults (30 Hz, 0.3 g peak, --minutes or 10)."""
     from livctl.prescription import DEFAULT_FREQUENCY_HZ, DEFAULT_MINUTES, DEFAULT_PEAK_G, DEFAULT_RAMP_S, Prescription
 
     tolerance = tolerance_from(args)
@@ -123,6 +126,8 @@ def build_prescription(args: argparse.Namespace):
         if args.minutes is not None:
             overrides["duration_s"] = args.minutes * 60.0
         return preset.prescription(**overrides)
+    if args.freq is None and args.accel is None:
+        return None
     return Prescription(
         frequency_hz=args.freq if args.freq is not None else DEFAULT_FREQUENCY_HZ,
         peak_g=args.accel if args.accel is not None else DEFAULT_PEAK_G,
@@ -144,61 +149,49 @@ def choose_device(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform
-    from livctl.calibration import session_calibration, session_reference
     from livctl.control import ControlSettings
     from livctl.doselog import DoseLog
-    from livctl.recovery import close_orphans
+    from livctl.preparation import SessionRequest, prepare_session
+    from livctl.prescription import DEFAULT_RAMP_S
     from livctl.safety import SafetyLimits, load_profile
-    from livctl.schedule import session_gate
     from livctl.session import Session
 
     limits = load_profile(args.profile) if args.profile else SafetyLimits()
     control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
-    prescription = build_prescription(args).validate(limits.accel_cap_g)
+    prescription = build_prescription(args)
+    if prescription is not None:
+        prescription.validate(limits.accel_cap_g)
+    request = SessionRequest(
+        prescription=prescription,
+        subject=args.subject,
+        operator=operator_name(args.operator),
+        override_reason=args.override_reason,
+        minutes=args.minutes,
+        ramp_s=args.ramp if args.ramp is not None else DEFAULT_RAMP_S,
+        tolerance=tolerance_from(args),
+        window_s=args.window,
+        limits=limits,
+        calibration_dir=args.calibration_dir,
+        load_kg=args.load_kg,
+        max_calibration_age_days=args.max_calibration_age,
+    )
     platform = open_platform(choose_device(args), speed=args.speed)  # built here, opened below
-    operator = operator_name(args.operator)
     path = log_path(args)
     mode = plot_mode(args, default_on=False)
 
     with DoseLog(path) as log:
-        report_orphans(close_orphans(log))
-        admit, regimen = session_gate(log, args.subject, args.override_reason)
-        if regimen is not None and all(v is None for v in (args.preset, args.freq, args.accel)):
-            # the subject's regimen prescribes the signal (and the minutes, unless --minutes says)
-            minutes = args.minutes if args.minutes is not None else regimen.minutes_per_bout
-            prescription = regimen.prescription(duration_s=minutes * 60.0, ramp_s=prescription.ramp_s,
-                                                tolerance=prescription.tolerance)
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
-        session = Session(
-            prescription,
-            platform,
-            log,
-            subject=args.subject,
-            operator=operator,
-            window_s=args.window,
-            limits=limits,
-            control=control,
-            stop=stop,
-            observer=display.update if display else None,
-            admit=admit,
-        )
         with platform, stop_on_signals(stop, display):
-            calibration, warnings = session_calibration(
-                platform, args.calibration_dir, frequency_hz=prescription.frequency_hz, load_kg=args.load_kg,
-                max_age_days=args.max_calibration_age,
-            )
-            for warning in warnings:
+            plan = prepare_session(platform, log, request)  # every refusal comes before anything moves
+            for notice in plan.notices:
+                print(f"livctl: {notice}", file=sys.stderr)
+            for warning in plan.motion.warnings:
                 print(f"livctl: warning: {warning}", file=sys.stderr)
-            if calibration is not None:
-                gain, max_drive = session_reference(
-                    calibration, frequency_hz=prescription.frequency_hz, load_kg=args.load_kg
-                )
-                platform.max_drive = min(platform.max_drive, max_drive)
-                session.calibration_id = calibration.calibration_id
-                session.reference_gain_mps2_per_drive = gain.mps2_per_drive if gain else None
+            session = Session(plan, platform, log, control=control, stop=stop,
+                              observer=display.update if display else None)
             if display:
-                display.start(prescription, platform)
+                display.start(plan.prescription, platform)
             result = session.run() if mode is None else _run_with_plot(session, stop, mode, args.plot_png)
         if display:
             display.finish()
@@ -217,12 +210,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report_orphans(session_ids: list[str]) -> None:
+    from livctl.preparation import orphan_notice
+
     for session_id in session_ids:
-        print(
-            f"livctl: session {session_id} was left unfinished by a livctl process that died; "
-            "it is now logged as interrupted",
-            file=sys.stderr,
-        )
+        print(f"livctl: {orphan_notice(session_id)}", file=sys.stderr)
 
 
 def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):

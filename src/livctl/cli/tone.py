@@ -29,11 +29,12 @@ STEP_S = 0.5
 DESCRIPTION = f"""\
 Play a sine at a given frequency and level on a platform, with soft (raised-cosine) ramps, for
 wiring and amplifier checks. The level is a fraction of full scale (peak), capped by the
-platform's drive ceiling (audio: max_level) and, when the platform has a calibration, by its
-largest safe drive at that frequency. With an accelerometer, every half second is measured and
-printed, and a level above the 1.0 g peak safety cap cuts the drive at once (exit 1). The tone
-stops by itself after --seconds (default {DEFAULT_SECONDS:g}, at most {MAX_SECONDS:g}); Ctrl-C ramps it down first
-(exit 130)."""
+platform's drive ceiling (audio: max_level) and by its calibration's largest safe drive at that
+frequency; a real platform without a calibration of its own is refused (exit 2, nothing moves).
+With an accelerometer, the level is reached in steps of at most 4x, each proven safe on the
+platform's measured response, every half second is measured and printed, and a level above the
+1.0 g peak safety cap cuts the drive at once (exit 1). The tone stops by itself after --seconds
+(default {DEFAULT_SECONDS:g}, at most {MAX_SECONDS:g}); Ctrl-C ramps it down first (exit 130), a second Ctrl-C cuts it."""
 
 EPILOG = """\
 examples:
@@ -41,7 +42,8 @@ examples:
   livctl tone --device 'audio://USB%20Audio?in=1&max_level=0.3&in_g_per_fs=2' --level 0.1 --seconds 30
   livctl tone --device 'audio://system?max_level=0.2' --level 0.1 --json
 
-exit codes: 0 played, 1 the platform failed or went over the safety cap, 2 bad usage or device, 130 interrupted"""
+exit codes: 0 played, 1 the platform failed or went over the safety cap, 2 bad usage or device (or a real
+platform without a calibration), 130 interrupted"""
 
 
 def _level(text: str) -> float:
@@ -95,10 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.backends import open_platform
-    from livctl.calibration import find_calibration, session_reference
     from livctl.cli.session import choose_device
     from livctl.errors import UsageError
-    from livctl.safety import DEFAULT_ACCEL_CAP_G, drive_ceiling
+    from livctl.guard import MotionGuard, StopRequested
+    from livctl.preparation import motion_calibration
+    from livctl.safety import DEFAULT_ACCEL_CAP_G, Trip, drive_ceiling
 
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
@@ -106,24 +109,31 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else sys.stderr
     stop = StopEvent()
     with platform, stop_on_signals(stop):
-        # looked up once open: a serial board's platform id is its identity, known only then
-        calibration = find_calibration(platform.platform_id, args.calibration_dir)
-        if calibration is not None:
-            _, max_drive = session_reference(calibration, frequency_hz=args.freq, load_kg=None)
-            platform.max_drive = min(platform.max_drive, max_drive)
-        gain = platform.open_loop_gain_mps2_per_drive
-        ceiling = drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, platform.max_drive) if gain else platform.max_drive
+        # looked up once open (a serial board's platform id is its identity, known only then); a
+        # real platform without a calibration of its own is refused here, before anything moves
+        motion = motion_calibration(platform, args.calibration_dir, frequency_hz=args.freq)
+        for warning in motion.warnings:
+            _say(progress, f"livctl: warning: {warning}")
+        guard = MotionGuard(platform, ceiling=motion.drive_ceiling, stop=stop, ramp_s=args.ramp,
+                            reference_gain_mps2_per_drive=motion.reference_gain_mps2_per_drive)
+        gain = platform.open_loop_gain_mps2_per_drive  # no sensor to check the cap: the calibrated gain caps it
+        ceiling = motion.drive_ceiling
+        if gain:
+            ceiling = min(ceiling, drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, ceiling))
         level = min(args.level, ceiling)
         if level < args.level:
             _say(progress, f"level {args.level:g} capped at the platform's ceiling, {level:.4g} of full scale")
         _say(progress, f"playing {args.freq:g} Hz at {level:.4g} of full scale for {args.seconds:g} s on "
                        f"{platform.description}")
-        try:
-            platform.set_frequency(args.freq)
-            platform.set_drive(level, args.ramp)
-            played_s, measured = _play(platform, args.freq, args.seconds - args.ramp, stop, progress)
-        finally:
-            _ramp_down(platform, args.ramp)
+        tone = _Tone(guard, args.freq, level, progress)
+        failure = None
+        with guard:
+            try:
+                tone.play(args.seconds - args.ramp, args.ramp)
+            except StopRequested:
+                pass
+            except Trip as trip:
+                failure = trip.reason
         health = platform.stream_health()
 
     summary = {
@@ -131,69 +141,74 @@ def run(args: argparse.Namespace) -> int:
         "platform_id": platform.platform_id,
         "frequency_hz": args.freq,
         "level": level,
+        "reached_level": tone.reached,
         "requested_level": args.level,
-        "calibration_id": calibration.calibration_id if calibration else None,
-        "played_s": played_s + args.ramp,
+        "calibration_id": motion.calibration_id,
+        "played_s": tone.played_s + args.ramp,
         "interrupted": stop.is_set(),
-        "measured": measured,
+        "measured": tone.measured,
         "stream_health": health,
+        "stopped": failure,
     }
     if args.json:
         print_json(summary)
     else:
         print(_render(summary))
+    if failure is not None:
+        from livctl.errors import LivctlError
+
+        raise LivctlError(
+            f"{failure}: drive cut; play a lower --level, or calibrate the platform so its largest safe drive "
+            "caps the level"
+        )
     return EXIT_INTERRUPTED if stop.is_set() else EXIT_OK
 
 
-def _play(platform, frequency_hz: float, duration_s: float, stop, progress) -> tuple[float, dict | None]:
-    """Play until `duration_s` has passed or a stop is asked; the last measured step, if any.
+class _Tone:
+    """Plays a tone through the guard: up to the level in steps the guard allows (the platform's
+    response proven at each), then held, measured every STEP_S where there is a sensor."""
 
-    A step measured above the safety cap cuts the drive at once and ends the tone (exit 1)."""
-    from livctl.analysis import AnalysisError, measure
-    from livctl.errors import LivctlError
-    from livctl.safety import DEFAULT_ACCEL_CAP_G
+    APPROACH_RAMP_S = 0.2
+    """Each step towards the level ramps this long: smooth enough not to ring the plate."""
 
-    played_s = 0.0
-    measured = None
-    while played_s < duration_s - 1e-9 and not stop.is_set():
-        step = min(STEP_S, duration_s - played_s)
-        if not platform.has_sensor:
-            platform.wait(step)
-            played_s += step
-            line = "not measured (no accelerometer input)"
-        else:
-            block = platform.read(step)
-            played_s += step  # the platform's time moved by `step`, whatever number of samples came
-            try:
-                m = measure(block.accel_mps2, block.rate_hz, axis=platform.vertical_axis,
-                            search_hz=(0.5 * frequency_hz, 1.5 * frequency_hz))
-            except AnalysisError as exc:
-                line = f"no measurement: {exc}"
-            else:
-                if m.peak_g > DEFAULT_ACCEL_CAP_G:
-                    platform.cut_drive()
-                    raise LivctlError(
-                        f"measured {m.peak_g:.2f} g peak, above the {DEFAULT_ACCEL_CAP_G:g} g safety cap: drive cut; "
-                        "play a lower --level, or calibrate the platform so its largest safe drive caps the level"
-                    )
-                measured = {"frequency_hz": m.frequency_hz, "peak_g": m.peak_g, "rms_g": m.rms_g,
-                            "thd_percent": m.thd_percent, "snr_db": m.snr_db}
-                line = f"{m.frequency_hz:7.2f} Hz  {m.peak_g:6.3f} g peak  THD {m.thd_percent:5.1f} %"
-        _say(progress, f"{played_s:6.1f} s  {line}")
-    return played_s, measured
+    def __init__(self, guard, frequency_hz: float, level: float, progress):
+        self.guard = guard
+        self.frequency_hz = frequency_hz
+        self.level = level
+        self.progress = progress
+        self.played_s = 0.0
+        self.reached = 0.0
+        self.measured: dict | None = None
 
+    def play(self, duration_s: float, ramp_s: float) -> None:
+        guard = self.guard
+        guard.set_frequency(self.frequency_hz)
+        has_sensor = guard.platform.has_sensor
+        if has_sensor:
+            guard.read_span(2 * guard.block_s)  # at rest first: the noise floor, and a sensor that answers
+        while self.played_s < duration_s - 1e-9:
+            length = min(STEP_S, duration_s - self.played_s)
+            step = min(self.level, guard.allowed_drive())
+            if step > self.reached * 1.001:  # the next step up, then long enough steady for the guard
+                ramp = ramp_s if self.reached == 0 and step >= self.level else self.APPROACH_RAMP_S
+                self.reached = guard.drive(step, ramp)
+                length = min(ramp + 2 * guard.block_s, duration_s - self.played_s)
+            block = guard.read_span(length)
+            self.played_s += length  # the platform's time moved by `length`, whatever number of samples came
+            measured = self._measure(block) if has_sensor else "not measured (no accelerometer input)"
+            _say(self.progress, f"{self.played_s:6.1f} s  {measured}")
 
-def _ramp_down(platform, ramp_s: float) -> None:
-    from livctl.errors import PlatformError
+    def _measure(self, block) -> str:
+        from livctl.analysis import AnalysisError, measure
 
-    try:
-        platform.set_drive(0.0, ramp_s)
-        platform.wait(ramp_s)
-    except PlatformError:
-        pass  # the platform failed: cut below, and let the failure that stopped the tone be reported
-    finally:
-        platform.cut_drive()
-
+        try:
+            m = measure(block.accel_mps2, block.rate_hz, axis=self.guard.platform.vertical_axis,
+                        search_hz=(0.5 * self.frequency_hz, 1.5 * self.frequency_hz))
+        except AnalysisError as exc:
+            return f"no measurement: {exc}"
+        self.measured = {"frequency_hz": m.frequency_hz, "peak_g": m.peak_g, "rms_g": m.rms_g,
+                         "thd_percent": m.thd_percent, "snr_db": m.snr_db}
+        return f"{m.frequency_hz:7.2f} Hz  {m.peak_g:6.3f} g peak  THD {m.thd_percent:5.1f} %  drive {self.reached:.4g}"
 
 def _say(stream, text: str) -> None:
     if stream is not None:
@@ -208,8 +223,9 @@ def _render(s: dict) -> str:
         if m else "not measured"
     )
     faults = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in s["stream_health"].items() if v) or "none"
-    state = "interrupted" if s["interrupted"] else "done"
+    state = "stopped over the cap" if s["stopped"] else "interrupted" if s["interrupted"] else "done"
+    reached = "" if s["reached_level"] >= s["level"] else f" (reached {s['reached_level']:.4g})"
     return (
-        f"tone {state}: {s['frequency_hz']:g} Hz at {s['level']:.4g} of full scale for {s['played_s']:.1f} s "
+        f"tone {state}: {s['frequency_hz']:g} Hz at {s['level']:.4g} of full scale{reached} for {s['played_s']:.1f} s "
         f"on {s['device']}\n  {measured}\n  stream faults: {faults}"
     )
