@@ -230,7 +230,7 @@ class Board:
         self._latched |= TRIPPED
         self.over_acceleration_trips += 1
         self.scpi.push_error(ERR_TRIP)
-        self._log(f"over-acceleration: samples over {self.trip_g:g} g in two successive cycles; output cut")
+        self._log(f"over-acceleration: samples past the {self.trip_g:g} g trip; output cut")
 
     # -- faults the simulator injects --------------------------------------------------------
 

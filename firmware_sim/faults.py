@@ -22,11 +22,11 @@ FAULTS: dict[str, str] = {
     "corrupt": "a share of samples (value, default 0.05) turn to garbage (NaN, rail values) for duration_s (default 2 s)",
     "drift": "the sensor's sensitivity drifts by value per second (default -0.01: -1 %/s)",
     "frequency_shift": "the board's synthesiser runs value Hz off the commanded frequency (default +2 Hz)",
-    "distortion": "the actuator's non-linearity grows: its quadratic term becomes value (default 1.5)",
+    "distortion": "the actuator's non-linearity grows: its quadratic term becomes value (default 4)",
 }
 
 DEFAULT_VALUES = {"resonance": 3.0, "load_step": 1.3, "noise_burst": 8.0, "corrupt": 0.05, "drift": -0.01,
-                  "frequency_shift": 2.0, "distortion": 1.5}
+                  "frequency_shift": 2.0, "distortion": 4.0}
 DEFAULT_DURATIONS_S = {"noise_burst": 2.0, "corrupt": 2.0}
 WATCHDOG_S = 0.5
 """The simulated board's watchdog: with the host link silent this long, it ramps the drive down."""

@@ -1,22 +1,42 @@
 #!/usr/bin/env python3
-"""Every simulator fault through a real session: how livctl reacts, measured on the plate.
+"""The fault matrix: every fault, stop and interlock through real sessions, measured on the plate.
 
-    python scripts/fault_matrix.py [--at 20] [--minutes 1]
+    python scripts/fault_matrix.py                 every case on sim://, each preset
+    python scripts/fault_matrix.py --pty           and the key cases over a pty to firmware_sim (real time)
+    python scripts/fault_matrix.py --only resonance-x5 --json
 
-For each fault injected at `--at` seconds of platform time (the delivery starts about 6.5 s in),
-prints the session's status and reason, the seconds delivered against the seconds before the
-fault, the time from the fault until the plate's true acceleration is below 1 % of the target,
-and the highest level of the 30 Hz fundamental after the fault (50 ms blocks). The link-drop case
-includes the simulated board's own watchdog (the host cannot reach the board any more).
-The figures are the ones docs/safety.md quotes; tests/test_faults.py asserts bounds on them.
+Each case runs a session on the three reference presets (30 Hz 0.4 g on a 70 kg person, 45 Hz
+0.6 g and 90 Hz 0.7 g on a 0.5 kg cage or plate), injects its fault (or stop) in the delivery, and
+reads what the plate really did from the simulator's truth file (firmware_sim.truth), never from
+the log's own word. Per case it prints:
+
+- `status`, and the reason the log gives;
+- `over cap`: seconds the plate's cycle peaks were over the 1 g cap (the truth's `over_cap_s`);
+- `react`: from the fault (or stop) to the block at which the session began to stop (its trip);
+- `falls`: from the fault to the start of the first truth row (0.1 s) whose drive is under 90 %
+  of the drive before it (the drive began to fall in that row at the latest);
+- `rest`: from the fault until the plate's fundamental stays under 1 % of the prescription;
+- `peak`: the plate's highest true peak after the fault, g;
+- `lies`: delivery windows logged in spec while the plate was out of tolerance (must be 0, but
+  for the one fault a single sensor cannot see: its own drift);
+- `limit`: the reaction time docs/safety.md promises for the interlock the case provokes.
+
+tests/test_faults.py runs the same cases (importing this file) and asserts the limits.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import re
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,42 +44,432 @@ sys.path[:0] = [str(REPO / "src"), str(REPO)]
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
-from firmware_sim.faults import FAULTS  # noqa: E402
-from livctl.analysis import block_levels  # noqa: E402
+import numpy as np  # noqa: E402
+
+from firmware_sim.truth import read_truth  # noqa: E402
 from livctl.backends import open_platform  # noqa: E402
-from livctl.prescription import Prescription  # noqa: E402
-from livctl.session import DELIVER, Session  # noqa: E402
+from livctl.control import ControlSettings  # noqa: E402
+from livctl.doselog import DoseLog  # noqa: E402
+from livctl.preparation import SessionRequest  # noqa: E402
+from livctl.prescription import get_preset  # noqa: E402
+from livctl.safety import SafetyLimits  # noqa: E402
+from livctl.session import DELIVER, run_session  # noqa: E402
+from livctl.stopping import StopSignal  # noqa: E402
 
-G = 9.80665
+PRESETS = (("human-30hz-0.4g", 70.0), ("mouse-45hz-0.6g", 0.5), ("cells-90hz-0.7g", 0.5))
+"""The reference presets and the load each is run with."""
+DELIVERY_S = 30.0
+INTO_DELIVERY_S = 6.0
+"""Faults and stops strike this long after the delivery started."""
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--at", type=float, default=20.0, help="fault time, s of platform time (default 20)")
-    parser.add_argument("--minutes", type=float, default=1.0, help="prescribed minutes (default 1)")
-    args = parser.parse_args()
-    rx = Prescription(30.0, 0.3, args.minutes * 60.0)
-    print(f"faults at {args.at:g} s into a {args.minutes:g}-minute session at 30 Hz, 0.3 g peak on sim:// (70 kg)")
-    header = f"{'fault':<17} {'status':<10} {'delivered':>9} {'before':>7} {'to stop':>8} {'highest':>8}  reason"
-    print(header)
-    print("-" * len(header))
-    for fault in FAULTS:
-        platform = open_platform(f"sim://?fault={fault}&fault_at_s={args.at}", speed=math.inf)
-        platform.device.record_truth()
-        windows = []
-        result = Session(rx, platform, observer=lambda p: windows.append(p.window)).run()
-        platform.device.advance(int(3 * platform.device.rate_hz))  # the world goes on
-        t, level = block_levels(platform.device.true_accel_mps2(), platform.device.rate_hz, 30.0, 0.05)
-        level /= G
-        after = t > args.at
-        moving = after & (level > 0.01 * rx.peak_g)
-        start = min(w.t_s for w in windows if w.phase == DELIVER)
-        stop = f"{t[moving].max() - args.at:.2f} s" if result.status != "completed" else "-"
-        print(
-            f"{fault:<17} {result.status:<10} {result.delivered_s:>7.2f} s {args.at - start:>5.2f} s {stop:>8} "
-            f"{level[after].max():>6.3f} g  {result.reason or ''}"
+THD_35_PERCENT = -1.0
+"""A stand-in value: the actuator's quadratic term that gives 35 % THD at this preset's drive."""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fault: str | None = None
+    value: float | None = None
+    duration_s: float | None = None
+    stop: bool = False
+    second_stop_after_s: float | None = None
+    window_s: float = 1.0
+    profile: dict = field(default_factory=dict)
+    control: dict = field(default_factory=dict)
+    url: str = ""
+    """Further sim:// options."""
+    peak_g: float | None = None
+    """A prescription other than the preset's (same frequency)."""
+    expect: str = "aborted"
+    says: str = ""
+    """Words the log's reason must hold."""
+    limit_s: float | None = None
+    """The reaction time docs/safety.md states for what this case provokes (fault to trip)."""
+    over_cap_limit_s: float | None = None
+    pty: bool = False
+    """Also run over a pty to firmware_sim (--pty)."""
+    lies_allowed: bool = False
+    """A fault one sensor cannot see (its own drift): the log may be wrong, and the table says so."""
+    presets: tuple[str, ...] | None = None
+    """The presets the case means something on (a person steps off; a cage's removal is another matter)."""
+
+
+CASES = (
+    Case("resonance-x3", "resonance", 3.0, over_cap_limit_s=0.1, pty=True),
+    Case("resonance-x5", "resonance", 5.0, says="", over_cap_limit_s=0.1, pty=True),
+    Case("step-off", "step_off", over_cap_limit_s=0.1, presets=("human-30hz-0.4g",)),
+    Case("sensor-stall", "sensor_stall", says="frozen", limit_s=0.5),
+    Case("sensor-unplug", "sensor_unplug", says="absent", limit_s=0.5),
+    Case("corrupt", "corrupt", says="over-acceleration trip", limit_s=0.1),
+    Case("link-drop", "link_drop", says="link lost", limit_s=0.1),
+    Case("actuator-failure", "actuator_failure", says="response fell", limit_s=0.3),
+    Case("actuator-weaker", "resonance", 0.6, says="response fell", limit_s=1.5),
+    Case("under-dose", "resonance", 0.75, says="under-dose", limit_s=3.0,
+         profile={"accel_cap_g": "1.1x"}),
+    Case("over-level", "resonance", 1.32, says="stayed over 25 %", limit_s=0.5, control={"closed_loop": False}),
+    Case("frequency-shift", "frequency_shift", 2.0, says="outside", limit_s=2.0),
+    Case("distortion", "distortion", THD_35_PERCENT, says="THD", limit_s=2.0),
+    Case("unverifiable", "noise_burst", 10.0, 20.0, says="cannot be verified", limit_s=3.0, peak_g=0.15),
+    Case("drift", "drift", -0.03, lies_allowed=True),
+    Case("load-step", "load_step", 1.3, expect="completed"),
+    Case("noise-burst", "noise_burst", expect="completed"),
+    Case("first-drive-strong", url="actuator_n=1000000", expect="completed", over_cap_limit_s=0.0, pty=True),
+    Case("stop-window-1", stop=True, expect="interrupted", limit_s=0.25, pty=True),
+    Case("stop-window-5", stop=True, window_s=5.0, expect="interrupted", limit_s=0.25),
+    Case("stop-window-10", stop=True, window_s=10.0, expect="interrupted", limit_s=0.25),
+    Case("second-stop", stop=True, second_stop_after_s=0.5, expect="interrupted", says="drive cut at once",
+         limit_s=0.25, pty=True),
+)
+
+
+@dataclass
+class Outcome:
+    case: str
+    preset: str
+    transport: str
+    status: str
+    reason: str
+    over_cap_s: float
+    react_s: float | None
+    falls_s: float | None
+    rest_s: float | None
+    peak_g: float
+    lies: int
+    delivered_s: float
+    limit_s: float | None
+    ok: bool
+    problems: list[str]
+
+    def row(self) -> str:
+        def fmt(value, spec=".2f"):
+            return "-" if value is None else format(value, spec)
+
+        return (f"{self.case:<19} {self.preset:<16} {self.transport:<4} {self.status:<11} {self.over_cap_s:>6.3f} "
+                f"{fmt(self.react_s):>6} {fmt(self.falls_s):>6} {fmt(self.rest_s):>6} {self.peak_g:>6.3f} "
+                f"{self.lies:>4} {fmt(self.limit_s):>6}  {'ok' if self.ok else 'FAIL: ' + '; '.join(self.problems)}"
+                f"  {self.reason[:70]}")
+
+
+HEADER = (f"{'case':<19} {'preset':<16} {'via':<4} {'status':<11} {'over':>6} {'react':>6} {'falls':>6} {'rest':>6} "
+          f"{'peak':>6} {'lies':>4} {'limit':>6}")
+
+
+# -- one case on sim:// ------------------------------------------------------------------------------
+
+
+def _prescription(preset_name: str, case: Case):
+    rx = get_preset(preset_name).prescription(duration_s=DELIVERY_S)
+    if case.peak_g is not None:
+        from dataclasses import replace
+
+        rx = replace(rx, peak_g=case.peak_g, preset=None)
+    return rx
+
+
+def _limits(case: Case, rx) -> SafetyLimits:
+    profile = dict(case.profile)
+    if profile.get("accel_cap_g") == "1.1x":  # a platform whose cap sits just above the dose
+        profile["accel_cap_g"] = round(1.1 * rx.peak_g, 3)
+    return SafetyLimits().tightened(**profile) if profile else SafetyLimits()
+
+
+def run_sim_case(case: Case, preset_name: str, load_kg: float, workdir: Path) -> Outcome:
+    """One case on sim:// in virtual time; the fault lands INTO_DELIVERY_S into the delivery."""
+    rx = _prescription(preset_name, case)
+    limits = _limits(case, rx)
+    truth = workdir / f"{case.name}-{preset_name}.csv"
+    # the delivery's start (and drive) are found by a first, fault-free run of the same platform
+    start_s, drive = _delivery_start(rx, load_kg, case, limits)
+    event_s = round(start_s + INTO_DELIVERY_S, 3) if (case.fault or case.stop) else 0.0
+    value = _distortion_for(rx.frequency_hz, load_kg, drive) if case.value == THD_35_PERCENT else case.value
+    options = [f"load_kg={load_kg}", f"truth={truth}"]
+    if case.url:
+        options.append(case.url)
+    if case.fault:
+        options += [f"fault={case.fault}", f"fault_at_s={event_s}"]
+        if value is not None:
+            options.append(f"fault_value={value:.6g}")
+        if case.duration_s is not None:
+            options.append(f"fault_duration_s={case.duration_s}")
+    platform = open_platform("sim://?" + "&".join(options), speed=math.inf)
+    stop = StopSignal()
+
+    def stop_when(block) -> None:
+        end = block.t0_s + block.duration_s
+        if case.stop and end >= event_s - 1e-9:
+            stop.request("stopped by SIGINT")
+        if case.second_stop_after_s is not None and end >= event_s + case.second_stop_after_s - 1e-9:
+            stop.request_cut("a second SIGINT")
+
+    log_path = workdir / f"{case.name}-{preset_name}.sqlite"
+    control = ControlSettings(**case.control)
+    with DoseLog(log_path) as log, platform:
+        request = SessionRequest(rx, window_s=case.window_s, limits=limits)
+        from livctl.preparation import prepare_session
+        from livctl.session import Session
+
+        session = Session(prepare_session(platform, log, request), platform, log, control=control, stop=stop,
+                          sample_observer=stop_when)
+        result = session.run()
+        windows = log.windows(result.session_id)
+    stopped_at = session.stopped_at_s
+    return _outcome(case, preset_name, "sim", rx, result.status, result.reason or "", result.delivered_s,
+                    read_truth(truth), windows, event_s, stopped_at)
+
+
+def _delivery_start(rx, load_kg: float, case: Case, limits: SafetyLimits) -> tuple[float, float]:
+    """When the delivery starts, and at what drive, on this platform without a fault."""
+    extra = f"&{case.url}" if case.url else ""
+    with open_platform(f"sim://?load_kg={load_kg}{extra}", speed=math.inf) as platform:
+        seen: list[tuple[float, float]] = []
+
+        def first_delivery(progress) -> None:
+            if progress.phase == DELIVER and not seen:
+                seen.append((progress.window.t_s, progress.window.drive))
+
+        short = rx.__class__(rx.frequency_hz, rx.peak_g, 2.0, rx.ramp_s, rx.tolerance, rx.preset)
+        run_session(platform, None, SessionRequest(short, window_s=case.window_s, limits=limits),
+                    observer=first_delivery)
+    return seen[0]
+
+
+def _distortion_for(frequency_hz: float, load_kg: float, drive: float, thd: float = 0.35) -> float:
+    """The actuator's quadratic term whose second harmonic is `thd` of the fundamental at `drive`:
+    force q d^2 cos^2 holds (q d^2 / 2) cos 2wt, and the plate answers each frequency as it does."""
+    from firmware_sim.plant import Plant, PlantParams
+
+    plant = Plant(3200.0, PlantParams(load_kg=load_kg))
+    ratio = abs(plant.accel_per_newton(frequency_hz)) / abs(plant.accel_per_newton(2 * frequency_hz))
+    return 2.0 * thd * ratio / drive
+
+
+# -- what the truth says -------------------------------------------------------------------------------
+
+
+def _outcome(case: Case, preset: str, transport: str, rx, status: str, reason: str, delivered_s: float,
+             truth: dict, windows: list[dict], event_s: float, stopped_at_s: float | None) -> Outcome:
+    t = truth["t_s"]
+    after = t > event_s + 1e-9
+    target = rx.peak_g
+    over_cap_s = float(truth["over_cap_s"][after].sum())
+    falls_s = _descent_s(t, truth["drive"], event_s) if status != "completed" else None
+    moving = t[after & (truth["fundamental_g"] > 0.01 * target)]
+    rest_s = float(moving[-1] - event_s) if moving.size and status != "completed" else None
+    if status != "completed" and not moving.size:
+        rest_s = 0.0
+    peak_g = float(truth["true_peak_g"][after].max()) if after.any() else 0.0
+    react_s = None if stopped_at_s is None or status == "completed" else float(stopped_at_s - event_s)
+    lies = _lies(windows, truth, rx)
+    problems = []
+    if status != case.expect:
+        problems.append(f"status {status}, expected {case.expect}")
+    if case.says and case.says not in reason:
+        problems.append(f"reason lacks {case.says!r}")
+    if lies and not case.lies_allowed:
+        problems.append(f"{lies} windows logged in spec while the plate was out of tolerance")
+    if case.over_cap_limit_s is not None and over_cap_s > case.over_cap_limit_s + 1e-9:
+        problems.append(f"over the cap {over_cap_s:.3f} s")
+    if case.limit_s is not None and (react_s is None or react_s > case.limit_s + 1e-9):
+        problems.append(f"reaction {react_s} s over its {case.limit_s:g} s")
+    if over_cap_s > 0.1 + 1e-9:
+        problems.append(f"over the cap {over_cap_s:.3f} s (at most 0.1 s)")
+    return Outcome(case.name, preset, transport, status, reason, over_cap_s, react_s, falls_s, rest_s, peak_g, lies,
+                   delivered_s, case.limit_s, not problems, problems)
+
+
+def _descent_s(t: np.ndarray, drive: np.ndarray, event_s: float) -> float | None:
+    """From the event to the start of the drive's last descent to zero: the first truth row after
+    the last rise whose largest drive is lower than the row before (the fall began in that row)."""
+    rows = np.flatnonzero(t > event_s + 1e-9)
+    if rows.size == 0:
+        return None
+    rises = [i for i in rows[1:] if drive[i] > drive[i - 1] * (1 + 1e-9)]
+    first = rises[-1] + 1 if rises else rows[0]
+    for i in range(max(first, 1), len(drive)):
+        if drive[i] < drive[i - 1] * 0.999:
+            return max(0.0, float(t[i] - 0.1 - event_s))
+    return None
+
+
+def _lies(windows: list[dict], truth: dict, rx) -> int:
+    """Delivery windows logged in spec whose true level (the truth rows inside them) was not."""
+    t = truth["t_s"]
+    count = 0
+    tolerance = rx.tolerance.accel_fraction
+    for w in windows:
+        if w["phase"] != DELIVER or not w["in_spec"]:
+            continue
+        # the window's inside, a little in from its ends (over a pty the two clocks align to a row or two)
+        inside = (t > w["t_s"] + 0.3 + 1e-9) & (t <= w["t_s"] + w["duration_s"] - 0.2 + 1e-9)
+        level = truth["fundamental_g"][inside]
+        if level.size and np.any(np.abs(level / rx.peak_g - 1.0) > tolerance * 1.5):
+            count += 1
+    return count
+
+
+# -- over a pty to firmware_sim --------------------------------------------------------------------------
+
+
+def run_pty_case(case: Case, preset_name: str, load_kg: float, workdir: Path, calibrations: Path) -> Outcome:
+    """One case over a real pty: firmware_sim in real time with its truth file, `livctl session` as a
+    process; stops are real SIGINTs, their moment found in the truth by the host clock."""
+    rx = _prescription(preset_name, case)
+    truth = workdir / f"pty-{case.name}-{preset_name}.csv"
+    sim_args = [sys.executable, "-m", "firmware_sim", "--pty", "--sensor", "adxl355", "--load-kg", str(load_kg),
+                "--truth", str(truth)]
+    if case.url.startswith("actuator_n="):
+        sim_args += ["--actuator-n", case.url.split("=", 1)[1]]
+    start_after_on_s = _pty_delivery_start(rx)
+    event_after_on_s = start_after_on_s + INTO_DELIVERY_S
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    # the board calibrated first, on a simulator of its own (the fault's clock starts at the first
+    # OUTPut ON, which must be the session's); another actuator is another platform, calibrated apart
+    calibration_dir = calibrations / (preset_name + ("-" + case.name if case.url else ""))
+    _calibrate_once([a for a in sim_args if a not in ("--truth", str(truth))], calibration_dir, rx.frequency_hz, env)
+    if case.fault:
+        sim_args += ["--fault", case.fault, "--fault-at-s", f"{event_after_on_s:.3f}"]
+        if case.value is not None:
+            sim_args += ["--fault-value", str(case.value)]
+    sim = subprocess.Popen(sim_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = sim.stdout.readline().strip()
+        log_path = workdir / f"pty-{case.name}-{preset_name}.sqlite"
+        session = subprocess.Popen(
+            [sys.executable, "-m", "livctl", "session", "--device", f"serial://{port}", "--freq",
+             f"{rx.frequency_hz:g}", "--accel", f"{rx.peak_g:g}", "--minutes", f"{DELIVERY_S / 60:g}",
+             "--window", f"{case.window_s:g}", "--log", str(log_path), "--calibration-dir", str(calibration_dir),
+             "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
-    return 0
+        signalled: list[float] = []
+        if case.stop:
+            _wait_for(session.stderr, "delivering")
+            time.sleep(INTO_DELIVERY_S)
+            signalled.append(time.monotonic())
+            session.send_signal(signal.SIGINT)
+            if case.second_stop_after_s is not None:
+                time.sleep(case.second_stop_after_s)
+                signalled.append(time.monotonic())
+                session.send_signal(signal.SIGINT)
+        out, _ = session.communicate(timeout=120)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        _, sim_log = sim.communicate(timeout=30)
+    summary = json.loads(out)
+    rows = read_truth(truth)
+    if case.stop:
+        event_s = float(rows["t_s"][np.searchsorted(rows["host_s"], signalled[0])])
+    elif case.fault:
+        found = re.search(r"(\d+\.\d+) s: fault: ", sim_log)
+        event_s = float(found.group(1)) if found else math.nan
+    else:
+        event_s = float(rows["t_s"][np.argmax(rows["drive"] > 0)])
+    with DoseLog(log_path, create=False) as log:
+        windows = log.windows(summary["session_id"])
+    stopped = None
+    if summary["status"] != "completed":  # the trip, in board time: where the truth's drive began to fall
+        descent = _descent_s(rows["t_s"], rows["drive"], event_s)
+        stopped = None if descent is None else event_s + descent
+    # windows are in the board's stream time, whose origin differs from the truth's: align on the first drive
+    offset = float(rows["t_s"][np.argmax(rows["drive"] > 0)]) - min(w["t_s"] for w in windows if w["drive"] > 0)
+    shifted = [dict(w, t_s=w["t_s"] + offset) for w in windows]
+    return _outcome(case, preset_name, "pty", rx, summary["status"], summary["reason"] or "", summary["delivered_s"],
+                    rows, shifted, event_s, stopped)
+
+
+def _pty_delivery_start(rx) -> float:
+    """Seconds from the first OUTPut ON to the delivery, measured once on sim:// with the same sensor."""
+    with open_platform("sim://?sensor=adxl355", speed=math.inf) as platform:
+        seen: list[float] = []
+        first_drive: list[float] = []
+
+        def observe(progress) -> None:
+            if progress.window.drive > 0 and not first_drive:
+                first_drive.append(progress.window.t_s)
+            if progress.phase == DELIVER and not seen:
+                seen.append(progress.window.t_s)
+
+        short = rx.__class__(rx.frequency_hz, rx.peak_g, 2.0, rx.ramp_s, rx.tolerance, rx.preset)
+        run_session(platform, None, SessionRequest(short), observer=observe)
+    return seen[0] - (first_drive[0] - 0.2)  # the first step settles 0.2 s before its window
+
+
+def _calibrate_once(sim_args: list[str], directory: Path, frequency_hz: float, env: dict) -> None:
+    """The board (FWSIM-0001) calibrated over the link into `directory` unless it is there, on a
+    simulator started for it: a real platform runs nothing without its calibration."""
+    if (directory / "FWSIM-0001.toml").exists():
+        return
+    sim = subprocess.Popen(sim_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = sim.stdout.readline().strip()
+        result = subprocess.run(
+            [sys.executable, "-m", "livctl", "calibrate", "--device", f"serial://{port}", "--freq", f"{frequency_hz:g}",
+             "--steps", "4", "--max-accel", "0.8", "--no-plot", "--quiet", "--calibration-dir", str(directory)],
+            capture_output=True, text=True, env=env, timeout=180,
+        )
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"calibrating the board failed: {result.stderr}")
+
+
+def _wait_for(stream, text: str, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            raise RuntimeError(f"the session ended before {text!r}")
+        if text in line:
+            return
+    raise RuntimeError(f"no {text!r} within {timeout_s:g} s")
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pty", action="store_true", help="also run the key cases over a pty (real time, minutes)")
+    parser.add_argument("--only", metavar="CASE", action="append", help="run only this case (repeatable)")
+    parser.add_argument("--preset", metavar="NAME", action="append", help="only this preset (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    args = parser.parse_args(argv)
+    cases = [c for c in CASES if not args.only or c.name in args.only]
+    presets = [p for p in PRESETS if not args.preset or p[0] in args.preset]
+    outcomes: list[Outcome] = []
+    if not args.json:
+        print(f"faults and stops {INTO_DELIVERY_S:g} s into the delivery; times in s; 'over' is time over the 1 g cap")
+        print(HEADER)
+        print("-" * len(HEADER))
+    with tempfile.TemporaryDirectory(prefix="livctl-fault-matrix-") as tmp:
+        workdir = Path(tmp)
+        for case in cases:
+            for preset, load in presets:
+                if case.presets and preset not in case.presets:
+                    continue
+                outcome = run_sim_case(case, preset, load, workdir)
+                outcomes.append(outcome)
+                if not args.json:
+                    print(outcome.row(), flush=True)
+        if args.pty:
+            calibrations = workdir / "calibration"
+            for case in (c for c in cases if c.pty):
+                for preset, load in presets:
+                    if case.presets and preset not in case.presets:
+                        continue
+                    outcome = run_pty_case(case, preset, load, workdir, calibrations)
+                    outcomes.append(outcome)
+                    if not args.json:
+                        print(outcome.row(), flush=True)
+    if args.json:
+        print(json.dumps([vars(o) for o in outcomes], indent=2))
+    failed = [o for o in outcomes if not o.ok]
+    if not args.json:
+        print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cases met their limits")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ class SimPlatform(Platform):
             self._trips_reported = device.trips
             raise DeviceTripped(
                 f"the platform's own over-acceleration trip cut its output at {device.trip_sample / rate:.3f} s "
-                f"(samples over {mps2_to_g(device.trip_mps2):.2f} g in two successive cycles)"
+                f"(its samples passed {mps2_to_g(device.trip_mps2):.2f} g)"
             )
         # rows exist up to the end of the buffer (an unplugged sensor delivers none after that)
         stop = min(last, self._buf_start + self._buf.shape[0])
