@@ -39,7 +39,8 @@ from livctl.backends import open_platform  # noqa: E402
 from livctl.control import ControlSettings  # noqa: E402
 from livctl.prescription import Prescription  # noqa: E402
 from livctl.safety import SafetyLimits  # noqa: E402
-from livctl.session import DELIVER, Session  # noqa: E402
+from livctl.preparation import SessionRequest, prepare_session  # noqa: E402
+from livctl.session import DELIVER, Session, run_session  # noqa: E402
 
 TARGET_G = 0.3
 FREQUENCY_HZ = 30.0
@@ -66,13 +67,11 @@ def run(fault: str, value: float, closed_loop: bool) -> dict:
     url = f"sim://?fault={fault}&fault_at_s={fault_at:.3f}&fault_value={value}"
     platform = open_platform(url, speed=math.inf)
     platform.device.record_truth()
-    session = Session(
-        Prescription(FREQUENCY_HZ, TARGET_G, 40.0),
-        platform,
-        limits=SafetyLimits(max_response_rise=math.inf),
-        control=ControlSettings(closed_loop=closed_loop),
-    )
-    result = session.run()
+    request = SessionRequest(Prescription(FREQUENCY_HZ, TARGET_G, 40.0), limits=SafetyLimits(max_response_rise=math.inf))
+    with platform:
+        session = Session(prepare_session(platform, None, request), platform,
+                          control=ControlSettings(closed_loop=closed_loop))
+        result = session.run()
     t, level = level_trace(platform.device.true_accel_mps2(), platform.device.rate_hz)
     delivery_end = start + result.delivered_s
     after = (t > fault_at) & (t <= delivery_end)
@@ -95,12 +94,14 @@ def run(fault: str, value: float, closed_loop: bool) -> dict:
 
 def _delivery_start(platform) -> float:
     seen = []
-    Session(Prescription(FREQUENCY_HZ, TARGET_G, 1.0), platform, observer=lambda p: seen.append(p.window)).run()
+    with platform:
+        run_session(platform, None, SessionRequest(Prescription(FREQUENCY_HZ, TARGET_G, 1.0)),
+                    observer=lambda p: seen.append(p.window))
     return min(w.t_s for w in seen if w.phase == DELIVER)
 
 
 def main() -> int:
-    print(f"closed-loop control on sim:// (70 kg, {FREQUENCY_HZ:g} Hz, {TARGET_G:g} g peak, control block 0.25 s, "
+    print(f"closed-loop control on sim:// (70 kg, {FREQUENCY_HZ:g} Hz, {TARGET_G:g} g peak, control block 0.1 s, "
           "window 1 s); level = true plate acceleration in 50 ms blocks")
     header = (f"{'scenario':<12} {'loop':<7} {'settle':>8} {'steady err':>11} {'overshoot':>10} {'jump':>8} "
               f"{'ramp-in':>8}  session")

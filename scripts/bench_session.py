@@ -37,8 +37,9 @@ import numpy as np  # noqa: E402
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
 from livctl.backends import open_platform  # noqa: E402
 from livctl.doselog import DoseLog  # noqa: E402
+from livctl.preparation import SessionRequest  # noqa: E402
 from livctl.prescription import Prescription  # noqa: E402
-from livctl.session import Session  # noqa: E402
+from livctl.session import run_session  # noqa: E402
 
 
 def session_in_process(minutes: float, log_path: Path) -> tuple[float, object]:
@@ -46,7 +47,7 @@ def session_in_process(minutes: float, log_path: Path) -> tuple[float, object]:
     platform = open_platform("sim://", speed=math.inf)
     with DoseLog(log_path) as log, platform:
         start = time.perf_counter()
-        result = Session(rx, platform, log).run()
+        result = run_session(platform, log, SessionRequest(rx))
         return time.perf_counter() - start, result
 
 
