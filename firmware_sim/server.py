@@ -293,6 +293,7 @@ class Server:
             "watchdog_trips": self.board.watchdog_trips,
             "over_acceleration_trips": self.board.over_acceleration_trips,
             "output_on": self.board.output,
+            "output_ever_on": self.board.first_output_on_s is not None,
             "output_level": p.drive_level,
             "boot_id": self.board.boot_id,
         }

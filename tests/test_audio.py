@@ -31,7 +31,7 @@ from livctl.analysis import measure
 from livctl.backends import open_platform
 from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, _Trip, list_devices
 from livctl.doselog import DoseLog
-from livctl.errors import DeviceOpenError, UsageError
+from livctl.errors import DeviceOpenError, DeviceTripped, UsageError
 from livctl.preparation import SessionRequest, prepare_session
 from livctl.prescription import Prescription
 from livctl.cli.session import ProgressDisplay
@@ -266,6 +266,20 @@ def test_the_drive_never_exceeds_the_calibrated_ceiling(jack):
     assert 0.19 < peak_fs <= 0.2 * (1 + 1e-6)
     assert np.max(np.abs(lowered.accel_mps2[:, 2])) / g_to_mps2(1.0) <= 0.2 * (1 + 1e-6)
     assert 0.099 < np.max(np.abs(after.accel_mps2[:, 2])) / g_to_mps2(1.0) <= 0.1 * (1 + 1e-6)
+
+
+def test_the_trip_in_the_callbacks_silences_the_output_on_a_real_server(jack):
+    with _looped(jack) as platform:
+        platform.set_frequency(30.0)
+        assert platform.arm_trip(g_to_mps2(0.3))  # the loop reads 2 g per full scale: 0.25 gives 0.5 g
+        platform.set_drive(0.25, 0.0)
+        with pytest.raises(DeviceTripped, match=r"the audio input read 0\.5\d g, over the 0\.30 g trip"):
+            for _ in range(20):
+                platform.read(0.1)
+        platform.read(0.1)  # what was in flight
+        after = platform.read(0.3)
+        assert platform._output.synth.amplitude == 0.0
+    assert np.all(after.accel_mps2[:, 2] == 0.0)  # silent: the output callback cut it by itself
 
 
 def test_the_drive_ramps_without_steps_and_cut_is_immediate(jack):

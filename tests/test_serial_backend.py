@@ -21,7 +21,8 @@ from firmware_sim.board import pattern_counts
 from fwsim import FirmwareSim
 from livctl.backends import open_platform
 from livctl.doselog import DoseLog
-from livctl.errors import DeviceOpenError, DeviceURLError, PlatformError
+from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError
+from livctl.units import g_to_mps2
 
 # ADXL355: a quiet sensor, so the pre-check needs one step and the sessions stay a few seconds long
 SESSION = ["--minutes", "0.05", "--ramp", "0.5", "--window", "0.5", "--json", "--quiet"]
@@ -256,6 +257,65 @@ def test_a_platform_of_another_protocol_version_is_refused(firmware, cli, log_pa
     result = cli("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
     assert result.code == 2 and result.err.count("\n") == 1
     assert "speaks livctl platform protocol 2.0; this livctl speaks 1.x" in result.err
+
+
+def test_a_board_that_cannot_enforce_limits_of_its_own_is_refused(firmware, cli, log_path):
+    sim = firmware("--protocol", "1.0")
+    result = cli("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "speaks protocol 1.0, which cannot enforce a drive limit or cut its own output" in result.err
+    assert sim.stop()["output_ever_on"] is False
+
+
+def test_the_board_enforces_the_ceiling_livctl_sets_even_against_livctl(firmware):
+    # the host's clamp bypassed on purpose (the backend's own _set_drive): the board refuses
+    sim = firmware()
+    with open_platform(sim.url()) as platform:
+        assert platform.limit_drive(0.2) == 0.2
+        assert platform.arm_trip(g_to_mps2(1.15))
+        assert platform.link.query("SOUR:LIM?;:SENS:TRIP?", str) == "0.2;1.15"
+        platform.set_frequency(30.0)
+        with pytest.raises(PlatformError, match="refused .*above the drive limit 0.2"):
+            platform._set_drive(0.5, 0.1)
+        platform.set_drive(0.5, 0.1)  # through the front door: clamped to the ceiling
+        assert platform.commanded_drive == 0.2
+        platform.read(0.4)
+        assert float(platform.link.query("OUTP:LEV?", str)) == pytest.approx(0.2)
+    stats = sim.stop()
+    assert stats["output_on"] is False and stats["output_level"] == 0.0
+
+
+def test_the_boards_own_trip_cuts_and_livctl_reports_it(firmware):
+    # a trip set far under what the drive gives: the board cuts within two cycles, the host is told
+    sim = firmware()
+    with open_platform(sim.url()) as platform:
+        platform.arm_trip(g_to_mps2(0.05))
+        platform.set_frequency(30.0)
+        platform.set_drive(0.2, 0.0)  # about 0.3 g on this plate
+        with pytest.raises(DeviceTripped, match="own over-acceleration trip"):
+            for _ in range(20):
+                platform.read(0.1)
+    stats = sim.stop()
+    assert stats["over_acceleration_trips"] == 1 and stats["output_level"] == 0.0
+    assert "over-acceleration: samples past the 0.05 g trip; output cut" in sim.log
+
+
+def test_a_tone_on_an_uncalibrated_board_is_refused_and_nothing_moves(firmware, cli, tmp_path):
+    sim = firmware()
+    result = cli("tone", "--device", sim.url(), "--level", "1", "--calibration-dir", str(tmp_path / "none"))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith("livctl: error: platform 'FWSIM-0001' has no calibration in ")
+    assert sim.stop()["output_ever_on"] is False
+
+
+def test_a_tone_on_a_board_with_a_calibration_made_on_the_simulator_is_refused(firmware, cli, tmp_path):
+    made_on_sim = cli("calibrate", "--device", "sim://?id=FWSIM-0001", "--speed", "max", "--no-plot", "--quiet",
+                      "--calibration-dir", str(tmp_path))
+    assert made_on_sim.code == 0, made_on_sim
+    sim = firmware()
+    result = cli("tone", "--device", sim.url(), "--level", "0.1", "--calibration-dir", str(tmp_path))
+    assert result.code == 2 and "was made on a simulated platform" in result.err
+    assert sim.stop()["output_ever_on"] is False
 
 
 def _fake_port(answer):

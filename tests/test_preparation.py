@@ -1,0 +1,118 @@
+"""Session preparation lives in the core: a script gets exactly the refusals the command gets.
+
+Each case is refused twice, by `livctl session` (exit 2, one line) and by
+`livctl.preparation.prepare_session` from Python (UsageError), with the same message, and in
+neither case does anything move or get logged."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fwsim import FirmwareSim
+from livctl.backends import open_platform
+from livctl.doselog import DoseLog
+from livctl.errors import UsageError
+from livctl.preparation import SessionRequest, prepare_session
+from livctl.prescription import Prescription
+from livctl.safety import SafetyLimits
+
+
+def _api_refusal(url: str, log_path, request: SessionRequest, *, speed=math.inf) -> str:
+    with DoseLog(log_path) as log, open_platform(url, speed=speed) as platform:
+        with pytest.raises(UsageError) as refused:
+            prepare_session(platform, log, request)
+        assert log.sessions() == []
+        if platform.simulated:
+            assert platform.device.drive_level == 0.0 and platform.device.samples_done < 4000  # nothing ran
+    return str(refused.value)
+
+
+def _cli_refusal(cli, *args: str) -> str:
+    result = cli("session", *args)
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert result.err.startswith("livctl: error: ")
+    return result.err[len("livctl: error: "):].rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    "args, request_fields",
+    [
+        (["--window", "20"], dict(window_s=20.0)),
+        (["--window", "0.2", "--freq", "30", "--accel", "0.3"], dict(window_s=0.2, prescription=Prescription(30.0, 0.3, 600.0))),
+        (["--freq", "10", "--accel", "0.3", "--window", "0.3"], dict(window_s=0.3, prescription=Prescription(10.0, 0.3, 600.0))),
+        (["--override-reason", "make-up"], dict(override_reason="make-up")),
+    ],
+    ids=["window-too-long", "window-too-short", "window-under-four-cycles", "override-without-a-subject"],
+)
+def test_the_same_refusal_from_the_command_and_from_a_script(cli, log_path, args, request_fields):
+    from_cli = _cli_refusal(cli, "--device", "sim://", "--speed", "max", "--log", str(log_path), *args)
+    from_api = _api_refusal("sim://", log_path, SessionRequest(**request_fields))
+    assert from_cli == from_api
+
+
+def test_a_prescription_over_a_profiles_cap_is_refused_alike(cli, log_path, tmp_path):
+    profile = tmp_path / "platform.toml"
+    profile.write_text("[safety]\naccel_cap_g = 0.5\n")
+    from_cli = _cli_refusal(cli, "--device", "sim://", "--speed", "max", "--log", str(log_path),
+                            "--profile", str(profile), "--freq", "30", "--accel", "0.6")
+    from_api = _api_refusal("sim://", log_path, SessionRequest(Prescription(30.0, 0.6, 600.0),
+                                                               limits=SafetyLimits(accel_cap_g=0.5)))
+    assert from_cli == from_api and "above the safety cap of 0.5 g peak" in from_api
+
+
+def test_an_unknown_subject_is_refused_alike_once_the_log_holds_subjects(cli, log_path):
+    assert cli("subject", "add", "P-017", "--kind", "human", "--log", str(log_path)).code == 0
+    from_cli = _cli_refusal(cli, "--device", "sim://", "--speed", "max", "--log", str(log_path),
+                            "--subject", "P-71")
+    from_api = _api_refusal("sim://", log_path, SessionRequest(subject="P-71"))
+    assert from_cli == from_api and "P-71" in from_api
+
+
+def test_a_real_platform_without_a_calibration_is_refused_alike(cli, log_path, tmp_path):
+    sim = FirmwareSim(tmp_path / "board")
+    try:
+        none = str(tmp_path / "none")
+        from_cli = _cli_refusal(cli, "--device", sim.url(), "--log", str(log_path), "--calibration-dir", none)
+        from_api = _api_refusal(sim.url(), log_path, SessionRequest(calibration_dir=none), speed=None)
+    finally:
+        stats = sim.stop()
+    assert from_cli == from_api and "platform 'FWSIM-0001' has no calibration" in from_api
+    assert stats["output_ever_on"] is False
+
+
+def test_a_simulators_calibration_is_refused_for_a_real_platform_alike(cli, log_path, tmp_path):
+    assert cli("calibrate", "--device", "sim://?id=FWSIM-0001", "--speed", "max", "--no-plot", "--quiet",
+               "--calibration-dir", str(tmp_path / "cal")).code == 0
+    sim = FirmwareSim(tmp_path / "board")
+    try:
+        cal = str(tmp_path / "cal")
+        from_cli = _cli_refusal(cli, "--device", sim.url(), "--log", str(log_path), "--calibration-dir", cal)
+        from_api = _api_refusal(sim.url(), log_path, SessionRequest(calibration_dir=cal), speed=None)
+    finally:
+        stats = sim.stop()
+    assert from_cli == from_api and "was made on a simulated platform" in from_api
+    assert stats["output_ever_on"] is False
+
+
+def test_a_session_runs_only_a_prepared_plan():
+    from livctl.session import Session
+
+    with open_platform("sim://", speed=math.inf) as platform, pytest.raises(TypeError, match="SessionPlan"):
+        Session(Prescription(30.0, 0.3, 60.0), platform)
+
+
+def test_the_plan_carries_the_calibrations_ceiling_and_the_regimens_signal(cli, log_path, tmp_path):
+    # a regimen prescribes the signal when none is asked for; the calibration sets the ceiling
+    assert cli("calibrate", "--device", "sim://?id=rig", "--speed", "max", "--no-plot", "--quiet",
+               "--calibration-dir", str(tmp_path)).code == 0
+    assert cli("subject", "add", "M-3", "--kind", "animal", "--regimen", "mouse-90hz-0.3g", "--weeks", "4", "--log",
+               str(log_path)).code == 0
+    with DoseLog(log_path) as log, open_platform("sim://?id=rig", speed=math.inf) as platform:
+        plan = prepare_session(platform, log, SessionRequest(subject="M-3", calibration_dir=tmp_path))
+        assert (plan.prescription.frequency_hz, plan.prescription.peak_g) == (90.0, 0.3)
+        assert plan.regimen is not None and plan.admit is not None
+        # calibrated at 30 Hz only: no response that applies at 90 Hz, and a warning that says so
+        assert plan.motion.reference_gain_mps2_per_drive is None
+        assert any("not 90 Hz" in w for w in plan.motion.warnings)
