@@ -70,30 +70,29 @@ def test_an_unknown_subject_is_refused_alike_once_the_log_holds_subjects(cli, lo
     assert from_cli == from_api and "P-71" in from_api
 
 
-def test_a_real_platform_without_a_calibration_is_refused_alike(cli, log_path, tmp_path):
+def _refused_alike_on_a_board(cli, log_path, tmp_path, calibration_dir: str) -> str:
+    """A real platform (firmware_sim on a pty) refused by the command and by a script; its output
+    never came on."""
     sim = FirmwareSim(tmp_path / "board")
     try:
-        none = str(tmp_path / "none")
-        from_cli = _cli_refusal(cli, "--device", sim.url(), "--log", str(log_path), "--calibration-dir", none)
-        from_api = _api_refusal(sim.url(), log_path, SessionRequest(calibration_dir=none), speed=None)
+        from_cli = _cli_refusal(cli, "--device", sim.url(), "--log", str(log_path), "--calibration-dir", calibration_dir)
+        from_api = _api_refusal(sim.url(), log_path, SessionRequest(calibration_dir=calibration_dir), speed=None)
     finally:
         stats = sim.stop()
-    assert from_cli == from_api and "platform 'FWSIM-0001' has no calibration" in from_api
-    assert stats["output_ever_on"] is False
+    assert from_cli == from_api and stats["output_ever_on"] is False
+    return from_api
+
+
+def test_a_real_platform_without_a_calibration_is_refused_alike(cli, log_path, tmp_path):
+    refusal = _refused_alike_on_a_board(cli, log_path, tmp_path, str(tmp_path / "none"))
+    assert "platform 'FWSIM-0001' has no calibration" in refusal
 
 
 def test_a_simulators_calibration_is_refused_for_a_real_platform_alike(cli, log_path, tmp_path):
     assert cli("calibrate", "--device", "sim://?id=FWSIM-0001", "--speed", "max", "--no-plot", "--quiet",
                "--calibration-dir", str(tmp_path / "cal")).code == 0
-    sim = FirmwareSim(tmp_path / "board")
-    try:
-        cal = str(tmp_path / "cal")
-        from_cli = _cli_refusal(cli, "--device", sim.url(), "--log", str(log_path), "--calibration-dir", cal)
-        from_api = _api_refusal(sim.url(), log_path, SessionRequest(calibration_dir=cal), speed=None)
-    finally:
-        stats = sim.stop()
-    assert from_cli == from_api and "was made on a simulated platform" in from_api
-    assert stats["output_ever_on"] is False
+    refusal = _refused_alike_on_a_board(cli, log_path, tmp_path, str(tmp_path / "cal"))
+    assert "was made on a simulated platform" in refusal
 
 
 def test_a_session_runs_only_a_prepared_plan():
