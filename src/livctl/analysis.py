@@ -956,20 +956,31 @@ def _peak_offset(left, centre, right):
 
 
 def _fit_rows(
-    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=()
-) -> tuple[_Fits, "_Windows | _Window", np.ndarray]:
-    """Fit every row of x (rows, n), each its own window. Returns the fits, the rows as a signal,
-    and the coarse frequencies (NaN for a flat row). A row with fewer than MIN_CYCLES cycles or
-    no tone is fitted from a stand-in frequency: its caller must not report it."""
+    x: np.ndarray, rate_hz: float, search_hz: tuple[float, float] | None, n_harmonics: int, others=(),
+    min_cycles: float = MIN_CYCLES,
+) -> tuple[np.ndarray, list[tuple[np.ndarray, _Fits, "_Windows | _Window"]]]:
+    """Fit every row of x (rows, n), each its own window. Returns the coarse frequencies (NaN for
+    a flat row) and, for each group of rows that can measure the same harmonics (`_harmonic_count`
+    of their own frequency), the rows' indices, their fits and the rows as a signal. A row with
+    fewer than `min_cycles` cycles or no tone is fitted from a stand-in frequency: its caller must
+    not report it."""
     n = x.shape[1]
     if n < 16:
         raise AnalysisError(f"{n} samples are too few to measure a vibration")
     coarse = _coarse(x, rate_hz, search_hz)
     duration_s = n / rate_hz
-    ok = np.isfinite(coarse) & (coarse * duration_s >= MIN_CYCLES)
+    ok = np.isfinite(coarse) & (coarse * duration_s >= min_cycles)
     start_hz = coarse if ok.all() else np.where(ok, coarse, np.max(coarse[ok]) if ok.any() else MIN_CYCLES / duration_s)
-    fits, signal = _fit_from(x, rate_hz, start_hz, n_harmonics, others)
-    return fits, signal, coarse
+    counts = np.array([_harmonic_count(float(f), rate_hz, n, n_harmonics) for f in start_hz])
+    groups = []
+    for count in np.unique(counts):
+        rows = np.flatnonzero(counts == count)
+        if rows.shape[0] == x.shape[0]:
+            fits, signal = _fit_from(x, rate_hz, start_hz, n_harmonics, others)
+        else:
+            fits, signal = _fit_from(x[rows], rate_hz, start_hz[rows], n_harmonics, [o[rows] for o in others])
+        groups.append((rows, fits, signal))
+    return coarse, groups
 
 
 def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: int, others=(), close: bool = False):
@@ -989,7 +1000,8 @@ def _fit_from(x: np.ndarray, rate_hz: float, start_hz: np.ndarray, n_harmonics: 
 
 
 def _one_row(
-    x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=(), hint_hz: float | None = None
+    x: np.ndarray, rate_hz: float, search_hz, n_harmonics: int, others=(), hint_hz: float | None = None,
+    min_cycles: float = MIN_CYCLES,
 ) -> tuple[_Fits, "_Window"]:
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
@@ -1002,7 +1014,7 @@ def _one_row(
         if tracked is not None:
             return tracked
     coarse = _coarse(x[None, :], rate_hz, search_hz)
-    _raise_unmeasurable(float(coarse[0]), n / rate_hz)
+    _raise_unmeasurable(float(coarse[0]), n / rate_hz, min_cycles)
     return _fit_from(x[None, :], rate_hz, coarse, n_harmonics, others)
 
 
@@ -1027,13 +1039,13 @@ def _tracked(x: np.ndarray, rate_hz: float, hint_hz: float, n_harmonics: int, ot
     return None
 
 
-def _raise_unmeasurable(coarse_hz: float, duration_s: float) -> None:
+def _raise_unmeasurable(coarse_hz: float, duration_s: float, min_cycles: float = MIN_CYCLES) -> None:
     if math.isnan(coarse_hz):
         raise AnalysisError("the signal is flat: no vibration in the samples")
-    if coarse_hz * duration_s < MIN_CYCLES:
+    if coarse_hz * duration_s < min_cycles:
         raise AnalysisError(
             f"the window holds {coarse_hz * duration_s:.1f} cycles of {coarse_hz:.1f} Hz; "
-            f"at least {MIN_CYCLES:g} are needed"
+            f"at least {min_cycles:g} are needed"
         )
 
 
@@ -1160,12 +1172,14 @@ def measure(
     axis: str | int = "auto",
     search_hz: tuple[float, float] | None = None,
     hint_hz: float | None = None,
+    min_cycles: float = MIN_CYCLES,
 ) -> Measurement:
     """Measure one window: `accel_mps2` is (n,) or (n, axes) in m/s^2, axes in x, y, z order.
 
     `hint_hz` tracks a tone measured before (a session's previous window): the fit starts there and
     skips the coarse FFT search when the result shows the tone is still there (`_tracked`); the
-    numbers are the same as without the hint, to well within the estimator's own spread.
+    numbers are the same as without the hint, to well within the estimator's own spread. A tone
+    found with fewer than `min_cycles` cycles in the window is refused (AnalysisError).
     """
     accel = _as_axes(accel_mps2)
     index = axis_index(axis, accel)
@@ -1173,7 +1187,7 @@ def measure(
     # the other axes as one (n, k) array: a view when the driven axis is the first or the last
     others = accel[:, 1:] if index == 0 else accel[:, :-1] if index == axes - 1 else accel[:, [0, 2]]
     others = others if axes > 1 else None
-    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others, hint_hz)
+    fits, signal = _one_row(accel[:, index], rate_hz, search_hz, N_HARMONICS, others, hint_hz, min_cycles)
     n = accel.shape[0]
     off_axis = float(_off_axis(signal, fits)[0]) if others is not None else 0.0
     return _measurement(fits.tone(0, rate_hz, _first_time(n, rate_hz), False), AXES[index], off_axis, n / rate_hz)
@@ -1187,6 +1201,7 @@ def measure_windows(
     axis: int,
     search_hz: tuple[float, float] | None = None,
     names: tuple[str, ...] = AXES,
+    min_cycles: float = MIN_CYCLES,
 ) -> list[Measurement | AnalysisError]:
     """Measure consecutive windows of `window_n` samples, many at a time, with the same estimator
     as `measure` (one result per window, the same numbers `measure` gives it). `accel_mps2` is
@@ -1206,16 +1221,19 @@ def measure_windows(
         rows = [np.ascontiguousarray(accel[start * window_n : stop * window_n, i]).reshape(stop - start, window_n)
                 for i in range(accel.shape[1])]
         others = [r for i, r in enumerate(rows) if i != axis]
-        fits, signal, coarse = _fit_rows(rows[axis], rate_hz, search_hz, N_HARMONICS, others)
-        off_axis = _off_axis(signal, fits) if others else np.zeros(stop - start)
-        for i in range(stop - start):
-            try:
-                _raise_unmeasurable(float(coarse[i]), duration_s)
-            except AnalysisError as exc:
-                results.append(exc)
-            else:
-                results.append(_measurement(fits.tone(i, rate_hz, t_first, False), names[axis], float(off_axis[i]),
-                                            duration_s))
+        coarse, groups = _fit_rows(rows[axis], rate_hz, search_hz, N_HARMONICS, others, min_cycles)
+        batch: list = [None] * (stop - start)
+        for group_rows, fits, signal in groups:
+            off_axis = _off_axis(signal, fits) if others else np.zeros(group_rows.shape[0])
+            for j, i in enumerate(group_rows.tolist()):
+                try:
+                    _raise_unmeasurable(float(coarse[i]), duration_s, min_cycles)
+                except AnalysisError as exc:
+                    batch[i] = exc
+                else:
+                    batch[i] = _measurement(fits.tone(j, rate_hz, t_first, False), names[axis], float(off_axis[j]),
+                                            duration_s)
+        results.extend(batch)
     return results
 
 
@@ -1290,10 +1308,13 @@ def unverifiable_thd(m: Measurement) -> str:
     if m.thd_verifiable:
         return ""
     seen = m.thd_harmonics
-    which = "none" if seen == 0 else f"only {'harmonic 2' if seen == 1 else f'harmonics 2-{seen + 1}'}"
     nyquist = f"the Nyquist frequency ({0.5 * m.rate_hz:g} Hz)" if math.isfinite(m.rate_hz) else "the Nyquist frequency"
-    lower = f", {m.thd_seen_percent:.1f} % from those" if seen and math.isfinite(m.thd_seen_percent) else ""
-    return (f"THD unverifiable: of harmonics 2-5, {which} below {nyquist}{lower}; "
+    if seen == 0:
+        where = f"none lies a bin below {nyquist}"
+    else:
+        share = f" ({m.thd_seen_percent:.1f} % from {'it' if seen == 1 else 'them'})" if math.isfinite(m.thd_seen_percent) else ""
+        where = f"{'harmonic 2' if seen == 1 else f'harmonics 2-{seen + 1}'}{share}; the others lie above {nyquist}"
+    return (f"THD unverifiable, {seen} of harmonics 2-5 seen: {where}; "
             f"record at more than {10 * m.frequency_hz:.0f} Hz")
 
 
