@@ -375,6 +375,13 @@ def test_one_tone_across_gaps_is_one_stretch_measured_run_by_run(cli, tmp_path):
     assert result["steady"] and result["method"] == COHERENT and result["frequency_hz"] == pytest.approx(30.0, abs=1e-4)
     assert result["peak_g"] == pytest.approx(0.3, rel=2e-3)
     assert all(w["t_s"] + w["duration_s"] <= 7.0 + 1e-9 or w["t_s"] >= 7.0 for w in result["windows"])
+    assert result["notes"] == []
+    # a run of 0.05 s (1.5 cycles) between two more gaps cannot be measured: left out, and said
+    keep[17000:17010] = keep[17060:17070] = False
+    _write(path, t[keep], accel[keep])
+    short = json.loads(cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--json").out)
+    assert short["notes"] == ["1 run between gaps (0.050 s, the first at 17.010 s) too short to measure: left out"]
+    assert short["in_spec"] and len(short["recording"]["runs"]) == 5
     inside = cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--start", "5", "--end", "10")
     assert inside.code == 2 and "a gap of 7.0 ms after t = 6.999 s" in inside.err
     assert cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--start", "8", "--end", "14").code == 0

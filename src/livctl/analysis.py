@@ -826,7 +826,7 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
         pending &= moved & ~_converged(np.abs(d_omega) * duration_s, amplitude2, step_rss, n, dof)
         if not pending.any():
             break
-    var_omega, var_amplitude = _variances(grams, result, rss, dof)
+    var_omega, var_amplitude = _variances(grams, result, rss, dof, count)
     return _Fits(omega=omega, coef=result, rss=rss, count=count, n=n, mean=signal.mean,
                  other_spectra=others, projected_omega=projected, var_omega=var_omega,
                  var_amplitude=var_amplitude)
@@ -848,12 +848,26 @@ def _linear_columns(count: int) -> np.ndarray:
     return np.r_[0:3, 4 : 2 * count + 2]
 
 
-def _variances(grams: np.ndarray, coef: np.ndarray, rss: np.ndarray, dof: int) -> tuple[np.ndarray, np.ndarray]:
+def _variances(grams: np.ndarray, coef: np.ndarray, rss: np.ndarray, dof: int, count: int = 1
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Variances of the frequency (rad/s, squared) and of the fundamental's peak amplitude, per
     row: the least-squares covariance s^2 G^-1 of the whole model (DC, fundamental, frequency,
     harmonics) at the last step, s^2 = rss / dof. With harmonics sharing the frequency and a window
     of few cycles (where the columns are far from orthogonal) this is the spread the fit really
-    has, not the single-tone bound."""
+    has, not the single-tone bound.
+
+    The frequency's is corrected for the noise in the harmonics' coefficients (a pair's noise
+    power is 4 s^2 / n), which shape the derivative column in proportion to their order h:
+    - a harmonic fitted to noise alone still has an amplitude, and taken as signal it would lend
+      the frequency information it does not carry: the information sum_h h^2 P_h (P_h = a_h^2 +
+      b_h^2, h = 1 the fundamental) counts only the power beyond noise;
+    - that noise also moves the fitted frequency: the variance grows by
+      sum_{h >= 2} h^2 (4 s^2 / n) / P_1.
+    At 0 dB per sample on 1000 samples they change the spread by -3 % and +5 %; at the SNRs
+    sessions see, by nothing."""
+    cos_idx, sin_idx = _layout(count)
+    h2 = _orders(count) ** 2
+    n = dof + 2 * count + 2
     if grams.shape[0] == 1:  # one window (a session's): plain numbers
         try:
             inverse = np.linalg.inv(grams[0])
@@ -862,9 +876,16 @@ def _variances(grams: np.ndarray, coef: np.ndarray, rss: np.ndarray, dof: int) -
         s2 = max(float(rss[0]), 0.0) / dof
         a, b = float(coef[0, 1]), float(coef[0, 2])
         amplitude2 = a * a + b * b
-        var_amplitude = (s2 * (a * a * inverse[1, 1] + 2 * a * b * inverse[1, 2] + b * b * inverse[2, 2]) / amplitude2
-                         if amplitude2 > 0 else math.inf)
-        return np.array([s2 * inverse[3, 3]]), np.array([var_amplitude])
+        if not amplitude2 > 0:
+            return np.array([math.inf]), np.array([math.inf])
+        noise = 4.0 * s2 / n
+        power = (coef[0, cos_idx] ** 2 + coef[0, sin_idx] ** 2).tolist()
+        orders2 = h2.tolist()
+        information = sum(p * h for p, h in zip(power, orders2))
+        signal_information = amplitude2 + sum(max(p - noise, 0.0) * h for p, h in zip(power[1:], orders2[1:]))
+        correction = information / signal_information * (1.0 + noise * sum(orders2[1:]) / amplitude2)
+        var_amplitude = s2 * (a * a * inverse[1, 1] + 2 * a * b * inverse[1, 2] + b * b * inverse[2, 2]) / amplitude2
+        return np.array([s2 * inverse[3, 3] * correction]), np.array([var_amplitude])
     with np.errstate(all="ignore"):
         try:
             inverse = np.linalg.inv(grams)
@@ -873,9 +894,15 @@ def _variances(grams: np.ndarray, coef: np.ndarray, rss: np.ndarray, dof: int) -
         s2 = np.maximum(rss, 0.0) / dof
         a, b = coef[:, 1], coef[:, 2]
         amplitude2 = a * a + b * b
-        var_omega = s2 * inverse[:, 3, 3]
+        noise = 4.0 * s2 / n
+        power = coef[:, cos_idx] ** 2 + coef[:, sin_idx] ** 2
+        information = power @ h2
+        signal_information = amplitude2 + np.maximum(power[:, 1:] - noise[:, None], 0.0) @ h2[1:]
+        correction = information / signal_information * (1.0 + noise * float(np.sum(h2[1:])) / amplitude2)
+        var_omega = s2 * inverse[:, 3, 3] * correction
         var_amplitude = s2 * (a * a * inverse[:, 1, 1] + 2 * a * b * inverse[:, 1, 2] + b * b * inverse[:, 2, 2])
         var_amplitude = np.where(amplitude2 > 0, var_amplitude / amplitude2, np.inf)
+        var_omega = np.where(amplitude2 > 0, var_omega, np.inf)
     return var_omega, var_amplitude
 
 

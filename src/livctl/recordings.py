@@ -32,7 +32,6 @@ import csv
 import io
 import itertools
 import math
-import os
 import re
 import stat
 import warnings
@@ -174,12 +173,6 @@ class Recording:
         start, stop = p.start + a, p.start + b
         return replace(self, accel_mps2=self.accel_mps2[start:stop], pieces=(), gaps=(),
                        t0_s=self.t0_s + p.t0_s + a / self.rate_hz, timing=self.timing.between(start, stop))
-
-    def piece(self, index: int) -> "Recording":
-        """One run of samples of a recording with gaps, as a recording of its own."""
-        p = self.piece_list[index]
-        return replace(self, accel_mps2=self.accel_mps2[p.start : p.start + p.n], pieces=(), gaps=(),
-                       t0_s=self.t0_s + p.t0_s, timing=self.timing.between(p.start, p.start + p.n))
 
 
 def _pieces_text(rec: Recording) -> str:

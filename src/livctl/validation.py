@@ -311,10 +311,12 @@ def validate(
     search_hz = (SEARCH_BAND[0] * f_rx, SEARCH_BAND[1] * f_rx)
     notes = []
     windows: list[WindowReport] = []
+    short = [p for p in runs if p.n / rate * f_rx < MIN_CYCLES]
+    if short:
+        notes.append(f"{len(short)} run{'s' if len(short) > 1 else ''} between gaps ({sum(p.n for p in short) / rate:.3f} s, "
+                     f"the first at {rec.t0_s + short[0].t0_s:.3f} s) too short to measure: left out")
     for k, p in enumerate(runs):
         if p.n / rate * f_rx < MIN_CYCLES:
-            notes.append(f"a run of {p.n / rate:.3f} s at {rec.t0_s + p.t0_s:.3f} s, between gaps, is too short "
-                         "to measure: left out")
             continue
         windows += [replace(w, run=k) for w in _windows(rec, p, window_n, index, search_hz, len(windows), f_rx)]
     measured = [w for w in windows if w.measurement is not None]
@@ -328,7 +330,7 @@ def validate(
     for k, members in enumerate(groups):
         stretches.append(_stretch_figures(rec, k, members, windows, index, rx))
     member_of = {w: s.index for s in stretches for w in s.windows}
-    windows = [_checked(replace(w, stretch=member_of.get(w.index)), rx, rec) for w in windows]
+    windows = [_checked(replace(w, stretch=member_of.get(w.index)), rx) for w in windows]
     main = max(range(len(stretches)), key=lambda k: stretches[k].duration_s)
     reasons = _verdict(stretches, main, windows, outside, rx)
     m = stretches[main]
@@ -513,8 +515,7 @@ def _stretch_figures(rec: Recording, k: int, members: list[int], windows: list[W
             method = COHERENT
         else:
             method = WINDOW_AVERAGE
-            whole = _average(measured, weights, record.measurement() if record else measured[0].measurement,
-                             timing_free=True, rec=rec)
+            whole = _average(measured, weights, record.measurement() if record else measured[0].measurement, rec)
         results.append((part, start, stop, whole, method, coherence, record))
     durations = np.array([r[3].duration_s for r in results])
     longest = int(np.argmax(durations))
@@ -566,7 +567,7 @@ def _combine(ms: list[Measurement], durations: np.ndarray) -> Measurement:
     )
 
 
-def _checked(w: WindowReport, rx: Prescription, rec: Recording) -> WindowReport:
+def _checked(w: WindowReport, rx: Prescription) -> WindowReport:
     if w.measurement is None:
         return w
     reasons = tuple(check_spec(w.measurement, rx))
@@ -610,8 +611,7 @@ def _coherence_margin(measured: list[WindowReport], mean_peak_g: float) -> float
     return max(1e-3, 5.0 * standard_error / mean_peak_g)
 
 
-def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measurement, *, timing_free: bool,
-             rec: Recording) -> Measurement:
+def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measurement, rec: Recording) -> Measurement:
     """The windows' duration-weighted averages, for a tone that is not steady over a part (powers
     are averaged for SNR and SINAD; off-axis and THD are averaged as shares). The spreads are the
     windows' model spreads combined as independent (their time-base share is added for the whole
@@ -626,7 +626,7 @@ def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measureme
 
     def model_sd(w: WindowReport) -> tuple[float, float]:
         m = w.measurement
-        f_t, a_t = rec.timing.uncertainty(w.start, w.start + w.n, m.frequency_hz, m.peak_g) if timing_free else (0, 0)
+        f_t, a_t = rec.timing.uncertainty(w.start, w.start + w.n, m.frequency_hz, m.peak_g)
         return (math.sqrt(max(0.0, m.frequency_sd_hz**2 - f_t**2)), math.sqrt(max(0.0, m.peak_sd_g**2 - a_t**2)))
 
     peak_g = mean("peak_g")
