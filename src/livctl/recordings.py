@@ -659,7 +659,7 @@ def recording_from_samples(
     if jitter_rms * rate < 1e-3:
         decision, evidence = "undecided", "stamps regular to 0.1 % of a period"
     else:
-        decision, evidence = decide(accel, rate, pieces, residual, t_s)
+        decision, evidence = decide(accel, rate, pieces, residual, t_s, white)
     believe = decision == "stamps" or (decision == "undecided" and jitter_rms > JITTER_RESAMPLE_FRACTION / rate)
     if believe:
         accel = _resample(t_s, accel, pieces, residual, rate)

@@ -236,7 +236,7 @@ def diffusion(drift: np.ndarray, starts: np.ndarray, pieces: list[Piece], block:
 
 
 def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.ndarray,
-           stamps: np.ndarray) -> tuple[str, str]:
+           stamps: np.ndarray, white_rms_s: float) -> tuple[str, str]:
     """Which reading of the stamps the samples support: "stamps", "even" or "undecided", and why.
 
     Two tests on the axis with the most vibration, each a z-score:
@@ -246,14 +246,15 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
       windows' frequency changes against the predicted ones, weighted by the windows' own
       spread; pairs across a change of tone (a step) are left out.
     - jitter: up to 8 windows fitted on both grids (the stamped one by a local cubic spline); the
-      right grid leaves less residual.
+      right grid leaves less residual. Skipped when the white jitter's noise, (w jitter)^2 A^2 / 2,
+      is under 1 % of the windows' own (then either grid fits as well).
     """
     from livctl.analysis import AnalysisError, measure, measure_windows
 
     axis = int(np.argmax([np.var(accel[:, i]) for i in range(accel.shape[1])]))
     longest = max(p.n for p in pieces)
     window_n = int(min(round(DECISION_WINDOW_S * rate_hz), max(16, longest // 8)))
-    f, sd, slope, piece_of, spans = [], [], [], [], []
+    f, sd, slope, piece_of, spans, snr = [], [], [], [], [], []
     for k, p in enumerate(pieces):
         count = p.n // window_n
         if count == 0:
@@ -275,6 +276,7 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
             slope.append(float(np.dot(tt, r - r.mean()) / np.dot(tt, tt)))
             piece_of.append(k)
             spans.append(a)
+            snr.append(10.0 ** (m.snr_db / 10.0))
     z_drift, beta, se = 0.0, math.nan, math.inf
     if len(f) >= 3:
         f, sd, slope, piece_of = map(np.asarray, (f, sd, slope, piece_of))
@@ -290,7 +292,8 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
             se = 1.0 / math.sqrt(info)
             z_drift = (beta - 0.5) / se
     z_jitter = 0.0
-    if spans:
+    audible = bool(spans) and (2.0 * math.pi * float(np.median(f)) * white_rms_s) ** 2 * float(np.median(snr)) >= 0.01
+    if audible:
         from scipy.interpolate import make_interp_spline
 
         chosen = [spans[i] for i in np.linspace(0, len(spans) - 1, min(8, len(spans))).round().astype(int)]
@@ -310,7 +313,7 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
             total_n = window_n * len(dict.fromkeys(chosen))
             z_jitter = (even - stamped) / min(even, stamped) / math.sqrt(2.0 / total_n)
     drift_text = f"drift test beta {beta:.2f} +- {se:.2f}" if math.isfinite(beta) else "drift test: too little drift"
-    text = f"{drift_text}, jitter test z {z_jitter:+.1f}"
+    text = f"{drift_text}, jitter test " + (f"z {z_jitter:+.1f}" if audible else "skipped: jitter below the noise")
     votes = [v for v in (_vote(z_drift), _vote(z_jitter)) if v]
     if votes and all(v == votes[0] for v in votes):
         return votes[0], text

@@ -72,6 +72,9 @@ def write_plot(result, path: str | Path) -> None:
     for stretch in result.stretches:
         windows.axvspan(stretch.from_s, stretch.to_s, color="tab:blue", alpha=0.06,
                         label="stretches of steady tone" if stretch.index == 0 else None)
+        if len(result.stretches) > 1:
+            windows.annotate(f"{stretch.measurement.frequency_hz:.2f} Hz", (0.5 * (stretch.from_s + stretch.to_s), 1.0),
+                             xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8)
     windows.axhline(m.peak_g, color="tab:blue", lw=1, ls="--", label=f"driven stretch: {m.peak_g:.4f} g")
     windows.set_xlabel("time, s")
     windows.set_ylabel("peak of the fundamental, g")
