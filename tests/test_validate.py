@@ -359,6 +359,24 @@ def test_a_stepped_record_is_not_one_steady_tone_and_lists_its_stretches(cli, tm
     assert "stretches (not one steady tone):" in table.out
 
 
+def test_a_loud_burst_does_not_make_the_delivery_look_quiet():
+    """0.3 g for 20 s with a 4 s resonance at 4 g in the middle: the burst is a stretch of its own,
+    the record is not one steady tone, and the delivery on either side is not taken for quiet
+    (a tone below a tenth of the burst's) but listed as the stretches it is."""
+    rng = np.random.default_rng(12)
+    t = np.arange(24_000) / RATE
+    level = np.where((t >= 10) & (t < 14), 4.0, 0.3)
+    accel = platform_axes(tone(t, frequency_hz=30.0, peak_mps2=G, phase=0.2) * level, rng, noise_rms_mps2=0.05)
+    result = validate(Recording(accel, RATE, ("x", "y", "z"), "burst", "memory", "m/s2"),
+                      Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=24.0))
+    assert [(s.from_s, s.to_s) for s in result.stretches] == [(0.0, 10.0), (10.0, 14.0), (14.0, 24.0)]
+    assert [round(s.measurement.peak_g, 2) for s in result.stretches] == [0.3, 4.0, 0.3]
+    assert result.main == 0 and result.measurement.peak_g == pytest.approx(0.3, rel=2e-3)
+    assert all(w.stretch is not None for w in result.windows) and not result.in_spec
+    assert result.reasons[0].startswith("the record is not one steady tone: 3 stretches")
+    assert result.reasons[1].startswith("stretch 2 (10.0-14.0 s): peak 4.000 g")
+
+
 def test_one_tone_across_gaps_is_one_stretch_measured_run_by_run(cli, tmp_path):
     rng = np.random.default_rng(8)
     t = np.arange(20_000) / RATE

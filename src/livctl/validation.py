@@ -4,7 +4,7 @@ make up, and the figures of each stretch.
     recording ──► checks (rate, values, length, window) ──► windows of each run of samples
               (analysis.measure_windows, many at a time)
               ──► stretches: consecutive windows that hold one steady tone; quiet windows (no tone,
-                  or a tone far below the loudest stretch's) and short transitions (a ramp, a burst)
+                  or a tone far below the delivery's) and short transitions (a ramp, a burst)
                   belong to none; stretches of the same tone join up
               ──► each stretch's figures: one IEEE 1057 fit over each contiguous part of it
                   (analysis.fit_record), or its windows' average when the tone is not steady enough
@@ -54,8 +54,10 @@ with a chance of about e^-50 per bin, so a silent window is never read as a weak
 COHERENT = "coherent fit"
 WINDOW_AVERAGE = "window average"
 QUIET_SHARE = 0.1
-"""A run of windows whose tone is below this share of the loudest stretch's is quiet (the
-platform at rest, hum, a neighbour's machine): it belongs to no stretch."""
+"""A run of windows whose tone is below this share of the reference run's is quiet (the platform
+at rest, hum, a neighbour's machine): it belongs to no stretch. The reference is the run of at
+least MIN_STRETCH_WINDOWS windows nearest the prescription, so a loud burst (a resonance) does not
+make the delivery itself look quiet."""
 MIN_STRETCH_WINDOWS = 3
 """Fewer consecutive windows of one tone are a transition (a ramp, a burst), not a stretch."""
 STEP_SD = 5.0
@@ -435,9 +437,10 @@ def _stretches(windows: list[WindowReport], rx: Prescription) -> tuple[list[list
     """Window indices of each stretch (in time order), and of the windows outside every stretch.
 
     Runs of consecutive measured windows holding one tone (`_different`) are found first; a run
-    whose median peak is below QUIET_SHARE of the loudest long run's is quiet; a run shorter than
-    MIN_STRETCH_WINDOWS is a transition; the remaining runs are stretches, and neighbouring
-    stretches of the same tone (their medians, by `_different`) are one stretch."""
+    whose median peak is below QUIET_SHARE of the reference run's (the long run nearest the
+    prescription) is quiet; a run shorter than MIN_STRETCH_WINDOWS is a transition; the remaining
+    runs are stretches, and neighbouring stretches of the same tone (their medians, by
+    `_different`) are one stretch."""
     runs: list[list[WindowReport]] = []
     for w in windows:
         m = w.measurement
@@ -451,10 +454,14 @@ def _stretches(windows: list[WindowReport], rx: Prescription) -> tuple[list[list
     runs = [r for r in runs if r]
     shortest = min(MIN_STRETCH_WINDOWS, max(len(r) for r in runs))
     long_runs = [r for r in runs if len(r) >= shortest]
-    loudest = max(statistics.median(w.measurement.peak_g for w in r) for r in long_runs)
+    def distance(r: list[WindowReport]) -> float:
+        m = _median(r)
+        return abs(math.log(max(m.peak_g, 1e-300) / rx.peak_g)) + abs(m.frequency_hz / rx.frequency_hz - 1.0)
+
+    reference = _median(min(long_runs, key=distance)).peak_g
     stretches: list[list[WindowReport]] = []
     for r in long_runs:
-        if statistics.median(w.measurement.peak_g for w in r) < QUIET_SHARE * loudest:
+        if statistics.median(w.measurement.peak_g for w in r) < QUIET_SHARE * reference:
             continue
         if stretches and not _different(_median(stretches[-1]), _median(r), rx):
             stretches[-1] = stretches[-1] + r
