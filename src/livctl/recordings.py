@@ -707,7 +707,8 @@ def _read_wav(path: Path, rate_hz: float | None, full_scale_g: float | None) -> 
             warnings.simplefilter("always")
             rate, data = wavfile.read(path, mmap=False)
     except Exception as exc:  # scipy raises ValueError, EOFError, struct.error... for broken files
-        raise RecordingError(f"cannot read WAV {path}: {_first_line(exc)}") from None
+        found = _first_line(exc) if isinstance(exc, (ValueError, EOFError)) else "its chunks are malformed"
+        raise RecordingError(f"cannot read WAV {path}: {found.rstrip('.')}; expected a PCM or float WAV file") from None
     for w in caught:
         message = _first_line(w.message) if isinstance(w.message, Exception) else str(w.message).splitlines()[0]
         notes.append(f"WAV: {message.rstrip('.')}")
@@ -718,7 +719,7 @@ def _read_wav(path: Path, rate_hz: float | None, full_scale_g: float | None) -> 
     if data.shape[0] == 0:
         raise RecordingError(f"WAV {path} holds no samples")
     if data.shape[1] > len(AXES):
-        raise RecordingError(f"WAV {path} has {data.shape[1]} channels; livctl reads 1 to 3 (x, y, z)")
+        raise RecordingError(f"WAV {path} has {data.shape[1]} channels; expected 1 to 3 (x, y, z)")
     if data.dtype.kind == "f":
         full_scale, offset = 1.0, 0.0
         if not np.all(np.isfinite(data)):
@@ -728,7 +729,7 @@ def _read_wav(path: Path, rate_hz: float | None, full_scale_g: float | None) -> 
     elif data.dtype.kind == "i":
         full_scale, offset = float(2 ** (8 * data.dtype.itemsize - 1)), 0.0
     else:
-        raise RecordingError(f"WAV {path}: unsupported sample type {data.dtype}")
+        raise RecordingError(f"WAV {path}: samples of type {data.dtype}; expected PCM 8/16/24/32-bit integers or floats")
     scale = full_scale_g * STANDARD_GRAVITY_MPS2 / full_scale
     accel = np.empty(data.shape, order="F")
     with np.errstate(over="ignore", invalid="ignore"):
