@@ -563,3 +563,22 @@ def test_the_time_stamps_share_of_the_uncertainty_is_printed_and_in_the_json(cli
     table = cli("validate", str(wandering), "--freq", "30", "--accel", "0.3")
     assert "+- 95 %: from the fit (noise, harmonics) and the time stamps' jitter and drift" in table.out
     assert "drift 150" in table.out or "drift 14" in table.out or "drift 15" in table.out
+
+
+def test_a_rate_too_low_for_the_prescription_names_how_the_stamps_were_read(cli, tmp_path):
+    """Milliseconds read as seconds once gave "1.6 Hz" with no hint."""
+    rng = np.random.default_rng(3)
+    t = np.arange(4800) / 1600.0
+    path = tmp_path / "ms.csv"
+    _write(path, t * 1000.0, platform_axes(tone(t, frequency_hz=30.0, peak_mps2=0.3 * G, phase=0), rng,
+                                           noise_rms_mps2=0.02))
+    assert cli("validate", str(path), "--freq", "30", "--accel", "0.3").code == 0  # ms, from the steps
+    said = cli("validate", str(path), "--freq", "30", "--accel", "0.3", "--time-unit", "s")
+    assert said.code == 2 and "the sample rate 1.6 Hz is below 2.5 x the prescribed 30 Hz" in said.err
+    assert "(the time stamps were read in s, as --time-unit says)" in said.err
+    slow = tmp_path / "slow.csv"
+    _write(slow, t * 30.0, platform_axes(tone(t, frequency_hz=30.0, peak_mps2=0.3 * G, phase=0), rng,
+                                         noise_rms_mps2=0.02))  # steps of 18.75 ms read as s: 53 Hz
+    guessed = cli("validate", str(slow), "--freq", "30", "--accel", "0.3")
+    assert guessed.code == 2 and "(the time stamps were read in s, from the steps; if that is wrong, give " \
+        "--time-unit)" in guessed.err

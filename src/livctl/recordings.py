@@ -125,6 +125,12 @@ class Recording:
         return self.accel_mps2.shape[0]
 
     @property
+    def time_unit_words(self) -> str:
+        """How the stamps were read, without brackets: "ms, from the header"."""
+        unit, _, how = self.time_unit.partition(" (")
+        return f"{unit}, {how.rstrip(')')}" if how else unit
+
+    @property
     def duration_s(self) -> float:
         """Time covered by the samples (gaps excluded)."""
         return self.samples / self.rate_hz

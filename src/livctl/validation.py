@@ -284,8 +284,9 @@ def validate(
         raise RecordingError(f"{rec.source}: the sample rate is {rate:g} Hz; expected a positive rate")
     if rate < MIN_RATE_FACTOR * f_rx:
         hint = ""
-        if rec.time_unit and "--time-unit" not in rec.time_unit:  # read from the header or the steps
-            hint = f" (the time stamps were read in {rec.time_unit}; if that is wrong, give --time-unit)"
+        if rec.time_unit:
+            other = "" if "--time-unit" in rec.time_unit else "; if that is wrong, give --time-unit"
+            hint = f" (the time stamps were read in {rec.time_unit_words}{other})"
         raise RecordingError(
             f"the sample rate {rate:g} Hz is below {MIN_RATE_FACTOR:g} x the prescribed {f_rx:g} Hz; "
             f"record at {MIN_RATE_FACTOR * f_rx:g} Hz or more{hint}"

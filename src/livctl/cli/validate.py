@@ -321,7 +321,7 @@ def render(result) -> str:
             believed = ("undecided: resampled onto an even grid" if timing.resampled
                         else "undecided: read as evenly sampled")
         lines.append(_wrap(
-            f"timing: {rec.rate_hz:.3f} Hz fitted to the stamps, read in {rec.time_unit}; jitter "
+            f"timing: {rec.rate_hz:.3f} Hz fitted to the stamps (read in {rec.time_unit_words}); jitter "
             f"{timing.jitter_rms_s * 1e6:.1f} us RMS ({timing.jitter_max_s * 1e6:.1f} us max), drift "
             f"{(timing.drift_rms_s or 0.0) * 1e6:.1f} us RMS; {believed}", "", "  "))
     if result.method != "coherent fit":
