@@ -320,6 +320,10 @@ def test_a_gap_splits_the_record_into_runs_and_is_refused_only_inside_start_end(
     assert "runs 0.000-0.800 s, 0.805-2.000 s" in str(err.value)
     with pytest.raises(RecordingError, match="leave nothing"):
         rec.between(1e308, None)
+    with pytest.raises(RecordingError, match="fall inside a gap"):
+        rec.between(0.8, 0.803)
+    with pytest.raises(RecordingError, match="hold no sample"):
+        rec.between(0.0, 1e-300)
     assert rec.between(0.9, 1e308).samples == 1100
 
 

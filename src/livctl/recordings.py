@@ -167,7 +167,10 @@ class Recording:
             if a < b:
                 chosen.append((p, a, b))
         if not chosen:
-            raise RecordingError(f"--start {lo:g} s / --end {shown_end} s fall inside a gap of {self.source}")
+            inside_gap = any(g.after_s < lo and hi <= g.after_s + g.duration_s for g in self.gaps)
+            where = f"fall inside a gap of {self.source}" if inside_gap else f"hold no sample of {self.source}"
+            raise RecordingError(f"--start {lo:g} s / --end {shown_end} s {where}; expected a stretch of at least a "
+                                 "few cycles")
         if len(chosen) > 1:
             gap = self.gaps[self.piece_list.index(chosen[0][0])]
             raise RecordingError(
