@@ -57,3 +57,12 @@ def platform_axes(
 def effective_noise(noise_rms: float, lsb: float | None) -> float:
     """Noise RMS with the quantisation's (LSB / sqrt 12) added in power (white when the noise dithers)."""
     return math.sqrt(noise_rms**2 + ((lsb or 0.0) ** 2) / 12.0)
+
+
+def drift(n: int, rms_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A slow random walk of the time stamps (s), its straight-line trend left in, scaled so that
+    what is left after removing that trend has RMS `rms_s`: how a host's stamps wander."""
+    walk = np.cumsum(rng.normal(0.0, 1.0, n))
+    i = np.arange(n) - 0.5 * (n - 1)
+    detrended = walk - walk.mean() - i * (np.dot(i, walk - walk.mean()) / np.dot(i, i))
+    return walk * (rms_s / np.sqrt(np.mean(detrended**2)))
