@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -43,7 +42,7 @@ from livctl.analysis import AnalysisError, Measurement, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.clock import utc_now
 from livctl.errors import LivctlError, PlatformError, UsageError
-from livctl.files import atomic_output
+from livctl.files import atomic_output, read_toml
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
 from livctl.session import PRECHECK_FIRST_DRIVE, PRECHECK_MAX_DRIVE
@@ -553,17 +552,7 @@ def to_toml(cal: Calibration) -> str:
 def load_calibration(path: str | os.PathLike[str], *, platform_id: str | None = None) -> Calibration:
     """Read and check a calibration file; CalibrationError (one line) when it cannot be used."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise CalibrationError(f"no calibration file {path}") from None
-    except OSError as exc:
-        raise CalibrationError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CalibrationError(f"{path} is not valid TOML: {exc}; fix it or recalibrate") from None
-    except UnicodeDecodeError:
-        raise CalibrationError(f"{path} is not a text file") from None
+    doc, _ = read_toml(path, "calibration file", error=CalibrationError)
     cal = Calibration.from_dict(doc, str(path))
     if platform_id is not None and cal.platform_id != platform_id:
         raise CalibrationError(

@@ -1,20 +1,96 @@
-"""Files written whole or not at all: calibrations, exports, reports.
+"""Files livctl reads (profiles, regimens, calibrations, configuration) and writes (calibrations,
+exports, reports).
 
-A file is written beside its destination under a temporary name, flushed to disk, and only then
-renamed (or linked) into place, so a crash, a full disk or Ctrl-C never leaves half a file where a
-reader would take it for the whole.
+Reading is bounded: only a regular file is read (a FIFO would block, /dev/zero never ends, a
+directory is no file), at most `MAX_INPUT_BYTES` of it, and a TOML document that nests deeper than
+Python can parse is an error like any other malformed one; every failure is one line naming the file.
+
+Writing is whole or nothing: a file is written beside its destination under a temporary name,
+flushed to disk, and only then renamed (or linked) into place, so a crash, a full disk or Ctrl-C
+never leaves half a file where a reader would take it for the whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from livctl.errors import UsageError
+
+MAX_INPUT_BYTES = 1 << 20
+"""The largest profile, regimen, calibration or configuration file read (1 MiB): a calibration
+with ten frequency points of a hundred steps each is about 200 KiB."""
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_bounded(path: str | os.PathLike[str], what: str, *, max_bytes: int = MAX_INPUT_BYTES,
+                 error: type[UsageError] = UsageError) -> bytes:
+    """The bytes of the regular file at `path` (symlinks followed), at most `max_bytes` of them.
+
+    `what` names the file in errors ("regimen file"); each is one line of class `error`. A FIFO,
+    a device, a directory or a socket is refused without being opened for reading; a file larger
+    than `max_bytes` is refused after reading no more than one byte past it."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} {path} is {_kind_of(info.st_mode)}, not a regular file; give the path of a file")
+        if info.st_size > max_bytes:
+            raise error(f"{what} {path} is {info.st_size:,} bytes, larger than any {what} ({max_bytes:,}); "
+                        "give the right file")
+        # O_NONBLOCK: should the path become a FIFO between stat and open, opening does not wait
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} {path} is {_kind_of(info.st_mode)}, not a regular file; give the path of a file")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 16, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {(exc.strerror or str(exc)).lower()}") from None
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise error(f"{what} {path} is larger than any {what} ({max_bytes:,} bytes); give the right file")
+    return b"".join(chunks)
+
+
+def read_toml(path: str | os.PathLike[str], what: str, *, max_bytes: int = MAX_INPUT_BYTES,
+              error: type[UsageError] = UsageError) -> tuple[dict, bytes]:
+    """A TOML document from a file read with `read_bounded`: (the table, the file's bytes).
+
+    Not UTF-8, not TOML, or nested deeper than the parser can follow: one line of class `error`."""
+    path = Path(path)
+    data = read_bounded(path, what, max_bytes=max_bytes, error=error)
+    try:
+        return tomllib.loads(data.decode("utf-8")), data
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text; give the path of a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{what} {path} nests arrays or tables too deeply to be a {what}; give the right file") from None
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import datetime as dt
 import difflib
 import hashlib
 import math
-import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -174,15 +173,10 @@ _FIELDS = {
 def load_regimen_file(path: str | Path) -> tuple[Regimen, str]:
     """Read and check a TOML regimen file; returns the regimen (start, length or time zone may
     still be open) and a source line naming the file and its SHA-256."""
+    from livctl.files import read_toml
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegimenError(f"cannot read regimen file {path}: {exc.strerror or exc}") from None
-    try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RegimenError(f"regimen file {path} is not valid TOML: {exc}") from None
+    table, data = read_toml(path, "regimen file", error=RegimenError)
     regimen = parse_regimen(table, where=f"regimen file {path}", default_name=path.stem)
     return regimen, f"file {path.resolve()} sha256 {hashlib.sha256(data).hexdigest()}"
 
