@@ -2,6 +2,7 @@
 can follow); files it writes appear whole or not at all, and never replace what is not a file."""
 
 import os
+import stat
 
 import pytest
 
@@ -84,3 +85,66 @@ def test_commands_refuse_odd_files_at_once_in_one_line(odd_files, tmp_path, args
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and any(s in lines[0] for s in ("not a regular file", "larger", "deeply")), lines
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_log(cli, tmp_path):
+    log = tmp_path / "doses.sqlite"
+    assert cli("subject", "add", "P-1", "--kind", "human", "--log", str(log)).code == 0
+    return log
+
+
+def _export(cli, log, out):
+    return cli("log", "export", "--csv", "--out", str(out), "--log", str(log))
+
+
+def test_export_through_a_symlink_writes_its_target_and_keeps_the_link(cli, small_log, tmp_path):
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = _export(cli, small_log, link)
+    assert result.code == 0, result
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().startswith("session_id,")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "link-to-device", "dangling-link", "folder", "empty"])
+def test_export_never_replaces_what_is_not_a_regular_file(small_log, tmp_path, kind):
+    out = tmp_path / "out.csv"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(out, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    elif kind == "link-to-device":
+        out.symlink_to("/dev/null")
+    elif kind == "dangling-link":
+        out.symlink_to(tmp_path / "nowhere" / "x.csv")
+    elif kind == "folder":
+        out.mkdir()
+    else:
+        out = ""
+    before = os.lstat(out).st_mode if out else None
+    result = run_livctl("log", "export", "--csv", "--out", str(out), "--log", str(small_log), timeout=30)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "cannot write" in lines[0], result.stderr
+    if out:
+        assert os.lstat(out).st_mode == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_folders_are_created_and_said(cli, small_log, tmp_path):
+    out = tmp_path / "new" / "deeper" / "x.csv"
+    result = _export(cli, small_log, out)
+    assert result.code == 0 and out.exists(), result
+    assert f"livctl: created the folder {tmp_path / 'new'}" in result.err
+    again = _export(cli, small_log, out)
+    assert again.code == 0 and "created the folder" not in again.err
+    report = cli("report", "--subject", "P-1", "--out", str(tmp_path / "reports"), "--to", "2026-12-31",
+                 "--log", str(small_log))
+    assert report.code == 0 and f"created the folder {tmp_path / 'reports'}" in report.err, report

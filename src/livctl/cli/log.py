@@ -223,7 +223,7 @@ def run_export(args: argparse.Namespace) -> int:
             stream.write("\n]}\n")
             return len(sessions)
 
-        if args.out:
+        if args.out is not None:  # an empty --out is a mistake, not stdout
             with atomic_output(args.out) as stream:
                 count = write(stream)
             unit = "windows" if args.windows and args.format == "csv" else "sessions"
