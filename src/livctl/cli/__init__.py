@@ -97,6 +97,14 @@ def _show_notices(quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while the parsers or a command's modules were still loading
+        print("livctl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     _single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
