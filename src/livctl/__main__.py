@@ -1,7 +1,7 @@
 """`python -m livctl` (and the `livctl` command) runs the command-line interface.
 
-Nothing is imported here before `run()` guards against Ctrl-C: even `signal` loads `enum`, which
-takes long enough for an early Ctrl-C to land in it."""
+Until `run()` takes over, livctl/__init__.py's start-up guard ends the process on Ctrl-C; nothing
+else is imported here before `run()` guards against it itself."""
 
 import sys
 
@@ -28,6 +28,10 @@ def run() -> int:
     code = EXIT_INTERRUPTED
     try:
         try:
+            import signal
+
+            # from here on a Ctrl-C is a KeyboardInterrupt again (livctl/__init__.py guarded until now)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             from livctl.cli import main
 
             code = main()

@@ -40,6 +40,9 @@ from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
 
 SCHEMA_VERSION = 2
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+"""What reading a damaged file can raise: SQLite's errors, and a schema or error message whose
+damaged bytes are no longer UTF-8."""
 BUSY_TIMEOUT_S = 30.0
 PAGE_SIZE = 1024
 GENESIS_HASH = bytes(32)
@@ -307,12 +310,12 @@ class DoseLog:
             else:
                 self.read_only = True
                 self._db = _connect_read_only(self.path)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *_DB_ERRORS) as exc:
             raise LogError(f"cannot open the dose log {self.path}: {_reason(exc)}; choose another --log PATH") from None
         self._checked = not check
         try:
             self._prepare()
-        except sqlite3.DatabaseError as exc:
+        except _DB_ERRORS as exc:
             self._db.close()
             raise LogError(f"{self.path} is not a usable dose log: {_reason(exc)}") from None
         except LogError:
@@ -366,7 +369,7 @@ class DoseLog:
                 problem = self._damage()
             finally:
                 db.execute("ROLLBACK")
-        except sqlite3.DatabaseError as exc:
+        except _DB_ERRORS as exc:
             problem = f"SQLite cannot read it ({_reason(exc)})"
         self._checked = problem is None
         if problem is not None:
@@ -453,7 +456,7 @@ class DoseLog:
                     pid=os.getpid(),
                 )
                 self._append_locked("sessions", row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
         return session_id
 
@@ -476,7 +479,7 @@ class DoseLog:
                 if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
                     return False
                 self._append_locked("session_ends", row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
         return True
 
@@ -493,7 +496,7 @@ class DoseLog:
                     "subjects",
                     dict(subject_id=subject_id, kind=kind, note=note, added_utc=iso_utc(utc_now()), operator=operator),
                 )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
 
     def assign_regimen(self, subject_id: str, *, name: str, regimen: dict, source: str, operator: str | None) -> None:
@@ -510,7 +513,7 @@ class DoseLog:
         try:
             with self._write():
                 self._append_locked(table, row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
 
     def _append_locked(self, table: str, row: dict) -> None:
@@ -658,7 +661,7 @@ class DoseLog:
             self.check_damage()
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise LogError(f"cannot read the dose log {self.path}: {_reason(exc)}") from None
 
     # -- verifying ----------------------------------------------------------------------------
@@ -685,7 +688,7 @@ class DoseLog:
             finally:
                 db.execute("ROLLBACK")
                 db.text_factory = str
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise LogError(f"{self.path} is damaged and cannot be verified: {_reason(exc)}") from None
 
     def _verify(self, progress: Callable[[int, int], None] | None, workers: int | None) -> ChainCheck:
