@@ -767,15 +767,19 @@ def _wav(draw, z, rate: float) -> bytes:
 
 @st.composite
 def recording_cases(draw) -> Case:
-    name = f"rec.{draw(st.sampled_from(['csv', 'wav']))}"
+    data = draw(recordings())
+    wav = data[:4] == b"RIFF"
+    name = "rec.wav" if wav else "rec.csv"
     argv = ["validate", name, "--freq", "30", "--accel", "0.3", "--json"]
-    if name.endswith(".wav"):
+    if wav:
         argv += ["--full-scale-g", "2"]
+    elif not data.startswith((b"time", b"t,", b'"time"', b"#time")):
+        argv += ["--rate", "3200"]
     if draw(st.booleans()):  # half the recordings with the prescription's options only
-        return Case("recording", argv, {name: draw(recordings())}, log=None)
+        return Case("recording", argv, {name: data}, log=None)
     argv += _options(draw, {"--window": number_text(["1", "0.5"]), "--rate": number_text(["3200"]),
                             "--full-scale-g": number_text(["2"]), "--start": number_text(["0"])})
-    return Case("recording", argv, {name: draw(recordings())}, log=None)
+    return Case("recording", argv, {name: data}, log=None)
 
 
 # -- TOML documents ------------------------------------------------------------------------------
