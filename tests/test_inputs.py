@@ -120,6 +120,8 @@ def test_url_options_use_the_same_reader():
     ("sim://?seed=1_0", "seed='1_0'"),           # the simulator's own parser would take it: int("1_0")
     ("sim://?seed=%EF%BC%91", "seed="),          # a full-width 1
     ("sim://?actuator_n=1e-320", "too small"),
+    ("sim://?id=" + "x" * 300, "at most 64 characters"),   # it names the calibration file: ENAMETOOLONG
+    ("sim://?id=..", "not . or .."),
 ])
 def test_device_urls_with_lenient_numbers_are_usage_errors(url, says):
     from livctl.backends import open_platform

@@ -111,10 +111,19 @@ def positive_float(text: str) -> float:
     return parse_number(text, POSITIVE)
 
 
+MAX_PLATFORM_ID = 64
+"""A platform id names a calibration file (`<id>.toml`) and appears in every session record: a
+name, not a paragraph (file names stop at 255 bytes)."""
+
+
 def platform_id_option(text: str) -> str:
-    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.'."""
+    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.', at most 64 of them."""
     if not text or not all(c.isalnum() or c in "-_." for c in text):
         raise ValueError("use letters, digits, '-', '_' or '.'")
+    if len(text) > MAX_PLATFORM_ID:
+        raise ValueError(f"a platform id is at most {MAX_PLATFORM_ID} characters, not {len(text)}")
+    if text in (".", ".."):
+        raise ValueError("a platform id names a file: not . or ..")
     return text
 
 
