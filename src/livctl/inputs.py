@@ -5,9 +5,10 @@ files that carry such values, so that a value means the same wherever it is type
 
 - A number is plain ASCII decimal: an optional sign, digits with an optional point, an optional
   exponent (`30`, `0.3`, `2.5e-3`). Python's `float()` is more lenient than a lab record should
-  be: it reads `3_0` and full-width `３０` as 30, ignores surrounding whitespace and takes `nan`,
-  `inf` and `0x1e` (via `int(..., 0)`); all of those are refused here, as are numbers too large
-  for a double and numbers so small they are below any physical resolution (`1e-308`).
+  be: it reads `3_0` and full-width `３０` as 30, ignores surrounding whitespace and takes `nan`
+  and `inf`; all of those are refused here (and hexadecimal, which `int(text, 0)` would take), as
+  are numbers too large for a double and numbers so small they are below any physical resolution
+  (`1e-308`).
 - A whole number is ASCII digits with an optional sign, within a stated range (a count of
   sessions, a number of weeks), never so large that SQLite or a date computation overflows.
 - A quantity has a unit and a plausible range: the range is wide (a domain check later says

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
+from livctl.inputs import MAX_COUNT, InputError, parse_count, parse_date, parse_percent, parse_speed, quantity
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,6 @@ def log_path(args: argparse.Namespace):
 
 def _option_type(parse, name: str):
     """An argparse type from one of livctl.inputs' readers (its InputError becomes argparse's)."""
-    from livctl.inputs import InputError
 
     def option(text: str):
         try:
@@ -57,18 +57,10 @@ def _option_type(parse, name: str):
 def positive_number(unit: str):
     """An argparse type: a positive number of `unit`, written plainly, within the unit's plausible
     range (livctl.inputs.QUANTITIES); the command's own checks narrow it further."""
-    from livctl.inputs import quantity
-
     return _option_type(quantity(unit).parse, f"number of {unit}")
 
 
-def _percent(text: str) -> float:
-    from livctl.inputs import parse_percent
-
-    return parse_percent(text)
-
-
-percent = _option_type(_percent, "percentage")
+percent = _option_type(parse_percent, "percentage")
 """An argparse type: a percentage 0-100, returned as a fraction."""
 
 
@@ -140,23 +132,11 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _speed(text: str) -> float:
-    from livctl.inputs import parse_speed
-
-    return parse_speed(text)
-
-
-speed_factor = _option_type(_speed, "speed")
+speed_factor = _option_type(parse_speed, "speed")
 """An argparse type for the simulator's --speed: a factor, or max."""
 
 
-def _date(text: str):
-    from livctl.inputs import parse_date
-
-    return parse_date(text)
-
-
-date_arg = _option_type(_date, "date")
+date_arg = _option_type(parse_date, "date")
 """An argparse type: a calendar date, YYYY-MM-DD, within livctl.inputs' date range."""
 
 
@@ -168,8 +148,6 @@ def check_date_range(args: argparse.Namespace) -> None:
 
 def whole_number(low: int, high: int | None = None, unit: str = ""):
     """An argparse type: a whole number `low`-`high` (default: livctl.inputs.MAX_COUNT)."""
-    from livctl.inputs import MAX_COUNT, parse_count
-
     top = MAX_COUNT if high is None else high
     return _option_type(lambda text: parse_count(text, low, top, unit), "whole number")
 
