@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,8 @@ from livctl.analysis import AnalysisError, Measurement, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.clock import utc_now
 from livctl.errors import LivctlError, PlatformError, UsageError
-from livctl.files import atomic_output
+from livctl.files import atomic_output, read_toml
+from livctl.inputs import EARLIEST_DATE, Range
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.safety import DEFAULT_ACCEL_CAP_G
 from livctl.stopping import StopSignal
@@ -349,7 +349,10 @@ class Calibration:
         return _drop_none(doc)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], source: str = "calibration") -> "Calibration":
+    def from_dict(cls, doc: dict[str, Any], source: str = "calibration", *,
+                  now: datetime | None = None) -> "Calibration":
+        """A calibration from its TOML document; every field is checked against its range (a file
+        edited by hand, damaged, or written by a faulty sweep is refused, never half used)."""
         r = _Reader(doc, source)
         version = r.get("format", int)
         if version > FORMAT_VERSION:
@@ -360,40 +363,69 @@ class Calibration:
             raise CalibrationError(f"{source}: format {version} is not a livctl calibration format")
         sensor = r.table("sensor")
         limits = r.table("limits")
-        points = tuple(_point_from(p) for p in r.tables("points"))
+        platform_max_drive = limits.number("platform_max_drive", 0.0, 1.0, low_open=True)
+        points = tuple(_point_from(p, platform_max_drive) for p in r.tables("points"))
         if not points:
             raise CalibrationError(f"{source}: no frequency points")
+        frequencies = [p.frequency_hz for p in points]
+        if len(set(frequencies)) != len(frequencies):
+            raise CalibrationError(f"{source}: two frequency points at the same frequency; recalibrate or restore the file")
         date = r.get("date_utc", datetime)
         if date.tzinfo is None:
             raise CalibrationError(f"{source}: date_utc must carry a UTC offset (write it as 2026-01-31T09:00:00Z)")
+        date = date.astimezone(timezone.utc)
+        latest = (now or utc_now()) + CLOCK_SKEW
+        if date.date() < EARLIEST_DATE or date > latest:
+            when = "in the future" if date > latest else f"before {EARLIEST_DATE.isoformat()}"
+            raise CalibrationError(
+                f"{source}: date_utc {date.isoformat()} is {when}; a calibration is dated when it was made "
+                "(check the clock of the machine that made it, or recalibrate)"
+            )
         axis = sensor.get("vertical_axis", str)
         if axis not in ("x", "y", "z"):
             raise CalibrationError(f"{source}: sensor.vertical_axis must be x, y or z, not {axis!r}")
         cal = cls(
-            calibration_id=r.get("calibration_id", str),
-            platform_id=r.get("platform_id", str),
-            device=r.get("device", str),
+            calibration_id=r.text("calibration_id"),
+            platform_id=r.text("platform_id"),
+            device=r.text("device"),
             simulated=r.get("simulated", bool),
-            date_utc=date.astimezone(timezone.utc),
-            operator=r.get("operator", str, required=False),
-            livctl_version=r.get("livctl_version", str),
-            working_frequency_hz=r.number("working_frequency_hz"),
-            load_kg=r.number("load_kg", required=False),
-            accel_cap_g=limits.number("accel_cap_g"),
-            platform_max_drive=limits.number("platform_max_drive"),
-            max_thd_percent=limits.number("max_thd_percent"),
+            date_utc=date,
+            operator=r.text("operator", required=False),
+            livctl_version=r.text("livctl_version"),
+            working_frequency_hz=r.number("working_frequency_hz", MIN_FREQUENCY_HZ, MAX_FREQUENCY_HZ),
+            load_kg=r.number("load_kg", 0.0, MAX_LOAD_KG, required=False),
+            accel_cap_g=limits.number("accel_cap_g", 0.0, DEFAULT_ACCEL_CAP_G, low_open=True),
+            platform_max_drive=platform_max_drive,
+            max_thd_percent=limits.number("max_thd_percent", 0.0, 100.0, low_open=True),
             sensor=SensorCheck(
-                rate_hz=sensor.number("rate_hz"),
+                rate_hz=sensor.number("rate_hz", 0.0, MAX_RATE_HZ, low_open=True),
                 vertical_axis=axis,
-                gravity_g=sensor.triple("gravity_g"),
-                noise_rms_g=sensor.triple("noise_rms_g"),
-                model=sensor.get("model", str, required=False),
+                gravity_g=sensor.triple("gravity_g", -MAX_SENSOR_G, MAX_SENSOR_G),
+                noise_rms_g=sensor.triple("noise_rms_g", 0.0, MAX_SENSOR_G),
+                model=sensor.text("model", required=False),
             ),
             points=points,
             format_version=version,
         )
         cal.point_at(cal.working_frequency_hz, 1e-6)  # the working frequency must be one of the points
+        limits.number("max_safe_drive", 0.0, 1.0, low_open=True, required=False)  # a summary: the points' rule
         return cal
+
+
+# What a calibration file may hold (anything outside is an edited, damaged or faulty file)
+CLOCK_SKEW = timedelta(hours=1)
+"""A calibration dated later than now by more than this is refused (a clock a little ahead is not)."""
+MAX_LOAD_KG = 10_000.0
+MAX_RATE_HZ = 1e6
+MAX_SENSOR_G = 1000.0
+"""No accelerometer a platform carries reads more than this (ADXL345: 16 g)."""
+MIN_STEP_DRIVE = 1e-4
+"""A step below 0.01 % of full scale measures noise only (`--levels 1e-308` wrote one at 0 %)."""
+MIN_SAFE_DRIVE = 1e-3
+"""A largest safe drive below 0.1 % of full scale moves nothing measurable: a session's pre-check
+would step at drive 0 for ever. Such a calibration is refused."""
+MAX_GAIN_G_PER_DRIVE = 1e4
+MAX_STEPS = 10_000
 
 
 def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
@@ -429,42 +461,57 @@ def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
     }
 
 
-def _point_from(r: "_Reader") -> FrequencyPoint:
+def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint:
+    frequency_hz = r.number("frequency_hz", MIN_FREQUENCY_HZ, MAX_FREQUENCY_HZ)
+    step_tables = r.tables("steps")
+    if len(step_tables) > MAX_STEPS:
+        raise CalibrationError(f"{r.source}: {r.prefix}steps has {len(step_tables):,} steps, more than a sweep makes")
     steps = tuple(
         Step(
-            drive=s.number("drive"),
-            peak_mps2=g_to_mps2(s.number("peak_g")),
-            peak_u_mps2=g_to_mps2(s.number("peak_u_g")),
-            frequency_hz=s.number("frequency_hz"),
-            thd_percent=s.number("thd_percent"),
-            snr_db=s.number("snr_db"),
-            samples=s.get("samples", int),
+            drive=s.number("drive", MIN_STEP_DRIVE, 1.0),
+            peak_mps2=g_to_mps2(s.number("peak_g", 0.0, MAX_SENSOR_G)),
+            peak_u_mps2=g_to_mps2(s.number("peak_u_g", 0.0, MAX_SENSOR_G)),
+            frequency_hz=s.number("frequency_hz", 0.0, 2 * MAX_FREQUENCY_HZ, low_open=True),
+            thd_percent=s.number("thd_percent", 0.0, 1e4),
+            snr_db=s.number("snr_db", -200.0, math.inf),
+            samples=s.whole("samples", 1, 10**9),
         )
-        for s in r.tables("steps")
+        for s in step_tables
     )
     if not steps:
         raise CalibrationError(f"{r.source}: a frequency point has no steps")
-    frequency_hz = r.number("frequency_hz")
     gain = Gain(
         frequency_hz=frequency_hz,
-        mps2_per_drive=g_to_mps2(r.number("gain_g_per_drive")),
-        u_mps2_per_drive=g_to_mps2(r.number("gain_u_g_per_drive")),
-        cubic_mps2=g_to_mps2(r.number("cubic_g")),
-        cubic_u_mps2=g_to_mps2(r.number("cubic_u_g")),
-        correlation=r.number("gain_cubic_correlation"),
+        mps2_per_drive=g_to_mps2(r.number("gain_g_per_drive", 0.0, MAX_GAIN_G_PER_DRIVE, low_open=True)),
+        u_mps2_per_drive=g_to_mps2(r.number("gain_u_g_per_drive", 0.0, MAX_GAIN_G_PER_DRIVE)),
+        cubic_mps2=g_to_mps2(r.number("cubic_g", -MAX_GAIN_G_PER_DRIVE, MAX_GAIN_G_PER_DRIVE)),
+        cubic_u_mps2=g_to_mps2(r.number("cubic_u_g", 0.0, MAX_GAIN_G_PER_DRIVE)),
+        correlation=r.number("gain_cubic_correlation", -1.0, 1.0),
     )
     if not gain.mps2_per_drive > 0:
         raise CalibrationError(f"{r.source}: the gain at {frequency_hz:g} Hz must be positive")
+    if not gain.u_mps2_per_drive < gain.mps2_per_drive:
+        raise CalibrationError(
+            f"{r.source}: the gain at {frequency_hz:g} Hz is not measured (its uncertainty is as large as the gain); "
+            "recalibrate"
+        )
+    cap_drive = r.number("cap_drive", 0.0, 1e6, low_open=True)
+    max_safe_drive = r.number("max_safe_drive", MIN_SAFE_DRIVE, 1.0)
+    if max_safe_drive > min(platform_max_drive, cap_drive) * (1 + 1e-9):
+        raise CalibrationError(
+            f"{r.source}: {r.prefix}max_safe_drive {max_safe_drive:g} is above the platform's maximum drive "
+            f"({platform_max_drive:g}) or the drive that reaches the cap ({cap_drive:g}); recalibrate or restore the file"
+        )
     return FrequencyPoint(
         frequency_hz=frequency_hz,
         gain=gain,
         steps=steps,
-        nonlinearity_percent=r.number("nonlinearity_percent"),
-        nonlinearity_u_percent=r.number("nonlinearity_u_percent"),
-        cap_drive=r.number("cap_drive"),
-        cap_drive_u=r.number("cap_drive_u"),
-        max_safe_drive=r.number("max_safe_drive"),
-        chi2_reduced=r.number("chi2_reduced"),
+        nonlinearity_percent=r.number("nonlinearity_percent", -100.0, 1e4),
+        nonlinearity_u_percent=r.number("nonlinearity_u_percent", 0.0, 1e4),
+        cap_drive=cap_drive,
+        cap_drive_u=r.number("cap_drive_u", 0.0, 1e6),
+        max_safe_drive=max_safe_drive,
+        chi2_reduced=r.number("chi2_reduced", 0.0, 1e12),
     )
 
 
@@ -491,18 +538,55 @@ class _Reader:
             )
         return value
 
-    def number(self, key: str, *, required: bool = True) -> Any:
+    def number(self, key: str, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+               required: bool = True) -> Any:
+        """A number (a TOML integer or float) within `low`-`high`; NaN, and infinity unless `high`
+        is infinite, are refused."""
         if key in self.t and isinstance(self.t[key], int) and not isinstance(self.t[key], bool):
-            return float(self.t[key])
-        value = self.get(key, float, required=required)
-        if value is not None and math.isnan(value):
-            raise CalibrationError(f"{self.source}: {self.prefix}{key} is not a number")
+            value = float(self.t[key])
+        else:
+            value = self.get(key, float, required=required)
+        if value is None:
+            return None
+        if math.isnan(value):
+            raise CalibrationError(f"{self.source}: {self.prefix}{key} is not a number; recalibrate or restore the file")
+        self._check_range(key, value, low, high, low_open)
         return value
 
-    def triple(self, key: str) -> tuple[float, float, float]:
+    def whole(self, key: str, low: int, high: int) -> int:
+        value = self.get(key, int)
+        self._check_range(key, value, low, high, False)
+        return value
+
+    def text(self, key: str, *, required: bool = True) -> Any:
+        value = self.get(key, str, required=required)
+        if value is not None and (len(value) > MAX_TEXT or not value.isprintable()):
+            raise CalibrationError(
+                f"{self.source}: {self.prefix}{key} is not a line of text (at most {MAX_TEXT} printable characters)"
+            )
+        return value
+
+    def _check_range(self, key: str, value: float, low: float, high: float, low_open: bool) -> None:
+        if (math.isinf(value) and not (math.isinf(high) and value > 0)) or not (
+            (value > low if low_open else value >= low) and value <= high
+        ):
+            span = Range(None if math.isinf(low) else low, None if math.isinf(high) else high, low_open=low_open)
+            if span.positive and value <= 0:
+                raise CalibrationError(f"{self.source}: {self.prefix}{key} = {value!r} must be positive; "
+                                       "recalibrate or restore the file")
+            raise CalibrationError(
+                f"{self.source}: {self.prefix}{key} = {value!r} is out of range: it must be {span.describe()}; "
+                "recalibrate or restore the file"
+            )
+
+    def triple(self, key: str, low: float = -math.inf, high: float = math.inf) -> tuple[float, float, float]:
         values = self.get(key, list)
         if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise CalibrationError(f"{self.source}: {self.prefix}{key} should be three numbers (x, y, z)")
+        for axis, v in zip("xyz", values):
+            if math.isnan(v):
+                raise CalibrationError(f"{self.source}: {self.prefix}{key} ({axis}) is not a number")
+            self._check_range(f"{key} ({axis})", float(v), low, high, False)
         return tuple(float(v) for v in values)  # type: ignore[return-value]
 
     def table(self, key: str) -> "_Reader":
@@ -514,6 +598,9 @@ class _Reader:
             raise CalibrationError(f"{self.source}: {self.prefix}{key} should be a list of tables")
         return [_Reader(item, self.source, f"{self.prefix}{key}[{n}].") for n, item in enumerate(items)]
 
+
+MAX_TEXT = 1000
+"""Ids, device URLs, operators and model names are single lines shorter than this."""
 
 _KIND_NAMES = {float: "a number", int: "an integer", str: "text", bool: "true or false", list: "a list",
                dict: "a table", datetime: "a date and time"}
@@ -560,17 +647,7 @@ def to_toml(cal: Calibration) -> str:
 def load_calibration(path: str | os.PathLike[str], *, platform_id: str | None = None) -> Calibration:
     """Read and check a calibration file; CalibrationError (one line) when it cannot be used."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise CalibrationError(f"no calibration file {path}") from None
-    except OSError as exc:
-        raise CalibrationError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CalibrationError(f"{path} is not valid TOML: {exc}; fix it or recalibrate") from None
-    except UnicodeDecodeError:
-        raise CalibrationError(f"{path} is not a text file") from None
+    doc, _ = read_toml(path, "calibration file", error=CalibrationError)
     cal = Calibration.from_dict(doc, str(path))
     if platform_id is not None and cal.platform_id != platform_id:
         raise CalibrationError(

@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import sqlite3
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
 
 SCHEMA_VERSION = 2
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+"""What reading a damaged file can raise: SQLite's errors, and a schema or error message whose
+damaged bytes are no longer UTF-8."""
 BUSY_TIMEOUT_S = 30.0
 PAGE_SIZE = 1024
 GENESIS_HASH = bytes(32)
@@ -276,19 +280,42 @@ class ChainCheck:
 class DoseLog:
     """An open dose log. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True):
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, check: bool = True):
+        """Open (with `create`: or create) the log at `path`.
+
+        With `check` (the default) the file is given `check_damage()` before the first read or
+        append: a damaged log is refused before anything is read from it or appended to it.
+        `verify()` runs its own, fuller check and reports on a damaged file instead.
+
+        A log that exists but cannot be written here (a read-only folder, file or medium) is opened
+        read-only: it can be read and verified, and any append is refused with a one-line error."""
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise LogError(f"no dose log at {self.path}; run a session first or pass --log PATH")
+        self.read_only = False
         try:
-            if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            info = None
+        except OSError as exc:
             raise LogError(f"cannot open the dose log {self.path}: {_reason(exc)}; choose another --log PATH") from None
+        if info is None and not create:
+            raise LogError(f"no dose log at {self.path}; run a session first or pass --log PATH")
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise LogError(f"the dose log {self.path} is not a regular file; choose another --log PATH")
+        try:
+            if info is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            elif _writable(self.path):
+                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                self.read_only = True
+                self._db = _connect_read_only(self.path)
+        except (OSError, *_DB_ERRORS) as exc:
+            raise LogError(f"cannot open the dose log {self.path}: {_reason(exc)}; choose another --log PATH") from None
+        self._checked = not check
         try:
             self._prepare()
-        except sqlite3.DatabaseError as exc:
+        except _DB_ERRORS as exc:
             self._db.close()
             raise LogError(f"{self.path} is not a usable dose log: {_reason(exc)}") from None
         except LogError:
@@ -326,9 +353,63 @@ class DoseLog:
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
 
+    def check_damage(self) -> None:
+        """The quick check run whenever the log is opened: LogError (one line) when the file is
+        damaged or its chain head is not its last record as written.
+
+        Two parts, on one snapshot: SQLite's `PRAGMA quick_check` (every page of every b-tree is
+        read and its structure checked: a damaged page anywhere is found, not only on the pages a
+        command happens to read), and the chain head's own record (it exists, it is the last one,
+        its stored hash is the head's and its content hashes to it). The full chain walk is
+        `verify()`. Costs about a second per 300 MB of log (docs/doselog.md)."""
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            try:
+                problem = self._damage()
+            finally:
+                db.execute("ROLLBACK")
+        except _DB_ERRORS as exc:
+            problem = f"SQLite cannot read it ({_reason(exc)})"
+        self._checked = problem is None
+        if problem is not None:
+            raise LogError(
+                f"{self.path} is damaged ({problem}); livctl neither reads nor appends to a damaged log: keep it "
+                "as it is for inspection (`livctl log verify`) and continue in a new log"
+            )
+
+    def _damage(self) -> str | None:
+        db = self._db
+        found = db.execute("PRAGMA quick_check").fetchone()[0]
+        if found != "ok":
+            return f"SQLite finds {_one_line(found)}"
+        if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+            return None  # being created by another process: nothing to check yet
+        head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
+        last = max(db.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0] for table in _CHAINED)
+        if last != head_seq:
+            return f"its chain head says record {head_seq} is the last, but the last record is {last}"
+        if head_seq == 0:
+            return None
+        for table, columns in _CHAINED.items():
+            names = ", ".join(name for name, _ in columns)
+            row = db.execute(f"SELECT prev_hash, hash, {names} FROM {table} WHERE seq = ?", (head_seq,)).fetchone()
+            if row is not None:
+                if row[1] != head_hash or not _hash_matches(table, head_seq, row[0], row[2:], row[1]):
+                    return f"its last record ({head_seq}, {_describe(table, row[2:])}) does not match the chain head"
+                return None
+        return f"its last record ({head_seq}) is missing"
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken with the write lock up front (BEGIN IMMEDIATE)."""
+        if self.read_only:
+            raise LogError(
+                f"the dose log {self.path} cannot be written here (read-only file, folder or medium): it can be "
+                "read and verified only; nothing was written"
+            )
+        if not self._checked:
+            self.check_damage()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -375,7 +456,7 @@ class DoseLog:
                     pid=os.getpid(),
                 )
                 self._append_locked("sessions", row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
         return session_id
 
@@ -398,7 +479,7 @@ class DoseLog:
                 if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
                     return False
                 self._append_locked("session_ends", row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
         return True
 
@@ -415,7 +496,7 @@ class DoseLog:
                     "subjects",
                     dict(subject_id=subject_id, kind=kind, note=note, added_utc=iso_utc(utc_now()), operator=operator),
                 )
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
 
     def assign_regimen(self, subject_id: str, *, name: str, regimen: dict, source: str, operator: str | None) -> None:
@@ -432,7 +513,7 @@ class DoseLog:
         try:
             with self._write():
                 self._append_locked(table, row)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
 
     def _append_locked(self, table: str, row: dict) -> None:
@@ -576,9 +657,11 @@ class DoseLog:
         return seq, digest.hex()
 
     def _query(self, sql: str, params: Sequence) -> list[tuple]:
+        if not self._checked:
+            self.check_damage()
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise LogError(f"cannot read the dose log {self.path}: {_reason(exc)}") from None
 
     # -- verifying ----------------------------------------------------------------------------
@@ -597,20 +680,24 @@ class DoseLog:
         is called as the walk goes and with done == total when it is over.
         """
         db = self._db
+        db.text_factory = _lenient_text  # text that is not UTF-8 is a changed record, named as such
         try:
             db.execute("BEGIN")
             try:
                 return self._verify(progress, workers)
             finally:
                 db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
+                db.text_factory = str
+        except _DB_ERRORS as exc:
             raise LogError(f"{self.path} is damaged and cannot be verified: {_reason(exc)}") from None
 
     def _verify(self, progress: Callable[[int, int], None] | None, workers: int | None) -> ChainCheck:
         db = self._db
         damage = db.execute("PRAGMA quick_check").fetchone()[0]
         if damage != "ok":
-            raise LogError(f"{self.path} is damaged at the SQLite level ({damage}); keep the file as it is for inspection")
+            raise LogError(
+                f"{self.path} is damaged at the SQLite level ({_one_line(damage)}); keep the file as it is for inspection"
+            )
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
         triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
         warnings = []
@@ -764,6 +851,7 @@ def _hash_matches(table: str, seq: int, prev_hash, values: Sequence, stored) -> 
 def _walk_file(path: str, lo: int, hi: int | None) -> _Walk:
     """`_walk` in a worker process, on its own read-only connection and snapshot."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    db.text_factory = _lenient_text
     try:
         db.execute("BEGIN")
         return _walk(db, lo, hi, None)
@@ -845,6 +933,41 @@ def _like_prefix(text: str) -> str:
 def iso_utc(moment) -> str:
     """A UTC timestamp as the log writes it: 2026-03-02T09:00:00.000Z."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write the log and its WAL and shared-memory files beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent if str(path.parent) else Path("."), os.W_OK | os.X_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a log that cannot be written here. A WAL database needs its
+    shared-memory file: read-only, SQLite uses one that exists; where none exists and none can be
+    made (a read-only folder after a clean close, which also leaves no WAL to miss), the file is
+    opened as immutable."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if Path(f"{path}-wal").exists():
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+
+def _lenient_text(data: bytes) -> str:
+    """TEXT as verify reads it: bytes that are not UTF-8 (a damaged record) decode to U+FFFD and
+    so no longer hash as written, instead of stopping the walk."""
+    return data.decode("utf-8", "replace")
+
+
+def _one_line(report: str) -> str:
+    """SQLite's integrity report ("*** in database main ***\nPage 230: ...") as one line."""
+    return " ".join(report.replace("*** in database main ***", "").split())
 
 
 def _reason(exc: BaseException) -> str:

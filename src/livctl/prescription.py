@@ -20,6 +20,8 @@ DEFAULT_PEAK_G = 0.3
 DEFAULT_MINUTES = 10.0
 DEFAULT_RAMP_S = 2.0
 MAX_RAMP_S = 30.0
+MIN_RAMP_S = 0.1
+"""A shorter ramp is a step (three cycles at 30 Hz): the click and jolt the ramp exists to avoid."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,11 @@ class Prescription:
                 f"{self.minutes:g} minutes is longer than the {MAX_DURATION_S / 60:g}-minute limit of one bout; "
                 "LIV bouts last 10-20 minutes"
             )
-        if not (math.isfinite(self.ramp_s) and 0 < self.ramp_s <= MAX_RAMP_S):
-            raise UsageError(f"ramp must be between 0 and {MAX_RAMP_S:g} s, got {self.ramp_s:g} s")
+        if not (math.isfinite(self.ramp_s) and MIN_RAMP_S <= self.ramp_s <= MAX_RAMP_S):
+            raise UsageError(
+                f"ramp must be between {MIN_RAMP_S:g} and {MAX_RAMP_S:g} s, got {self.ramp_s:g} s; "
+                "a shorter one is a step"
+            )
         return self
 
 

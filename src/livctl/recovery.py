@@ -30,6 +30,8 @@ def close_orphans(log: DoseLog) -> list[str]:
 
     Returns the ids of the sessions it closed.
     """
+    if log.read_only:
+        return []  # a log that cannot be written here is only read: its orphans wait for a writer
     host = socket.gethostname()
     closed = []
     for session in log.sessions():

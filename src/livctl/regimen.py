@@ -14,12 +14,12 @@ import datetime as dt
 import difflib
 import hashlib
 import math
-import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from livctl.errors import UsageError
+from livctl.inputs import MAX_ZONE_NAME, InputError, check_date
 from livctl.prescription import PRESETS, Prescription, get_preset
 from livctl.safety import DEFAULT_ACCEL_CAP_G
 
@@ -174,15 +174,10 @@ _FIELDS = {
 def load_regimen_file(path: str | Path) -> tuple[Regimen, str]:
     """Read and check a TOML regimen file; returns the regimen (start, length or time zone may
     still be open) and a source line naming the file and its SHA-256."""
+    from livctl.files import read_toml
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegimenError(f"cannot read regimen file {path}: {exc.strerror or exc}") from None
-    try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RegimenError(f"regimen file {path} is not valid TOML: {exc}") from None
+    table, data = read_toml(path, "regimen file", error=RegimenError)
     regimen = parse_regimen(table, where=f"regimen file {path}", default_name=path.stem)
     return regimen, f"file {path.resolve()} sha256 {hashlib.sha256(data).hexdigest()}"
 
@@ -284,6 +279,10 @@ def parse_regimen(table: dict, *, where: str, default_name: str) -> Regimen:
                 raise fail(f"start must be a date such as 2026-03-02, got {start!r}") from None
         elif isinstance(start, dt.datetime) or not isinstance(start, dt.date):
             raise fail(f"start must be a date such as 2026-03-02 (no time of day), got {start!r}")
+        try:
+            check_date(start, "start")
+        except InputError as exc:
+            raise fail(str(exc)) from None
     timezone = text("timezone")
     regimen = Regimen(
         name=name, frequency_hz=frequency_hz, peak_g=peak_g, minutes_per_bout=minutes, bouts_per_day=bouts,
@@ -330,10 +329,13 @@ def check_regimen(r: Regimen) -> Regimen:
 
 def zone(name: str) -> ZoneInfo:
     """A time zone by its IANA name; RegimenError when unknown."""
+    shown = name if len(name) <= MAX_ZONE_NAME else name[:MAX_ZONE_NAME] + "..."
     try:
+        if len(name) > MAX_ZONE_NAME:
+            raise ValueError("too long")
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise RegimenError(f"unknown time zone {name!r}; give an IANA name such as Europe/Berlin or America/New_York") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the database ("Europe")
+        raise RegimenError(f"unknown time zone {shown!r}; give an IANA name such as Europe/Berlin or America/New_York") from None
 
 
 def find_regimen(spec: str) -> tuple[Regimen, str]:

@@ -23,8 +23,15 @@ from dataclasses import dataclass, field
 
 from livctl import __version__
 from livctl.doselog import ChainCheck
+from livctl.errors import UsageError
 from livctl.exposure import ACTION_VALUE_MPS2, HEALTH_RANGE_HZ, LIMIT_VALUE_MPS2, Exposure, windows_exposure
+from livctl.regimen import MAX_DAYS
 from livctl.schedule import Bout, Plan, parse_utc
+
+MAX_REPORT_DAYS = MAX_DAYS
+"""The longest stretch one report covers: the longest regimen (ten years). Each day is a cell of the
+calendar and a point of each chart: ten years take about 10 s and 200 MB; 230 years took minutes
+and gigabytes."""
 
 FULL, PARTIAL, MISSED, EXTRA, NONE = "full", "partial", "missed", "extra", "none"
 DAY_COLOURS = {
@@ -195,6 +202,12 @@ def build_subject_report(
         ends = [a.regimen.end - dt.timedelta(days=1) for a in plan.assignments]
         last = min(today, max(ends)) if ends else today
         last = max(last, first)
+    span_days = (last - first).days + 1
+    if span_days > MAX_REPORT_DAYS:
+        raise UsageError(
+            f"a report of {subject_id} from {first} to {last} would cover {span_days:,} days, more than the "
+            f"{MAX_REPORT_DAYS:,} one report holds (ten years); choose a shorter range of days"
+        )
     sessions = [s for s in sessions if first <= plan.local_day(parse_utc(s["started_utc"])) <= last]
     days = {}
     for offset in range((last - first).days + 1):

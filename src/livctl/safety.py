@@ -294,16 +294,9 @@ class Interlocks:
 
 def load_profile(path) -> SafetyLimits:
     """The default limits tightened by a platform profile: a TOML file with a [safety] table."""
-    import tomllib
-    from pathlib import Path
+    from livctl.files import read_toml
 
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read the safety profile {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"safety profile {path} is not valid TOML: {exc}") from None
+    data, _ = read_toml(path, "safety profile")
     table = data.get("safety")
     if not isinstance(table, dict):
         raise UsageError(f"safety profile {path} has no [safety] table")

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from livctl.clock import utc_now
 from livctl.errors import UsageError
+from livctl.inputs import MAX_ZONE_NAME, check_instant
 from livctl.regimen import Regimen, weekday_names
 
 UTC = dt.timezone.utc
@@ -53,22 +54,28 @@ def system_timezone() -> str:
         if not name:
             continue
         try:
+            if len(name) > MAX_ZONE_NAME:
+                continue
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             continue
         return name
     return "UTC"
 
 
 def parse_instant(text: str, zone: ZoneInfo) -> dt.datetime:
-    """An ISO 8601 date and time; without an offset it is a wall-clock time in `zone`."""
+    """An ISO 8601 date and time; without an offset it is a wall-clock time in `zone`. Within
+    livctl.inputs' dates (EARLIEST_DATE-LATEST_DATE)."""
+    shown = repr(text if len(text) <= 40 else text[:36] + "...")
     try:
+        if len(text) > 64:
+            raise ValueError("too long")
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"{text!r} is not a date and time; give e.g. 2026-03-02T14:30 (local) or 2026-03-02T14:30+01:00"
+            f"{shown} is not a date and time; give e.g. 2026-03-02T14:30 (local) or 2026-03-02T14:30+01:00"
         ) from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    return check_instant(moment.replace(tzinfo=zone) if moment.tzinfo is None else moment)
 
 
 def parse_utc(text: str) -> dt.datetime:

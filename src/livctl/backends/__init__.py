@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from livctl.errors import DeviceURLError, DriveRequestError
+from livctl.inputs import Range, is_plain_number, parse_number, parse_whole
+
+POSITIVE = Range(0.0, None, low_open=True)
+NON_NEGATIVE = Range(0.0, None)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,10 +71,14 @@ class DeviceURL:
         values = dict(defaults)
         for name, text in self.options.items():
             try:
-                values[name] = spec[name](text)
-            except (TypeError, ValueError) as exc:
+                value = spec[name](text)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and not is_plain_number(text):
+                    # every number in a URL is read as the command line reads it (livctl.inputs)
+                    parse_number(text)
+            except (TypeError, ValueError, OverflowError) as exc:
                 detail = str(exc) or "not understood"
                 raise DeviceURLError(f"{self.scheme}:// option {name}={text!r}: {detail}") from None
+            values[name] = value
         return values
 
 
@@ -79,7 +87,10 @@ def parse_device_url(url: str) -> DeviceURL:
         raise DeviceURLError(
             f"device {url!r} is not a URL; use sim:// (simulator), serial:///dev/ttyUSB0 or audio://NAME"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced IPv6 bracket, say
+        raise DeviceURLError(f"device {url!r} is not a well-formed URL ({exc}); e.g. sim://?seed=3") from None
     scheme = parts.scheme.lower()
     if scheme not in BACKENDS:
         raise DeviceURLError(f"unknown device type {scheme!r} in {url!r}; known: {', '.join(f'{s}://' for s in BACKENDS)}")
@@ -96,24 +107,34 @@ def parse_device_url(url: str) -> DeviceURL:
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError("must be a positive number")
-    return value
+    """A URL option: a positive number, written plainly (livctl.inputs)."""
+    return parse_number(text, POSITIVE)
+
+
+MAX_PLATFORM_ID = 64
+"""A platform id names a calibration file (`<id>.toml`) and appears in every session record: a
+name, not a paragraph (file names stop at 255 bytes)."""
 
 
 def platform_id_option(text: str) -> str:
-    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.'."""
+    """A platform id given in a URL (`id=`): letters, digits, '-', '_' or '.', at most 64 of them."""
     if not text or not all(c.isalnum() or c in "-_." for c in text):
         raise ValueError("use letters, digits, '-', '_' or '.'")
+    if len(text) > MAX_PLATFORM_ID:
+        raise ValueError(f"a platform id is at most {MAX_PLATFORM_ID} characters, not {len(text)}")
+    if text in (".", ".."):
+        raise ValueError("a platform id names a file: not . or ..")
     return text
 
 
 def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError("must be a number >= 0")
-    return value
+    """A URL option: a number >= 0, written plainly (livctl.inputs)."""
+    return parse_number(text, NON_NEGATIVE)
+
+
+def whole_number_option(low: int, high: int):
+    """A URL option: a whole number `low`-`high`, written plainly (livctl.inputs)."""
+    return lambda text: parse_whole(text, low, high)
 
 
 class Platform(ABC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -75,10 +76,39 @@ def _single_threaded_blas() -> None:
         os.environ.setdefault(name, "1")
 
 
+class _NoticeHandler(logging.Handler):
+    """Prints the core's notices (`livctl` loggers, INFO and up) as `livctl: ...` lines on the
+    current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"livctl: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - a notice must never end a command
+            self.handleError(record)
+
+
+def _show_notices(quiet: bool) -> None:
+    """Notices (a folder created for an output file) on stderr, unless the command is --quiet."""
+    logger = logging.getLogger("livctl")
+    if not any(isinstance(h, _NoticeHandler) for h in logger.handlers):
+        logger.addHandler(_NoticeHandler())
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while the parsers or a command's modules were still loading
+        print("livctl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     _single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_notices(bool(getattr(args, "quiet", False)))
     if not hasattr(args, "run"):
         parser.print_usage(sys.stderr)
         print("livctl: error: choose a command (see `livctl --help`)", file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
+from livctl.inputs import MAX_COUNT, InputError, parse_count, parse_date, parse_percent, parse_speed, quantity
 from livctl.stopping import StopSignal
 
 
@@ -41,30 +42,27 @@ def log_path(args: argparse.Namespace):
     return Path(args.log).expanduser() if getattr(args, "log", None) else default_log_path()
 
 
-def positive_number(unit: str):
-    """An argparse type: a finite number > 0, with the unit named in the error."""
+def _option_type(parse, name: str):
+    """An argparse type from one of livctl.inputs' readers (its InputError becomes argparse's)."""
 
-    def parse(text: str) -> float:
+    def option(text: str):
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of {unit}")
-        return value
+            return parse(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    return parse
+    option.__name__ = name  # argparse names the type in some messages
+    return option
 
 
-def percent(text: str) -> float:
-    """An argparse type: a percentage 0-100, returned as a fraction."""
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not (math.isfinite(value) and 0 <= value <= 100):
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 100 %")
-    return value / 100.0
+def positive_number(unit: str):
+    """An argparse type: a positive number of `unit`, written plainly, within the unit's plausible
+    range (livctl.inputs.QUANTITIES); the command's own checks narrow it further."""
+    return _option_type(quantity(unit).parse, f"number of {unit}")
+
+
+percent = _option_type(parse_percent, "percentage")
+"""An argparse type: a percentage 0-100, returned as a fraction."""
 
 
 def add_tolerance_options(group) -> None:
@@ -135,27 +133,12 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def speed_factor(text: str) -> float:
-    """An argparse type for the simulator's --speed: a positive factor, or max."""
-    if text.lower() == "max":
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a speed; give a factor such as 10, or max") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"speed must be a positive factor or max, not {text!r}")
-    return value
+speed_factor = _option_type(parse_speed, "speed")
+"""An argparse type for the simulator's --speed: a factor, or max."""
 
 
-def date_arg(text: str):
-    """An argparse type: a calendar date, YYYY-MM-DD."""
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; give YYYY-MM-DD, e.g. 2026-03-02") from None
+date_arg = _option_type(parse_date, "date")
+"""An argparse type: a calendar date, YYYY-MM-DD, within livctl.inputs' date range."""
 
 
 def check_date_range(args: argparse.Namespace) -> None:
@@ -164,15 +147,14 @@ def check_date_range(args: argparse.Namespace) -> None:
         raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
-    return value
+def whole_number(low: int, high: int | None = None, unit: str = ""):
+    """An argparse type: a whole number `low`-`high` (default: livctl.inputs.MAX_COUNT)."""
+    top = MAX_COUNT if high is None else high
+    return _option_type(lambda text: parse_count(text, low, top, unit), "whole number")
+
+
+positive_int = whole_number(1)
+"""An argparse type: a whole number > 0."""
 
 
 def operator_name(given: str | None) -> str:

@@ -17,6 +17,7 @@ from livctl.cli.common import (
     print_json,
     table,
     verify_progress,
+    whole_number,
 )
 
 VERIFY_DESCRIPTION = """\
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_log_option(p)
     add_json_option(p, "a list of session objects")
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="show the newest N sessions (default 20; 0: all)")
+    p.add_argument("--limit", type=whole_number(0), default=20, metavar="N", help="show the newest N sessions (default 20; 0: all)")
     p.set_defaults(run=run_list)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     show = actions.add_parser("show", help="print one session", description="Print one session of the dose log.")
@@ -222,7 +223,7 @@ def run_export(args: argparse.Namespace) -> int:
             stream.write("\n]}\n")
             return len(sessions)
 
-        if args.out:
+        if args.out is not None:  # an empty --out is a mistake, not stdout
             with atomic_output(args.out) as stream:
                 count = write(stream)
             unit = "windows" if args.windows and args.format == "csv" else "sessions"
