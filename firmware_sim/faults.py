@@ -28,6 +28,13 @@ FAULTS: dict[str, str] = {
 DEFAULT_VALUES = {"resonance": 3.0, "load_step": 1.3, "noise_burst": 8.0, "corrupt": 0.05, "drift": -0.01,
                   "frequency_shift": 2.0, "distortion": 4.0}
 DEFAULT_DURATIONS_S = {"noise_burst": 2.0, "corrupt": 2.0}
+LONGEST_S = 1e6
+"""Fault times and lengths beyond this (eleven days) are typing errors, not plans."""
+VALUE_RANGES = {
+    "resonance": (1e-3, 100.0), "load_step": (1e-3, 10.0), "noise_burst": (1e-3, 1e3), "corrupt": (1e-6, 1.0),
+    "drift": (-1.0, 1.0), "frequency_shift": (-50.0, 50.0), "distortion": (0.0, 100.0),
+}
+"""What each fault's size may be: beyond these the simulated plant or sensor means nothing."""
 WATCHDOG_S = 0.5
 """The simulated board's watchdog: with the host link silent this long, it ramps the drive down."""
 WATCHDOG_RAMP_S = 0.5
@@ -43,16 +50,19 @@ class Fault:
     def __post_init__(self) -> None:
         if self.name not in FAULTS:
             raise ValueError(f"unknown fault {self.name!r}; known: {', '.join(FAULTS)}")
-        if not (math.isfinite(self.at_s) and self.at_s >= 0):
-            raise ValueError(f"fault time must be >= 0 s, got {self.at_s}")
+        if not (math.isfinite(self.at_s) and 0 <= self.at_s <= LONGEST_S):
+            raise ValueError(f"fault time must be 0 to {LONGEST_S:g} s, got {self.at_s:g}")
         if self.value is not None and not math.isfinite(self.value):
             raise ValueError("fault value must be a finite number")
         if self.name in ("resonance", "load_step", "noise_burst") and self.value is not None and self.value <= 0:
             raise ValueError(f"{self.name} needs a positive factor")
         if self.name == "corrupt" and self.value is not None and not 0 < self.value <= 1:
             raise ValueError("corrupt needs a share of samples between 0 and 1")
-        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise ValueError("fault duration must be a positive number of seconds")
+        low, high = VALUE_RANGES.get(self.name, (-math.inf, math.inf))
+        if self.value is not None and not low <= self.value <= high:
+            raise ValueError(f"{self.name} takes a value from {low:g} to {high:g}, not {self.value:g}")
+        if self.duration_s is not None and not (math.isfinite(self.duration_s) and 0 < self.duration_s <= LONGEST_S):
+            raise ValueError(f"fault duration must be a positive number of seconds up to {LONGEST_S:g}")
 
     @property
     def size(self) -> float | None:

@@ -599,8 +599,10 @@ def test_without_portaudio_audio_urls_are_a_one_line_error_and_nothing_else_brea
     "args, says",
     [
         (["--seconds", "400"], "longer than a test tone may play (300 s)"),
-        (["--level", "2"], "must be above 0 and at most 1"),
-        (["--level", "loud"], "is not a level"),
+        (["--level", "2"], "out of range: it must be a positive number (up to 1)"),
+        (["--level", "loud"], "level 'loud' is not a number"),
+        (["--level", "3_0%"], "groups digits with '_'"),
+        (["--level", "1e-308"], "too small to mean anything"),
         (["--freq", "5000"], "outside 1-1000 Hz"),
         (["--seconds", "1", "--ramp", "0.6"], "leaves no room for two 0.6 s ramps"),
     ],

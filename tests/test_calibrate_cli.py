@@ -298,3 +298,17 @@ def test_the_calibrations_largest_safe_drive_is_never_exceeded(cli, tmp_path, lo
     with DoseLog(log_path, create=False) as log:
         windows = log.windows(summary["session_id"])
     assert max(w["drive"] for w in windows) <= 0.05
+
+
+def test_a_sensor_that_delivers_nothing_fails_the_calibration_in_one_line(cli, tmp_path):
+    result = cli("calibrate", "--device", "sim://?fault=sensor_unplug", "--speed", "max", "--no-plot", "--quiet",
+                 "--calibration-dir", str(tmp_path))
+    assert result.code == 1 and result.err.strip() == "livctl: calibration failed: the sensor delivers no samples; check its cable and power"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_steps_and_levels_are_read_strictly(cli, tmp_path):
+    for args, says in ((["--steps", "3_0"], "groups digits with '_'"), (["--steps", "1"], "2 to 50"),
+                       (["--levels", "5,,10"], "separated by commas")):
+        result = cli("calibrate", "--device", "sim://", "--speed", "max", "--no-plot", *args)
+        assert result.code == 2 and says in result.err and result.err.count("\n") == 1

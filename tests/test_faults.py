@@ -209,6 +209,10 @@ def test_a_running_session_of_a_live_process_is_left_alone(log_path):
         ("sim://?fault_at_s=3", "need fault=NAME"),
         ("sim://?fault=corrupt&fault_value=2", "share of samples"),
         ("sim://?fault=resonance&fault_at_s=-1", "fault_at_s='-1'"),
+        ("sim://?fault=sensor_stall&fault_at_s=1e308", "fault time must be 0 to 1e+06 s"),
+        ("sim://?fault=link_drop&fault_at_s=1e308", "fault time must be 0 to 1e+06 s"),
+        ("sim://?fault=resonance&fault_value=1e308", "resonance takes a value from 0.001 to 100"),
+        ("sim://?fault=load_step&fault_value=1e308", "load_step takes a value from 0.001 to 10"),
     ],
 )
 def test_bad_fault_options_are_usage_errors(cli, log_path, url, fragment):

@@ -1008,6 +1008,8 @@ class Calibrator:
         p = self.platform
         block = self._read(self.settings.rest_s)
         accel = np.asarray(block.accel_mps2, dtype=float)
+        if accel.shape[0] < 2:
+            raise CalibrationFailed("sensor", "the sensor delivers no samples; check its cable and power")
         if not np.all(np.isfinite(accel)):
             raise CalibrationFailed("sensor", "the sensor returns values that are not numbers; check its connection")
         mean_g = accel.mean(axis=0) / g_to_mps2(1.0)

@@ -49,12 +49,24 @@ exit codes: 0 calibrated and written, 1 the platform or sensor failed a check (n
 2 bad usage or input (nothing driven), 130 interrupted (ramped down, nothing written)"""
 
 
+def _steps(text: str) -> int:
+    from livctl.inputs import InputError, parse_whole
+
+    try:
+        return parse_whole(text, 2, 50, "steps")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def number_list(unit: str, scale: float = 1.0):
     """An argparse type: comma-separated positive numbers (times `scale`)."""
 
     def parse(text: str) -> tuple[float, ...]:
         parse_one = positive_number(unit)
-        return tuple(parse_one(part.strip().rstrip("%")) * scale for part in text.split(",") if part.strip())
+        parts = text.split(",")
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 5,10,20")
+        return tuple(parse_one(part[:-1] if part.endswith("%") else part) * scale for part in parts)
 
     return parse
 
@@ -74,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="further frequency points to calibrate, e.g. 28,32")
     sweep.add_argument("--max-accel", type=positive_number("g"), metavar="G", default=0.8,
                        help="the sweep climbs to about this peak acceleration, g (default 0.8; at most the 1.0 g cap)")
-    sweep.add_argument("--steps", type=int, metavar="N", default=8, help="steps of the sweep (default 8)")
+    sweep.add_argument("--steps", type=_steps, metavar="N", default=8, help="steps of the sweep, 2-50 (default 8)")
     sweep.add_argument("--levels", type=number_list("percent", 0.01), metavar="PCT[,PCT...]",
                        help="measure these drive levels (percent of full drive) instead of the planned steps")
     sweep.add_argument("--max-thd", type=percent, metavar="PCT", default=0.10,

@@ -54,13 +54,12 @@ exit codes: 0 dose delivered in spec, 1 out of spec or aborted, 2 bad usage, 130
 
 
 def _loop_gain(text: str) -> float:
+    from livctl.inputs import InputError, Range, parse_number
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (0 < value <= 1):
-        raise argparse.ArgumentTypeError(f"loop gain must be above 0 and at most 1, not {text!r}")
-    return value
+        return parse_number(text, Range(0.01, 1.0), example="0.5")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(f"loop gain {exc}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:

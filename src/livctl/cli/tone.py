@@ -47,13 +47,16 @@ platform without a calibration), 130 interrupted"""
 
 
 def _level(text: str) -> float:
+    """A drive level: a fraction of full scale (0.1) or a percentage (10%), above 0 and at most full scale."""
+    from livctl.inputs import InputError, Range, parse_number
+
+    percent = text.endswith("%")
     try:
-        value = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a level; give a fraction of full scale such as 0.1") from None
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise argparse.ArgumentTypeError(f"level {text!r} must be above 0 and at most 1 (full scale)")
-    return value
+        value = parse_number(text[:-1] if percent else text, Range(0.0, 100.0 if percent else 1.0, low_open=True),
+                             "% of full scale" if percent else "", example="5%" if percent else "0.05")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(f"level {exc}") from None
+    return value / 100.0 if percent else value
 
 
 def _frequency(text: str) -> float:

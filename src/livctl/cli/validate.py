@@ -120,13 +120,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def non_negative_seconds(text: str) -> float:
+    from livctl.inputs import InputError, Range, parse_number
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be zero or a positive number of seconds")
-    return value
+        return parse_number(text, Range(0.0, 1e7), "seconds", example="2")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_prescription(args: argparse.Namespace, duration_s: float):
