@@ -1,6 +1,7 @@
 """Sessions on the simulated platform, in process: phases, pre-check refusals, stopping."""
 
 import dataclasses
+import json
 import math
 import threading
 
@@ -208,3 +209,35 @@ def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(l
             assert result.status == "completed"
             drives.append([w["drive"] for w in log.windows(result.session_id) if w["phase"] == DELIVER])
     assert drives[1] == drives[0]
+
+
+def test_a_dose_log_that_fills_mid_session_stops_it_with_exit_1_and_the_record_is_closed(log_path):
+    # a file-size limit stands in for a full disk: SQLite's writes fail part-way through the delivery
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import livctl_env, run_livctl
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "livctl", "session", "--device", "sim://", "--minutes", "5", "--speed", "max",
+         "--log", str(log_path), "--quiet"],
+        preexec_fn=limit, capture_output=True, text=True, env=livctl_env(), timeout=120,
+    )
+    assert result.returncode == 1, result.stderr  # it drove: never 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("livctl: error: the platform was stopped (aborted: the dose log could not be written: ")
+    assert line.endswith("the next livctl closes it as interrupted")
+    # with room again, the next livctl closes the session from its logged windows
+    listing = run_livctl("log", "--log", str(log_path), "--json")
+    (session,) = json.loads(listing.stdout)
+    with DoseLog(log_path, create=False) as log:
+        windows = log.windows(session["session_id"])
+    delivered = sum(w["duration_s"] for w in windows if w["phase"] == DELIVER)
+    assert session["status"] == "interrupted" and session["delivered_s"] == pytest.approx(delivered)
+    assert 0 < delivered < 300

@@ -40,3 +40,8 @@ class DriveRequestError(PlatformError):
 
 class DeviceTripped(PlatformError):
     """The platform's own over-acceleration trip cut its output: the drive was cut at once."""
+
+
+class SessionNotRecorded(LivctlError):
+    """A session that drove stopped safely, but the dose log could not take its end (a full disk):
+    the next livctl that opens the log closes it as interrupted."""

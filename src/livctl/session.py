@@ -42,7 +42,7 @@ from livctl.analysis import AXES, AnalysisError, Measurement, check_spec, measur
 from livctl.backends import Platform, SampleBlock
 from livctl.control import AmplitudeController, ControlSettings
 from livctl.doselog import DoseLog, SessionStart
-from livctl.errors import PlatformError
+from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
 from livctl.preparation import SessionPlan, SessionRequest, prepare_session
 from livctl.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
@@ -84,6 +84,10 @@ off, corrected; how soon a stop request is honoured."""
 
 class SessionAbort(Exception):
     """Stop the session: the platform cannot deliver the prescription safely."""
+
+
+class _LogWriteFailed(Exception):
+    """The dose log stopped taking records mid-session (a full disk, say): stop, and say so."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,7 @@ class Session:
         self._ceiling_drive = 0.0
         self.session_id: str | None = None
         self.gain_mps2_per_drive: float | None = None
+        self._log_failed = False
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
 
@@ -253,6 +258,8 @@ class Session:
                     guard.cut(trip.reason)
             except SessionAbort as exc:
                 status, reason = "aborted", str(exc)
+            except _LogWriteFailed as exc:
+                status, reason = "aborted", f"the dose log could not be written: {exc}"
             except PlatformError as exc:
                 status, reason = "aborted", f"platform failure: {exc}"
             except Exception as exc:  # a bug must still leave the platform stopped and the log true
@@ -263,7 +270,14 @@ class Session:
             reason = self._wind_down(reason)
         result = self._result(status, reason)
         if self.log is not None and self.session_id is not None:
-            self.log.end_session(self.session_id, result.to_record())
+            try:
+                self.log.end_session(self.session_id, result.to_record())
+            except LogError as exc:
+                raise SessionNotRecorded(
+                    f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
+                    f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
+                    "interrupted"
+                ) from None
         if failure is not None:
             raise failure
         return result
@@ -591,8 +605,13 @@ class Session:
         self._index += 1
         if phase == DELIVER:
             self._tally.add(window)
-        if self.log is not None and self.session_id is not None:
-            self.log.add_window(self.session_id, window.to_record())
+        if self.log is not None and self.session_id is not None and not self._log_failed:
+            try:
+                self.log.add_window(self.session_id, window.to_record())
+            except LogError as exc:
+                self._log_failed = True  # the ramp-down goes on unlogged
+                if react and not self.guard.winding_down:
+                    raise _LogWriteFailed(str(exc)) from None
         if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
             self._frequency_hz = m.frequency_hz
         if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
