@@ -453,3 +453,40 @@ def test_devices_reports_a_backend_that_cannot_load_as_a_note(cli, monkeypatch):
 def test_devices_has_help_with_examples(cli):
     result = cli("devices", "--help")
     assert result.code == 0 and "--probe" in result.out and "examples:" in result.out
+
+
+def test_a_board_whose_frames_arrive_cut_short_is_a_corrupting_link_not_a_restart(log_path):
+    # a real pty to a real board whose frames lose all but their first 3 bytes on the way
+    from firmware_sim.board import Board
+    from firmware_sim.device import SimConfig, SimulatedPlatform
+    from firmware_sim.server import Server
+
+    class CutShort(Server):
+        def _send(self, chunk, *, is_frame):
+            super()._send(chunk[:3] if is_frame else chunk, is_frame=is_frame)
+
+    server = CutShort(Board(SimulatedPlatform(SimConfig())))
+    path = server.open()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        with open_platform(f"serial://{path}") as platform, pytest.raises(PlatformError) as failed:
+            for _ in range(20):
+                platform.read(0.1)
+    finally:
+        server.stopping = True
+        thread.join(5)
+        server.close()
+    assert str(failed.value).startswith("the serial link is corrupting data: ")
+    assert "restarted" not in str(failed.value)
+
+
+def test_an_instrument_that_claims_the_protocol_but_is_not_a_livctl_platform_is_refused(cli, log_path):
+    answers = {"*IDN?": "ACME CORP,SHAKER 9,42,2.0", "SYST:PROT?": "1.1"}
+    path, close = _fake_port(lambda line: answers.get(line))
+    try:
+        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+    finally:
+        close()
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "is not a livctl platform: it identifies as 'ACME CORP,SHAKER 9,42,2.0'" in result.err

@@ -156,10 +156,23 @@ def test_counters_wrap_around():
     assert [e.index for e in events] == [0, 4, 8] and not any(e.lost for e in events)
 
 
-def test_repeated_samples_are_not_passed_on_twice():
-    _, events = _assemble([frame_bytes(0, 0), frame_bytes(1, 2, np.arange(12).reshape(4, 3))])
-    assert [(e.index, e.accel_mps2.shape[0]) for e in events] == [(0, 4), (4, 2)]
-    assert events[1].accel_mps2[0, 0] == 6 * SCALE
+@pytest.mark.parametrize(
+    "frames, says",
+    [
+        ([frame_bytes(0, 0), frame_bytes(1, 2)], "sample counter went back 2 samples"),
+        ([frame_bytes(0, 0), frame_bytes(0, 0)], "sent frame 0 again"),
+        ([frame_bytes(0, 0), frame_bytes(0, 4)], "sent frame 0 again"),
+        ([frame_bytes(5, 0), frame_bytes(3, 4)], "sent frame 3 again, or went back"),
+        ([frame_bytes(0, 0), frame_bytes(1, 4, rate=float("nan"))], "sample rate or scale is not a number"),
+        ([frame_bytes(0, 0, scale=float("nan"))], "sample rate or scale is not a number"),
+    ],
+    ids=["counter-back", "duplicate", "stuck-seq", "seq-back", "nan-rate", "nan-scale"],
+)
+def test_a_stream_that_goes_astray_is_stopped_and_nothing_more_passed_on(frames, says):
+    assembler, events = _assemble(frames + [frame_bytes(9, 40)])
+    faults = [e for e in events if isinstance(e, Fault)]
+    assert len(faults) == 1 and says in faults[0].message and assembler.stopped
+    assert sum(e.accel_mps2.shape[0] for e in events if isinstance(e, Samples)) <= 4  # the first frame at most
 
 
 def test_a_rising_status_bit_is_one_fault_and_a_restart_stops_the_stream():

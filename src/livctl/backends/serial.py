@@ -47,6 +47,8 @@ from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, Platfo
 from livctl.units import g_to_mps2, mps2_to_g
 
 DEFAULT_BAUD = 921600
+MANUFACTURER = "LIVCTL"
+"""The first field of a livctl platform's *IDN? (docs/protocol.md); the model names whose board it is."""
 FRAMES_PER_S = 100
 """The stream's frame rate: samples per frame = sensor rate / 100 (10 ms of latency)."""
 DRIVE_TOLERANCE = 0.002
@@ -160,6 +162,7 @@ class SerialPlatform(Platform):
         self._gaps: deque[int] = deque()
         self._asked_why = False
         self._bad_frames_at_samples = 0
+        self._noise_at_samples = 0
         self._link_stats = DecoderStats()
 
     @classmethod
@@ -226,6 +229,11 @@ class SerialPlatform(Platform):
                 "and set to this baud rate?"
             ) from None
         idn = ",".join(self.identity)
+        if self.identity[0] != MANUFACTURER:
+            raise DeviceOpenError(
+                f"{self.port} is not a livctl platform: it identifies as {idn!r} (a livctl platform's *IDN? "
+                f"names {MANUFACTURER} first, whatever protocol it claims)"
+            )
         try:
             self.protocol = link.query("SYST:PROT?", _version, timeout_s=0.5, attempts=2)
             if self.protocol[0] != PROTOCOL_MAJOR:  # ask again: a damaged digit must not refuse a good board
@@ -380,6 +388,7 @@ class SerialPlatform(Platform):
             if isinstance(event, Samples):
                 self._last_samples_s = now  # progress: what the stall check watches
                 self._bad_frames_at_samples = self._link_stats.bad_frames
+                self._noise_at_samples = self._link_stats.noise_bytes
             self._events.put(event)
 
     def read(self, duration_s: float) -> SampleBlock:
@@ -481,18 +490,19 @@ class SerialPlatform(Platform):
                 f"the platform went silent: no samples and no answer for {silent_s + 0.6:.1f} s "
                 "(link lost, or the platform hung)"
             )
+        damaged = self._link_stats.bad_frames - self._bad_frames_at_samples
+        noise = self._link_stats.noise_bytes - self._noise_at_samples
+        if damaged or noise > 64:  # bytes keep coming, but no whole frame: the link, not the board
+            return (
+                f"the serial link is corrupting data: {damaged} damaged frames, {noise} bytes of noise and no valid "
+                f"samples for {silent_s:.2f} s; check the cable, its length and the baud rate"
+            )
         if status & POWER_ON:
             return "the platform restarted (power-on reset) during the session: its output is off"
         if status & SENSOR_FAULT:
             return f"the platform's accelerometer stalled: no samples for {silent_s:.2f} s"
         if not status & STREAMING:
             return "the platform stopped streaming samples"
-        damaged = self._link_stats.bad_frames - self._bad_frames_at_samples
-        if damaged:
-            return (
-                f"the serial link is corrupting data: {damaged} damaged frames and no valid samples for "
-                f"{silent_s:.2f} s; check the cable, its length and the baud rate"
-            )
         return None
 
     def _cut_quietly(self) -> None:

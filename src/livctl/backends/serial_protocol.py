@@ -7,11 +7,14 @@ CRC-32. `StreamDecoder` cuts whatever bytes arrive into frames and text lines; a
 not a whole, well-formed frame with a correct checksum is thrown away and counted, never decoded.
 `SampleAssembler` turns frames into a gapless stream: a frame that went missing becomes NaN
 samples of exactly its length (the sample index says how many), so lost data is never read as
-acceleration, and status changes the platform reports become faults.
+acceleration, and status changes the platform reports become faults. A stream that goes astray (a
+frame sent twice, a sequence number or a sample counter that goes back, a rate or scale that is not
+a number or changes, a counter that leaps ahead, a new boot id) is stopped: nothing more is passed on.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -238,6 +241,8 @@ class SampleAssembler:
         if self.stopped:
             return []
         out: list[Samples | Fault] = []
+        if not (math.isfinite(frame.rate_hz) and math.isfinite(frame.scale_mps2)):
+            return self._stop("the platform sent a frame whose sample rate or scale is not a number")
         if self._boot_id is None:
             self._boot_id = frame.boot_id
             self._next_u32 = frame.first_index
@@ -249,20 +254,21 @@ class SampleAssembler:
                 f"the platform changed its sample rate or scale mid-stream ({frame.rate_hz:g} Hz, "
                 f"{frame.scale_mps2:g} m/s^2 per count)"
             )
+        if self.stats.last_seq is not None and ((frame.seq - self._next_seq) & 0xFFFFFFFF) >= 1 << 31:
+            # a sequence number already seen (a frame sent twice, a stuck counter) or gone back
+            return self._stop(f"the platform sent frame {frame.seq} again, or went back: its stream cannot be trusted")
+        ahead = (frame.first_index - self._next_u32) & 0xFFFFFFFF
+        if ahead >= 1 << 31:
+            return self._stop(
+                f"the platform's sample counter went back {(1 << 32) - ahead} samples: its stream cannot be trusted"
+            )
         raised = frame.status & ~self._status
         self._status = frame.status
         for bit, message in FLAG_FAULTS:
             if raised & bit:
                 out.append(Fault(message, cut=bit == TRIPPED, tripped=bit == TRIPPED))
         self._count_missing_frames(frame.seq)
-        ahead = (frame.first_index - self._next_u32) & 0xFFFFFFFF
-        if ahead >= 1 << 31:  # behind: a repeat of samples already passed on
-            behind = (1 << 32) - ahead
-            if behind >= frame.n:
-                return out
-            counts, ahead = frame.counts[behind:], 0
-        else:
-            counts = frame.counts
+        counts = frame.counts
         if ahead > self.MAX_GAP_S * self.rate_hz:
             out.extend(self._stop(f"the platform's sample counter jumped ahead by {ahead} samples"))
             return out
