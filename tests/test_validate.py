@@ -178,6 +178,7 @@ def _clipped_csv(path):
         (lambda p: p.write_text("time,z\n0,1\n0.002,1\n0.001,1\n"), ("--freq", "30", "--accel", "0.3"), "backwards"),
         (lambda p: p.write_text("time,z\n0,1\n0,1\n"), ("--freq", "30", "--accel", "0.3"), "repeats"),
         (lambda p: _recording_csv(p, 0.08), ("--freq", "30", "--accel", "0.3"), "2.4 cycles of 30 Hz"),
+        (lambda p: _recording_csv(p, 0.1, rate=100.0), ("--freq", "30", "--accel", "0.3"), "10 samples: at least 16"),
         (lambda p: _recording_csv(p, 5.0, rate=70.0, f=20.0), ("--freq", "30", "--accel", "0.3"), "below 2.5 x"),
         (lambda p: _recording_csv(p, 5.0), ("--freq", "30", "--accel", "0.3", "--window", "0.05"), "--window 0.1"),
         (_clipped_csv, ("--freq", "30", "--accel", "1.3"), "the z axis is clipped"),

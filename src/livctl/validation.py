@@ -310,6 +310,9 @@ def validate(
             f"{what} lasts {longest / rate:.3g} s: {longest / rate * f_rx:.1f} cycles of {f_rx:g} Hz, "
             f"at least {MIN_CYCLES:g} are needed"
         )
+    if longest < 16:
+        what = "the longest run between gaps" if len(runs) > 1 else "the recording"
+        raise RecordingError(f"{what} holds {longest} samples: at least 16 are needed to measure a vibration")
     window_n = _window_samples(window_s, rate, f_rx, longest)
     search_hz = (SEARCH_BAND[0] * f_rx, SEARCH_BAND[1] * f_rx)
     notes = []
