@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     plat.add_argument("--sensor", choices=sorted(SENSORS), default="adxl345", help="accelerometer (default adxl345)")
     plat.add_argument("--actuator-n", type=float, default=800.0, help="peak actuator force at full drive, N (default 800)")
     plat.add_argument("--serial", default="0001", help="serial number in *IDN? (default 0001)")
+    plat.add_argument("--sensors", type=int, choices=(1, 2), default=1,
+                      help="accelerometers on the plate: 2 adds a second, independent one (default 1)")
+    plat.add_argument("--sensor-scale", type=_positive, default=1.0, metavar="F",
+                      help="the first accelerometer reads F times the truth, gravity included (default 1)")
+    plat.add_argument("--clock-ppm", type=_finite, default=0.0, metavar="N",
+                      help="the board's crystal runs N ppm fast (negative: slow): its sine and its samples (default 0)")
+    plat.add_argument("--load-cell", action="store_true", help="a load cell under the plate (SENSe:LOAD?, frames)")
     plat.add_argument("--test-pattern", action="store_true",
                       help="send the link test pattern instead of accelerometer samples (SENSe:TEST ON by default)")
     faults = p.add_argument_group("faults")
@@ -110,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fault-at-s", type=_seconds, default=0.0, metavar="S", help="when --fault strikes (default 0)")
     faults.add_argument("--fault-value", type=_finite, metavar="V", help="the fault's size, where it has one")
     faults.add_argument("--fault-duration-s", type=_positive, metavar="S", help="the fault's length, where it has one")
+    faults.add_argument("--fault-sensor", type=int, choices=(1, 2), default=1,
+                        help="the accelerometer a sensor fault hits (default 1)")
     faults.add_argument("--protocol", type=_version, default=PROTOCOL_VERSION, metavar="MAJOR.MINOR",
                         help=f"claim this protocol version (default {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]})")
     out = p.add_argument_group("output")
@@ -146,7 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                                                               args.fault_duration_s)
     except ValueError as exc:
         parser.error(str(exc))
-    platform = SimulatedPlatform(SimConfig(seed=args.seed, plant=plant, sensor=SENSORS[args.sensor]))
+    if not (-1e5 <= args.clock_ppm <= 1e5 and 0.1 <= args.sensor_scale <= 10):
+        parser.error("--clock-ppm takes -100000 to 100000, --sensor-scale 0.1 to 10")
+    if args.fault_sensor > args.sensors:
+        parser.error("--fault-sensor 2 needs --sensors 2")
+    platform = SimulatedPlatform(SimConfig(
+        seed=args.seed, plant=plant, sensor=SENSORS[args.sensor].with_changes(sensitivity=args.sensor_scale),
+        clock_ppm=args.clock_ppm, sensors=args.sensors, fault_sensor=args.fault_sensor, load_cell=args.load_cell,
+    ))
+    platform.prepare_for(device_fault)  # struck later (counted from the first OUTPut ON): ready now
     if args.truth is not None:
         try:
             platform.record_truth_to(args.truth)

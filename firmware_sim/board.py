@@ -34,8 +34,8 @@ from firmware_sim.scpi import (
 )
 from firmware_sim.sensor import G_MPS2
 
-PROTOCOL_VERSION = (1, 1)
-FIRMWARE_VERSION = "1.1"
+PROTOCOL_VERSION = (1, 2)
+FIRMWARE_VERSION = "1.2"
 MANUFACTURER = "LIVCTL"
 MODEL = "FWSIM"
 
@@ -68,8 +68,11 @@ DEVICE_ERRORS = {
 }
 
 FRAME_MAGIC = b"LIVS"
-FRAME_HEADER = struct.Struct("<4sBBHIIHBBHHdd")
-"""magic, version, header bytes, status, seq, first sample, n, axes, format, boot id, drive, rate, scale."""
+FRAME_HEADER = struct.Struct("<4sBBHIIHBBHHddf")
+"""magic, version, header bytes, status, seq, first sample, n, axes, format, boot id, drive, rate, scale,
+and (1.2) the load cell's reading in kg (NaN without one)."""
+NO_READING = -(2**31)
+"""A count that stands for no reading (a second accelerometer that gave none)."""
 FRAME_CRC = struct.Struct("<I")
 SAMPLE_INT32 = 1
 AXES = 3
@@ -115,6 +118,9 @@ class Board:
         self.protocol = protocol
         self.rate_hz = platform.rate_hz
         self.scale_mps2 = platform.sensor.params.lsb_g * G_MPS2
+        self.sensor_count = len(platform.sensors)
+        self.clock_factor = platform.config.clock_factor
+        """The board's crystal: true samples per nominal second, over the rate."""
         """m/s^2 per count of the samples the board sends."""
         self.range_g = platform.sensor.params.range_g
         self.test_pattern_default = test_pattern_default
@@ -141,7 +147,7 @@ class Board:
         self.sensor_stalled = False
         self.hung = False
         self._latched = POWER_ON
-        self._fifo = np.empty((0, AXES), dtype="<i4")
+        self._fifo = np.empty((0, AXES * self.sensor_count), dtype="<i4")
         self.scpi.clear()
         self.scpi.reset_input()
         self._reset(now_s)
@@ -161,6 +167,7 @@ class Board:
         self.ramp_s = 1.0
         self.watchdog_s = DEFAULT_WATCHDOG_S
         self.streaming = False
+        self.channels = 1
         self.block = max(1, round(self.rate_hz / 100))
         self.test_pattern = self.test_pattern_default
         self._last_heartbeat_s = now_s
@@ -179,7 +186,7 @@ class Board:
     def tick(self, now_s: float) -> list[bytes]:
         """Run the plant up to `now_s`, watch the watchdog, return the frames now due."""
         self._now_s = now_s
-        due = int((now_s - self._t0_s) * self.rate_hz + 1e-6) - self._produced
+        due = int((now_s - self._t0_s) * self.rate_hz * self.clock_factor + 1e-6) - self._produced
         if due > 0:
             accel = self.platform.advance(due)
             self._produced += due
@@ -197,9 +204,10 @@ class Board:
     def _store(self, accel_mps2: np.ndarray) -> None:
         n = accel_mps2.shape[0]
         if self.test_pattern:
-            counts = pattern_counts(self.sample_index, n)
+            counts = np.tile(pattern_counts(self.sample_index, n), (1, self.sensor_count))
         else:
-            counts = np.rint(accel_mps2 / self.scale_mps2).astype("<i4")
+            scaled = accel_mps2 / self.scale_mps2
+            counts = np.where(np.isfinite(scaled), np.rint(np.nan_to_num(scaled)), NO_READING).astype("<i4")
         self.sample_index = (self.sample_index + n) & 0xFFFFFFFF
         fifo = np.concatenate([self._fifo, counts]) if self._fifo.shape[0] else counts
         self._fifo = fifo[-int(FIFO_S * self.rate_hz) :]  # the newest second; a poller sees the jump
@@ -275,11 +283,14 @@ class Board:
         counts = self._fifo[:max_samples]
         self._fifo = self._fifo[counts.shape[0]:]
         n = counts.shape[0]
+        counts = counts[:, : AXES * self.channels]
         first = (self.sample_index - n - self._fifo.shape[0]) & 0xFFFFFFFF
         drive = round(min(max(self.platform.drive_level, 0.0), 1.0) * 65535)
+        load = self.platform.load_reading_kg()
         header = FRAME_HEADER.pack(
-            FRAME_MAGIC, self.protocol[0], FRAME_HEADER.size, self.status() & 0xFFFF, self.seq, first, n, AXES,
-            SAMPLE_INT32, self.boot_id, drive, self.rate_hz, self.scale_mps2,
+            FRAME_MAGIC, self.protocol[0], FRAME_HEADER.size, self.status() & 0xFFFF, self.seq, first, n,
+            AXES * self.channels, SAMPLE_INT32, self.boot_id, drive, self.rate_hz, self.scale_mps2,
+            float("nan") if load is None else load,
         )
         body = header + np.ascontiguousarray(counts, dtype="<i4").tobytes()
         payload = body + FRAME_CRC.pack(zlib.crc32(body))
@@ -321,6 +332,9 @@ class Board:
             Command("SENSe:MODel", read=query(lambda: p.sensor.params.name)),
             Command("SENSe:RANGe", read=query(lambda: self.range_g)),
             Command("SENSe:TRIP", write=self._set_trip, read=query(lambda: self.trip_g)),
+            Command("SENSe:SENSors", read=query(lambda: self.sensor_count)),
+            Command("SENSe:CHANnels", write=self._set_channels, read=query(lambda: self.channels)),
+            Command("SENSe:LOAD", read=query(lambda: -1 if p.load_reading_kg() is None else p.load_reading_kg())),
             Command("SENSe:TEST[:STATe]", write=self._set_test, read=query(lambda: int(self.test_pattern))),
             Command("FETCh", read=self._fetch),
             Command("STReam[:STATe]", write=self._set_stream, read=query(lambda: int(self.streaming))),
@@ -363,6 +377,12 @@ class Board:
         self.limit = limit
         self.amplitude = min(self.amplitude, limit)
         self.platform.set_drive_limit(limit)
+
+    def _set_channels(self, params: list[str]) -> None:
+        channels = integer(params, 1, self.sensor_count)
+        if channels != self.channels:
+            self._fifo = self._fifo[:0]  # never a frame that mixes one and two sensors' samples
+        self.channels = channels
 
     def _set_trip(self, params: list[str]) -> None:
         threshold_g = number(params, 0.0, self.range_g)

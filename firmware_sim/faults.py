@@ -23,16 +23,20 @@ FAULTS: dict[str, str] = {
     "drift": "the sensor's sensitivity drifts by value per second (default -0.01: -1 %/s)",
     "frequency_shift": "the board's synthesiser runs value Hz off the commanded frequency (default +2 Hz)",
     "distortion": "the actuator's non-linearity grows: its quadratic term becomes value (default 4)",
+    "replay": "the sensor repeats, over and over, the value seconds it recorded before (default 1 s)",
+    "foreign_sensor": "the sensor reads another plate, driven value Hz off this one's frequency (default +0.05) at what "
+                      "this one was delivering (from the start: at 0.2 of full scale)",
 }
 
 DEFAULT_VALUES = {"resonance": 3.0, "load_step": 1.3, "noise_burst": 8.0, "corrupt": 0.05, "drift": -0.01,
-                  "frequency_shift": 2.0, "distortion": 4.0}
+                  "frequency_shift": 2.0, "distortion": 4.0, "replay": 1.0, "foreign_sensor": 0.05}
 DEFAULT_DURATIONS_S = {"noise_burst": 2.0, "corrupt": 2.0}
 LONGEST_S = 1e6
 """Fault times and lengths beyond this (eleven days) are typing errors, not plans."""
 VALUE_RANGES = {
     "resonance": (1e-3, 100.0), "load_step": (1e-3, 10.0), "noise_burst": (1e-3, 1e3), "corrupt": (1e-6, 1.0),
-    "drift": (-1.0, 1.0), "frequency_shift": (-50.0, 50.0), "distortion": (0.0, 100.0),
+    "drift": (-1.0, 1.0), "frequency_shift": (-50.0, 50.0), "distortion": (0.0, 100.0), "replay": (0.01, 5.0),
+    "foreign_sensor": (-5.0, 5.0),
 }
 """What each fault's size may be: beyond these the simulated plant or sensor means nothing."""
 WATCHDOG_S = 0.5

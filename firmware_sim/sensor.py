@@ -61,6 +61,13 @@ class Accelerometer:
     def rate_hz(self) -> float:
         return self.params.rate_hz
 
+    def gravity_reading(self, ac_coupled: bool = False) -> np.ndarray:
+        """What the sensor reads at rest, x y z in m/s^2 (noise aside): gravity through its cross-axis
+        coupling and its sensitivity; nothing when the input is AC-coupled."""
+        if ac_coupled:
+            return np.zeros(3)
+        return self._coupling[:, 2] * G_MPS2 * self.params.sensitivity
+
     def read(
         self,
         vertical_accel_mps2: np.ndarray,

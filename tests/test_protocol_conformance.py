@@ -66,8 +66,8 @@ def _frames(data: bytes) -> list[Frame]:
 
 @covers("*IDN?")
 def test_idn(scpi):
-    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.1"
-    assert scpi.query("*idn?") == "LIVCTL,FWSIM,7,1.1"
+    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.2"
+    assert scpi.query("*idn?") == "LIVCTL,FWSIM,7,1.2"
 
 
 @covers("*RST")
@@ -271,13 +271,44 @@ def test_streaming(scpi):
     assert scpi.query("STR?") == "0"
 
 
+@covers("SENSe:SENSors?", "SENSe:CHANnels", "SENSe:LOAD?")
+def test_a_second_accelerometer_and_the_load_cell(scpi, tmp_path):
+    assert scpi.query("SENS:SENS?;CHAN?;LOAD?") == "1;1;-1"  # this board has one sensor, no load cell
+    scpi.write("SENS:CHAN 2")
+    assert _errors(scpi) == [-222]
+    sim = FirmwareSim(tmp_path / "two", "--serial", "8", "--sensors", "2", "--load-cell")
+    two = Scpi(sim.path)
+    try:
+        two.write("")
+        two.settle(0.05)
+        assert two.query("*CLS;SENS:SENS?;CHAN?") == "2;1"
+        assert abs(float(two.query("SENS:LOAD?")) - 70.0) < 0.5
+        time.sleep(0.05)
+        two.write("FETC? 20")
+        (one,) = _frames(b"#" + b"%d%d" % (len(str(len(p := two.read_block()))), len(p)) + p)
+        assert one.counts.shape == (20, 3) and abs(one.load_kg - 70.0) < 0.5
+        assert two.query("SENS:CHAN 2;CHAN?") == "2"
+        time.sleep(0.05)
+        two.write("FETC? 20")
+        (both,) = _frames(b"#" + b"%d%d" % (len(str(len(p := two.read_block()))), len(p)) + p)
+        assert both.counts.shape == (20, 6)
+        z_g = both.counts[:, [2, 5]] * both.scale_mps2 / 9.80665
+        assert np.all(np.abs(z_g.mean(axis=0) - 1.0) < 0.05)  # each sensor reads gravity on its own
+        assert not np.array_equal(both.counts[:, :3], both.counts[:, 3:])  # its own noise: independent
+        two.write("SENS:CHAN 3")
+        assert two.error()[0] == -222
+    finally:
+        two.close()
+        sim.stop()
+
+
 def test_random_bytes_over_the_port_never_stop_the_board(scpi):
     rng = random.Random(7)
     for _ in range(50):
         scpi.port.write(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))))
     scpi.write("")
     scpi.settle(0.2)
-    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.1"
+    assert scpi.query("*IDN?") == "LIVCTL,FWSIM,7,1.2"
     assert scpi.query("STR?;:OUTP?") in ("0;0", "1;0", "0;1", "1;1")  # whatever the noise set, it answers
 
 

@@ -434,10 +434,10 @@ def test_devices_probe_tells_a_platform_from_a_held_port(firmware, cli, monkeypa
         result = cli("devices", "--probe", "--json")
         table = cli("devices", "--probe")
     rows = {d["url"]: d for d in json.loads(result.out)["devices"]}
-    assert rows[free.url()]["identity"] == "LIVCTL,FWSIM,42,1.1" and rows[free.url()]["status"] == "livctl platform"
-    assert rows[free.url()]["protocol"] == "1.1"
+    assert rows[free.url()]["identity"] == "LIVCTL,FWSIM,42,1.2" and rows[free.url()]["status"] == "livctl platform"
+    assert rows[free.url()]["protocol"] == "1.2"
     assert f"in use by process {os.getpid()}" in rows[held.url()]["status"]
-    assert "livctl platform, LIVCTL,FWSIM,42,1.1" in table.out
+    assert "livctl platform, LIVCTL,FWSIM,42,1.2" in table.out
 
 
 def test_devices_reports_a_backend_that_cannot_load_as_a_note(cli, monkeypatch):

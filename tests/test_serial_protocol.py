@@ -219,9 +219,11 @@ def test_both_sides_of_the_protocol_agree_with_the_document():
     assert len(status) == 10
     for bit, value, name in status:
         assert int(value) == 1 << int(bit) == getattr(board, name) == getattr(host, name), name
-    assert board.FRAME_HEADER.format == host.HEADER.format and host.HEADER.size == 40
+    assert board.FRAME_HEADER.format == host.HEADER.format + "f" and host.HEADER.size == 40
+    assert board.FRAME_HEADER.size == host.HEADER.size + host.LOAD_FIELD.size == 44
+    assert board.NO_READING == host.NO_READING
     assert board.FRAME_MAGIC == host.MAGIC and board.SAMPLE_INT32 == host.SAMPLE_INT32
-    assert board.PROTOCOL_VERSION == (host.PROTOCOL_MAJOR, host.PROTOCOL_MINOR)
-    assert f"# The livctl platform protocol, version {host.PROTOCOL_MAJOR}.{host.PROTOCOL_MINOR}" in text
+    assert board.PROTOCOL_VERSION == (host.PROTOCOL_MAJOR, host.LOAD_MINOR)  # the newest, which livctl reads
+    assert f"# The livctl platform protocol, version {host.PROTOCOL_MAJOR}.{host.LOAD_MINOR}" in text
     errors = re.findall(r"^\| (-?\d+) \| ([^|]+) \|", text.split("## Errors")[1].split("\n## ")[0], flags=re.M)
     assert {int(code): message.strip() for code, message in errors} == {**scpi.ERROR_MESSAGES, **board.DEVICE_ERRORS}

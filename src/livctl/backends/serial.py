@@ -31,6 +31,7 @@ from livctl.backends.serial_link import SerialLink, open_port
 from livctl.backends.serial_protocol import (
     AXES,
     HEADER,
+    LOAD_MINOR,
     DecoderStats,
     POWER_ON,
     PROTOCOL_MAJOR,
@@ -83,6 +84,14 @@ def _stall_s(text: str) -> float:
     if not 0.2 <= value <= 60.0:
         raise ValueError("must be between 0.2 and 60 s")
     return value
+
+
+def _baud_for(bytes_per_s: float) -> int:
+    """The smallest common baud rate that carries `bytes_per_s` at 80 % of the line."""
+    for baud in (115200, 230400, 460800, 921600, 1000000, 2000000, 3000000, 4000000, 12000000):
+        if bytes_per_s <= 0.8 * baud / 10:
+            return baud
+    return 20_000_000
 
 
 def _idn(line: str) -> list[str]:
@@ -259,12 +268,18 @@ class SerialPlatform(Platform):
         self.sensor_range_mps2 = g_to_mps2(range_g)
         if not (rate > 0 and scale > 0):
             raise DeviceOpenError(f"{self.port} reports a sample rate of {rate:g} Hz and a scale of {scale:g}")
-        self._check_bandwidth(rate)
+        sensors = link.query("SENS:SENS?", int, timeout_s=0.5) if minor >= LOAD_MINOR else 1
+        self._check_bandwidth(rate, sensors)
         if link.query("SYST:INT?", str.strip, timeout_s=0.5).upper() != "CLOSED":
             raise DeviceOpenError(
                 f"the interlock of {self.port} is open: close it (guard, lid, emergency stop) before a session"
             )
         self._rate_hz, self._scale = rate, scale
+        if minor >= LOAD_MINOR:  # 1.2: a second accelerometer, and a load cell, where the board has them
+            if sensors >= 2:
+                self._set("SENS:CHAN 2", "SENS:CHAN?", [2], link=link)
+                self.sensor_count = 2
+            self.has_load_cell = link.query("SENS:LOAD?", float, timeout_s=0.5) >= 0
         self._send_limit(link, self.max_drive)
         if math.isfinite(self.trip_mps2):
             self._send_trip(link, self.trip_mps2)
@@ -280,15 +295,15 @@ class SerialPlatform(Platform):
             raise PlatformError(f"it did not take the stream settings (it reports {settings})")
         link.heartbeat_period_s = self.watchdog_s / 5
 
-    def _check_bandwidth(self, rate_hz: float) -> None:
+    def _check_bandwidth(self, rate_hz: float, sensors: int = 1) -> None:
         block = max(1, round(rate_hz / FRAMES_PER_S))
-        frame_bytes = 2 + 3 + HEADER.size + block * AXES * 4 + 4 + 1
+        frame_bytes = 2 + 3 + HEADER.size + 4 + block * sensors * AXES * 4 + 4 + 1
         needed = rate_hz / block * frame_bytes
         available = self.baud / 10  # 8 data bits, a start and a stop bit
         if needed > 0.8 * available:
             raise DeviceOpenError(
-                f"{self.port} sends {rate_hz:g} Hz x 3 axes, about {needed / 1000:.0f} kB/s, more than {self.baud} "
-                f"baud carries ({available / 1000:.0f} kB/s); use baud=921600 or faster"
+                f"{self.port} sends {rate_hz:g} Hz x {3 * sensors} axes, about {needed / 1000:.0f} kB/s, more than "
+                f"{self.baud} baud carries ({available / 1000:.0f} kB/s); use baud={_baud_for(needed)} or faster"
             )
 
     def close(self) -> None:
@@ -399,7 +414,8 @@ class SerialPlatform(Platform):
         rate = self._rate_hz
         first = self._cursor
         last = int(math.floor((first / rate + duration_s) * rate + 0.5))
-        out = np.empty((last - first, AXES))
+        out = np.empty((last - first, AXES * self.sensor_count))
+        loads: list[float] = []
         deadline = time.monotonic() + duration_s + READ_GRACE_S
         try:
             while self._cursor < last:
@@ -416,6 +432,8 @@ class SerialPlatform(Platform):
                 if take > 0:
                     out[self._cursor - first : self._cursor - first + take] = chunk.accel_mps2[offset : offset + take]
                     self._cursor += take
+                    if not chunk.lost:
+                        loads.append(chunk.load_kg)
                 if offset + max(take, 0) >= chunk.accel_mps2.shape[0]:
                     self._pending = None
         except PlatformError:
@@ -427,7 +445,11 @@ class SerialPlatform(Platform):
             out = out[:0]
         else:
             out[arrived:] = np.nan
-        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out)
+        load = float(np.mean(loads)) if self.has_load_cell and loads else None
+        if self.sensor_count == 2:
+            return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out[:, :AXES], second_mps2=out[:, AXES:],
+                               load_kg=load)
+        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out, load_kg=load)
 
     def _next_samples(self, deadline: float) -> Samples | None:
         """The next samples from the reader thread, or None once `deadline` has passed."""

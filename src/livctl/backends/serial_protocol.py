@@ -23,7 +23,14 @@ import numpy as np
 
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 1
-"""This livctl needs a board of protocol 1.1 or later: the drive limit and the over-acceleration trip."""
+"""This livctl needs a board of protocol 1.1 or later: the drive limit and the over-acceleration trip.
+1.2 adds a second accelerometer (frames of 6 axes) and the load cell (a header field)."""
+LOAD_MINOR = 2
+"""The minor version from which frames carry the load cell and may carry two accelerometers."""
+LOAD_FIELD = struct.Struct("<f")
+"""1.2: the load cell's reading, kg (NaN without one), right after the 1.0 header."""
+NO_READING = -(2**31)
+"""A count that stands for no reading (a second accelerometer that gave none)."""
 
 MAGIC = b"LIVS"
 HEADER = struct.Struct("<4sBBHIIHBBHHdd")
@@ -32,7 +39,7 @@ CRC_BYTES = 4
 SAMPLE_INT32 = 1
 AXES = 3
 MAX_SAMPLES_PER_FRAME = 4096
-MAX_PAYLOAD_BYTES = 255 + MAX_SAMPLES_PER_FRAME * AXES * 4 + CRC_BYTES
+MAX_PAYLOAD_BYTES = 255 + MAX_SAMPLES_PER_FRAME * 2 * AXES * 4 + CRC_BYTES
 MAX_LINE_BYTES = 1024
 
 # status bits (docs/protocol.md, "Status")
@@ -64,7 +71,9 @@ class Frame:
     rate_hz: float
     scale_mps2: float
     counts: np.ndarray
-    """(n, 3) int32 counts, x y z; multiply by `scale_mps2` for m/s^2."""
+    """(n, 3) int32 counts, x y z (or (n, 6): two accelerometers); multiply by `scale_mps2` for m/s^2."""
+    load_kg: float = math.nan
+    """The load cell's reading (1.2 headers), NaN without one."""
 
     @property
     def n(self) -> int:
@@ -146,9 +155,9 @@ class StreamDecoder:
             magic != MAGIC
             or version != PROTOCOL_MAJOR
             or header_bytes < HEADER.size
-            or axes != AXES
+            or axes not in (AXES, 2 * AXES)
             or fmt != SAMPLE_INT32
-            or length != header_bytes + n * AXES * 4 + CRC_BYTES
+            or length != header_bytes + n * axes * 4 + CRC_BYTES
         ):
             return self._reject(1)
         if end < start + length:
@@ -157,8 +166,9 @@ class StreamDecoder:
         (crc,) = struct.unpack_from("<I", payload, length - CRC_BYTES)
         if zlib.crc32(memoryview(payload)[: length - CRC_BYTES]) != crc:
             return self._reject(1)
-        counts = np.frombuffer(payload, dtype="<i4", count=n * AXES, offset=header_bytes).reshape(n, AXES)
-        out.append(Frame(seq, first, status, boot_id, drive / 65535.0, rate, scale, counts))
+        counts = np.frombuffer(payload, dtype="<i4", count=n * axes, offset=header_bytes).reshape(n, axes)
+        load = LOAD_FIELD.unpack_from(payload, HEADER.size)[0] if header_bytes >= HEADER.size + LOAD_FIELD.size else math.nan
+        out.append(Frame(seq, first, status, boot_id, drive / 65535.0, rate, scale, counts, load))
         self.stats.frames += 1
         return 2 + digits + length
 
@@ -181,8 +191,11 @@ class Samples:
 
     index: int
     accel_mps2: np.ndarray
+    """(n, 3), or (n, 6) with a second accelerometer's three axes after the first's."""
     lost: bool = False
     """All NaN: a gap where frames went missing."""
+    load_kg: float = math.nan
+    """The load cell's reading with these samples (NaN without one)."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +247,7 @@ class SampleAssembler:
         self._next_index = 0
         self._status = 0
         self._boot_id: int | None = None
+        self._axes: int | None = None
         self.stopped = False
         """After a restart or a jump the stream cannot be trusted: nothing more is passed on."""
 
@@ -272,14 +286,23 @@ class SampleAssembler:
         if ahead > self.MAX_GAP_S * self.rate_hz:
             out.extend(self._stop(f"the platform's sample counter jumped ahead by {ahead} samples"))
             return out
+        if self._axes is None:
+            self._axes = counts.shape[1]
+        elif counts.shape[1] != self._axes:
+            out.extend(self._stop(f"the platform changed from {self._axes} to {counts.shape[1]} axes mid-stream"))
+            return out
         if ahead:
-            out.append(Samples(self._next_index, np.full((ahead, AXES), np.nan), lost=True))
+            out.append(Samples(self._next_index, np.full((ahead, self._axes), np.nan), lost=True))
             self.stats.lost_samples += ahead
             self.stats.gaps += 1
             self._next_index += ahead
         n = counts.shape[0]
         if n:
-            out.append(Samples(self._next_index, counts * self.scale_mps2))
+            accel = counts * self.scale_mps2
+            missing = counts == NO_READING
+            if missing.any():
+                accel[missing] = np.nan
+            out.append(Samples(self._next_index, accel, load_kg=frame.load_kg))
             self.stats.samples += n
             self._next_index += n
         self._next_u32 = (frame.first_index + frame.n) & 0xFFFFFFFF

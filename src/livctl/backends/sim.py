@@ -4,8 +4,12 @@ Options (all optional): `seed` (int, 0), `load_kg` (70, a person; 0.5 is a mouse
 `sensor` (adxl345 or adxl355), `actuator_n` (peak force at full drive, 800), `id` (platform id,
 "sim"), one fault to inject: `fault` (a name from firmware_sim.faults.FAULTS), `fault_at_s`
 (seconds after the platform starts, 0), `fault_value` and `fault_duration_s` (the fault's size and
-length where it has them), and `truth` (a file for what the plate really did, firmware_sim.truth).
-Example: `sim://?load_kg=120&fault=resonance&fault_at_s=30&fault_value=3&truth=run.csv`.
+length where it has them; `fault_sensor`: which accelerometer a sensor fault hits, 1 or 2), `truth`
+(a file for what the plate really did, firmware_sim.truth), and what can make a sensor lie:
+`clock_ppm` (the board's crystal N ppm off: its sine and its samples), `sensor_scale` (the first
+accelerometer reads this times the truth, gravity included), `coupling` (`dc`, or `ac`: no gravity),
+`sensors` (1, or 2: a second, independent accelerometer) and `load_cell` (0 or 1: a load cell under
+the plate). Example: `sim://?load_kg=120&fault=resonance&fault_at_s=30&fault_value=3&truth=run.csv`.
 
 Like a protocol 1.1 board, the simulated device enforces the drive limit livctl sets and runs its
 own over-acceleration trip on its sensor's samples; a trip is reported by `read` as `DeviceTripped`.
@@ -60,6 +64,29 @@ TRUTH_TAIL_S = 1.0
 """With a truth file, the world goes on this long after the platform is closed (the plate settles)."""
 
 
+def _choice(*names: str):
+    def parse(text: str) -> str:
+        if text not in names:
+            raise ValueError(f"choose {' or '.join(names)}")
+        return text
+
+    return parse
+
+
+def _ppm(text: str) -> float:
+    value = _finite(text)
+    if not -1e5 <= value <= 1e5:
+        raise ValueError("must be within +-100000 ppm (10 %)")
+    return value
+
+
+def _scale(text: str) -> float:
+    value = positive_float(text)
+    if not 0.1 <= value <= 10:
+        raise ValueError("must be from 0.1 to 10")
+    return value
+
+
 def _truth_path(text: str) -> str:
     if not text:
         raise ValueError("give a file name for the truth file")
@@ -82,10 +109,18 @@ class SimPlatform(Platform):
         "fault_value": _finite,
         "fault_duration_s": positive_float,
         "truth": _truth_path,
+        "clock_ppm": _ppm,
+        "sensor_scale": _scale,
+        "coupling": _choice("dc", "ac"),
+        "sensors": _choice("1", "2"),
+        "fault_sensor": _choice("1", "2"),
+        "load_cell": _choice("0", "1"),
     }
     DEFAULTS = {
         "seed": 0, "load_kg": 70.0, "sensor": "adxl345", "actuator_n": 800.0, "id": "sim",
         "fault": None, "fault_at_s": 0.0, "fault_value": None, "fault_duration_s": None, "truth": None,
+        "clock_ppm": 0.0, "sensor_scale": 1.0, "coupling": "dc", "sensors": "1", "fault_sensor": "1",
+        "load_cell": "0",
     }
 
     def __init__(self, url: str, config: SimConfig, platform_id: str, speed: float, truth: str | None = None):
@@ -94,10 +129,14 @@ class SimPlatform(Platform):
         self._platform_id = platform_id
         sensor = config.sensor
         self.sensor_range_mps2 = g_to_mps2(sensor.range_g)
+        self.gravity_on_vertical = not config.ac_coupled
+        self.sensor_count = config.sensors
+        self.has_load_cell = config.load_cell
+        self._columns = 3 * config.sensors
         self._link_lost_at = self.device.link_lost_at
         # samples rendered ahead: rows for sample indices [_buf_start, _buf_start + len(_buf))
         self._pos = 0
-        self._buf = np.empty((0, 3))
+        self._buf = np.empty((0, self._columns))
         self._buf_start = 0
         self._rendered_to = 0
         self._snapshot = None
@@ -125,7 +164,13 @@ class SimPlatform(Platform):
                 fault = Fault(o["fault"], o["fault_at_s"], o["fault_value"], o["fault_duration_s"])
         except ValueError as exc:
             raise DeviceURLError(f"sim:// {exc}") from None
-        config = SimConfig(seed=o["seed"], plant=plant, sensor=SENSORS[o["sensor"]], fault=fault)
+        if o["fault_sensor"] == "2" and o["sensors"] != "2":
+            raise DeviceURLError("sim:// fault_sensor=2 needs sensors=2")
+        config = SimConfig(
+            seed=o["seed"], plant=plant, sensor=SENSORS[o["sensor"]].with_changes(sensitivity=o["sensor_scale"]),
+            fault=fault, clock_ppm=o["clock_ppm"], sensors=int(o["sensors"]), fault_sensor=int(o["fault_sensor"]),
+            ac_coupled=o["coupling"] == "ac", load_cell=o["load_cell"] == "1",
+        )
         return cls(parsed.url, config, o["id"], 1.0 if speed is None else speed, truth=o["truth"])
 
     @property
@@ -186,7 +231,7 @@ class SimPlatform(Platform):
         last = int(math.floor((first / rate + duration_s) * rate + 0.5))
         if last > self._rendered_to:
             self._render(last - self._rendered_to)
-        self.clock.sleep_until(last / rate)
+        self.clock.sleep_until(last / self.device.true_rate_hz)  # the host's time: the crystal may be off
         self._pos = last
         self.device.commit_truth(last)
         if self._link_lost_at is not None and last > self._link_lost_at:
@@ -201,7 +246,11 @@ class SimPlatform(Platform):
         # rows exist up to the end of the buffer (an unplugged sensor delivers none after that)
         stop = min(last, self._buf_start + self._buf.shape[0])
         rows = self._buf[max(0, first - self._buf_start) : max(0, stop - self._buf_start)]
-        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=rows)
+        second = None
+        if self._columns == 6:
+            rows, second = rows[:, :3], rows[:, 3:]
+        load = self.device.load_reading_kg(first) if self.has_load_cell else None
+        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=rows, second_mps2=second, load_kg=load)
 
     def prefetch(self, duration_s: float) -> None:
         rate = self.device.rate_hz
