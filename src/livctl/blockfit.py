@@ -35,6 +35,9 @@ HARMONICS = 5
 PHASE_GRID = 64
 """Phases per period at which the true peak is evaluated (the largest error is under 0.2 %)."""
 MIN_SAMPLES = 8
+MIN_CYCLES = 0.5
+"""A block shorter than half a cycle cannot be fitted: its cosine and sine are nearly one column,
+and the least squares would turn noise into any amplitude."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,10 @@ def _operator(n: int, rate_hz: float, frequency_hz: float) -> _Operator:
 
 def fit_block(x: np.ndarray, rate_hz: float, frequency_hz: float, t0_s: float) -> BlockFit | None:
     """Fit one block `x` (1-D, m/s^2, finite) whose first sample is at `t0_s` (absolute sample
-    time) at `frequency_hz`; None when it is too short to fit."""
+    time) at `frequency_hz`; None when it is too short to fit (fewer than MIN_SAMPLES samples or
+    MIN_CYCLES cycles)."""
     n = x.shape[0]
-    if n < MIN_SAMPLES or not frequency_hz > 0:
+    if n < MIN_SAMPLES or not frequency_hz > 0 or n * frequency_hz < MIN_CYCLES * rate_hz:
         return None
     op = _operator(n, float(rate_hz), round(float(frequency_hz), 3))
     coef = op.projection @ x

@@ -41,9 +41,14 @@ class SampleBlock:
     t0_s: float
     """Time of the first sample, seconds, counted on the sensor's own stream: consecutive blocks
     follow on without gaps, but the origin need not be the platform `clock`'s (a serial board or
-    a sound card counts from when its stream started)."""
+    a sound card counts from when its stream started), nor its pace (the board's crystal)."""
     rate_hz: float
     accel_mps2: "np.ndarray"
+    second_mps2: "np.ndarray | None" = None
+    """The second accelerometer's samples at the same instants, (n, 3) m/s^2 (NaN where it gave
+    none), on a platform that carries one; None otherwise."""
+    load_kg: float | None = None
+    """What the platform's load cell read over the block, kg; None without one."""
 
     @property
     def n(self) -> int:
@@ -165,6 +170,10 @@ class Platform(ABC):
     """Calibrated peak acceleration per unit of drive, for open-loop sessions (None: unknown)."""
     has_device_trip: bool = False
     """True when the device cuts its own output on over-acceleration (`arm_trip`)."""
+    sensor_count: int = 1
+    """Accelerometers on the plate: 2 when a second, independent one checks the first."""
+    has_load_cell: bool = False
+    """True when the platform reads what stands on it (`SampleBlock.load_kg`)."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
@@ -283,6 +292,13 @@ class Platform(ABC):
     def stream_health(self) -> dict[str, int]:
         """Counts of stream faults since `open()` (e.g. audio under-runs); empty when there is no stream."""
         return {}
+
+    @property
+    def stream_breaks(self) -> int:
+        """How many times samples were lost without their count being known (a sound card's input
+        over-run): the samples' own time jumps there, which the clock check must not take for a
+        clock error. A platform whose lost samples keep their place (numbered frames) has none."""
+        return 0
 
     def __enter__(self) -> "Platform":
         self.open()
