@@ -128,16 +128,12 @@ def sensor_noise(server: JackServer, *, rms_fs: float = 1e-3, seed: int = 5):
     import numpy as np
     import sounddevice as sd
 
-    noise = np.random.default_rng(seed).normal(0.0, rms_fs, 2 * server.rate_hz).astype(np.float32)
-    position = [0]
+    rng = np.random.default_rng(seed)
 
     def play(outdata, frames, time_info, status):
-        start = position[0]
-        end = start + frames
-        if end > noise.shape[0]:
-            start, end = 0, frames
-        outdata[:, 0] = noise[start:end]
-        position[0] = end
+        # fresh noise every block: a real sensor's never repeats (a looped buffer would be a replay,
+        # which livctl's sensor watch rightly stops)
+        outdata[:, 0] = rng.normal(0.0, rms_fs, frames)
 
     known = set(server.ports())
     stream = sd.OutputStream(device="system", channels=1, samplerate=server.rate_hz, blocksize=server.period,

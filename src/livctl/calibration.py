@@ -966,6 +966,7 @@ class Calibrator:
     def run(self) -> Calibration:
         from livctl.guard import MotionGuard, StopRequested
         from livctl.safety import Trip
+        from livctl.sensorwatch import SensorUntrusted
 
         self.guard = MotionGuard(self.platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
                                  ramp_s=self.settings.ramp_s)
@@ -978,7 +979,11 @@ class Calibrator:
                     f"calibration stopped ({exc.reason}); the platform was "
                     f"{'cut' if exc.cut else 'ramped down'} and nothing was written"
                 ) from None
+            except SensorUntrusted as exc:
+                raise CalibrationFailed("sensor", f"sensor check: {exc.reason}") from None
             except Trip as trip:
+                if not trip.cut:  # a load that changed, a response that jumped: ramped down
+                    raise CalibrationFailed("sensor", trip.reason) from None
                 raise CalibrationFailed("cap", f"{trip.reason}: drive cut") from None
             except CalibrationFailed as exc:
                 if exc.kind == "cap":
@@ -1058,6 +1063,11 @@ class Calibrator:
                 f"gravity is on the sensor's {strongest} axis, not {p.vertical_axis}: mount it with "
                 f"{p.vertical_axis} vertical",
             )
+        from livctl.sensorwatch import check_gravity
+
+        scale = check_gravity(float(mean_g[axis]), sensor=f"the sensor's vertical axis ({p.vertical_axis})")
+        if scale:  # the same check as every session's: a calibration with a mis-scaled sensor is no calibration
+            raise CalibrationFailed("sensor", scale)
 
     # -- one frequency -------------------------------------------------------------------------
 

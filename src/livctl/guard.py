@@ -26,6 +26,12 @@ Sessions, calibrations, `livctl tone` and any script that drives a platform do i
   when the platform is over-driven, and ends with the drive cut: `with MotionGuard(...) as guard`
   leaves the platform stopped, whatever happens inside.
 
+- **The sensor's truth.** Every block also goes to a `livctl.sensorwatch.SensorWatch` (`watch`):
+  the platform's clock against this computer's, no replayed samples, a response whose phase
+  follows the drive, a second accelerometer that agrees with the first, a load cell that reads the
+  same load. A sensor that cannot be believed stops the procedure (`SensorUntrusted`, a ramp-down);
+  with two accelerometers the cap is checked on the higher of the two.
+
 The guard knows nothing of prescriptions, windows or logs: a session's own interlocks (over-level,
 stale sensor, frequency...) judge the blocks the guard hands over.
 """
@@ -42,6 +48,7 @@ from livctl.backends import Platform, SampleBlock
 from livctl.blockfit import BlockFit, fit_block
 from livctl.errors import DeviceTripped, DriveRequestError, PlatformError
 from livctl.safety import DEFAULT_ACCEL_CAP_G, Trip
+from livctl.sensorwatch import SensorWatch
 from livctl.stopping import StopSignal
 from livctl.units import g_to_mps2, mps2_to_g
 
@@ -99,6 +106,10 @@ class GuardedBlock:
     steady_from_s: float
     """Sample time from which the last drive command had finished ramping."""
     axis: int
+    second_fit: BlockFit | None = None
+    """The second accelerometer's vertical axis, fitted likewise (None without one, or unusable)."""
+    second_problem: str | None = None
+    """Why the second accelerometer's samples cannot be trusted, or None."""
 
     @property
     def end_s(self) -> float:
@@ -170,6 +181,9 @@ class MotionGuard:
         self.finished = False
         self._read_to_s = 0.0
         self._steady_from_s = 0.0
+        self.watch = SensorWatch(platform.sensor_rate_hz if platform.has_sensor else 1.0,
+                                 sensors=platform.sensor_count if platform.has_sensor else 1)
+        """The checks that the sensor sees this platform (livctl.sensorwatch)."""
 
     # -- entering and leaving -------------------------------------------------------------------
 
@@ -203,6 +217,8 @@ class MotionGuard:
 
     def set_frequency(self, frequency_hz: float) -> None:
         self.platform.set_frequency(frequency_hz)
+        if frequency_hz != self.frequency_hz:
+            self.watch.phase.reset()  # the response's phase is followed at one frequency
         self.frequency_hz = frequency_hz
 
     def drive(self, level: float, ramp_s: float) -> float:
@@ -245,10 +261,13 @@ class MotionGuard:
         self.platform.prefetch(duration_s)
 
     def read(self, duration_s: float) -> GuardedBlock:
-        """The next block of samples (at most `block_s`), after the stop check, with the cap checked.
+        """The next block of samples (at most `block_s`), after the stop check, with the cap and the
+        sensor's truth checked.
 
         Raises `StopRequested` when a stop was asked for before the block, `Trip` (cut) when the
-        block is over the cap or the device tripped; while winding down, `DriveCut` instead."""
+        block is over the cap or the device tripped, `SensorUntrusted` (or a `Trip`: the load
+        changed) when the sensor cannot be believed; while winding down, only the cap is checked
+        (`DriveCut`)."""
         if duration_s > self.block_s + 1e-9:
             raise ValueError(f"guard blocks are at most {self.block_s:g} s, not {duration_s:g}")
         self._check_stop()
@@ -260,19 +279,33 @@ class MotionGuard:
             block = self.platform.read(duration_s)
         except DeviceTripped as exc:
             self._over(str(exc))
+        if block.n:
+            self.watch.on_arrival(block.t0_s + block.duration_s, self.platform.clock.now(), self.platform.stream_breaks)
         self._read_to_s = block.t0_s + duration_s
         problem = invalid_samples(block, self.axis, self.platform.sensor_range_mps2)
-        fit = None
+        fit = second_fit = second_problem = None
         if problem is None:
             fit = fit_block(block.accel_mps2[:, self.axis], block.rate_hz, self.frequency_hz, block.t0_s)
-        guarded = GuardedBlock(block, fit, problem, self.drive_level, self._steady_from_s, self.axis)
+        if block.second_mps2 is not None:
+            second = SampleBlock(block.t0_s, block.rate_hz, block.second_mps2)
+            second_problem = invalid_samples(second, self.axis, self.platform.sensor_range_mps2)
+            if second_problem is None:
+                second_fit = fit_block(block.second_mps2[:, self.axis], block.rate_hz, self.frequency_hz, block.t0_s)
+        guarded = GuardedBlock(block, fit, problem, self.drive_level, self._steady_from_s, self.axis,
+                               second_fit, second_problem)
+        peaks = [f.true_peak_mps2 for f in (fit, second_fit) if f is not None]
+        if peaks and max(peaks) > self.cap_mps2:
+            second_higher = fit is None or (second_fit is not None and second_fit.true_peak_mps2 > fit.true_peak_mps2)
+            which = " (the second accelerometer)" if second_higher else ""
+            self._over(
+                f"measured {mps2_to_g(max(peaks)):.2f} g peak{which} (fundamental and harmonics) above the "
+                f"{self.accel_cap_g:g} g safety cap"
+            )
         if fit is not None:
-            if fit.true_peak_mps2 > self.cap_mps2:
-                self._over(
-                    f"measured {mps2_to_g(fit.true_peak_mps2):.2f} g peak (fundamental and harmonics) above the "
-                    f"{self.accel_cap_g:g} g safety cap"
-                )
-            self._learn(guarded, fit)
+            self._learn(guarded, fit, second_fit)
+        if not self.winding_down:
+            self.watch.check(block, fit, problem, second_fit, second_problem,
+                             drive=self.drive_level, steady=guarded.steady)
         return guarded
 
     def read_span(self, duration_s: float, observe=None) -> SampleBlock:
@@ -317,15 +350,16 @@ class MotionGuard:
             raise DriveCut(reason)
         raise Trip(reason, cut=True)
 
-    def _learn(self, guarded: GuardedBlock, fit: BlockFit) -> None:
-        """What a steady block says of the platform: its response, or its rest."""
+    def _learn(self, guarded: GuardedBlock, fit: BlockFit, second_fit: BlockFit | None = None) -> None:
+        """What a steady block says of the platform: its response (the higher of two sensors'), or its rest."""
         if not guarded.steady:
             return
         if guarded.drive == 0.0:
             self.rest_fit = fit
         else:
             self.proven_drive = max(self.proven_drive, guarded.drive)
-            high = fit.true_peak_mps2 + PREDICTION_SIGMAS * fit.fundamental_se_mps2
+            high = max(f.true_peak_mps2 + PREDICTION_SIGMAS * f.fundamental_se_mps2
+                       for f in (fit, second_fit) if f is not None)
             self.gain_high_mps2_per_drive = high / guarded.drive
 
     # -- winding down ---------------------------------------------------------------------------

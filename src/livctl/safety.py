@@ -72,6 +72,7 @@ _SMALLER_IS_SAFER = {
     "min_snr_db": False,
     "unverifiable_s": True,
     "calibration_mismatch": True,
+    "response_moved_s": True,
 }
 _SHORTEST_S = {
     "over_level_s": 2 * BLOCK_S,
@@ -81,6 +82,7 @@ _SHORTEST_S = {
     "frequency_s": SPAN_S,
     "thd_s": SPAN_S,
     "unverifiable_s": SPAN_S,
+    "response_moved_s": 10 * BLOCK_S,
 }
 """A timed limit cannot be shorter than what its check can resolve."""
 
@@ -103,6 +105,10 @@ class SafetyLimits:
     unverifiable_s: float = 3.0
     calibration_mismatch: float = 0.25
     """The pre-check refuses a platform whose response differs from its calibration by more."""
+    response_moved_s: float = 4.0
+    """With one accelerometer: how long the response per unit drive may stay moved from the
+    delivery's first second (by more than 0.7 of the acceleration tolerance) before the session
+    stops (livctl.session.RESPONSE_MOVED_SHARE)."""
 
     def tightened(self, **profile: float) -> "SafetyLimits":
         """These limits with a platform profile's values, each allowed only to make them stricter."""

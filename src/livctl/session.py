@@ -33,19 +33,22 @@ seconds actually delivered. The session never knows which backend it drives.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from livctl.analysis import AXES, AnalysisError, Measurement, check_spec, measure
 from livctl.backends import Platform, SampleBlock
+from livctl.blockfit import fit_block
 from livctl.control import AmplitudeController, ControlSettings
 from livctl.doselog import DoseLog, SessionStart
 from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
 from livctl.preparation import SessionPlan, SessionRequest, prepare_session
 from livctl.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
+from livctl.sensorwatch import PHASE_USABLE_SNR, SensorUntrusted, check_gravity
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 PRECHECK = "precheck"
@@ -55,8 +58,6 @@ RAMP_DOWN = "ramp_down"
 
 REST_S = 0.5
 """How long the sensor check listens to the platform at rest."""
-GRAVITY_RANGE_G = (0.8, 1.2)
-"""A DC-coupled sensor's vertical axis must read this much at rest."""
 PRECHECK_MAX_DRIVE = 0.3
 """The pre-check never drives past this fraction of full scale."""
 PRECHECK_MAX_SHARE = 0.6
@@ -76,6 +77,22 @@ PRECHECK_PRECISION = 0.004
 """Relative standard error of the measured response the pre-check aims for."""
 PRECHECK_MAX_PRECISION = 0.05
 """The pre-check fails when the response cannot be measured better than this."""
+PROPORTION_STEP = 1.6
+"""The pre-check confirms the response at two drives at least this far apart..."""
+PROPORTION_PRECISION = 0.1
+"""...each measured to this relative standard error..."""
+PROPORTION_TOLERANCE = 0.15
+"""...giving the same response per unit drive within this (and three standard errors)..."""
+PROPORTION_PHASE_RAD = 0.5
+"""...at the same phase against the drive within this: a real plant's response follows its drive."""
+RESPONSE_BASELINE_BLOCKS = 10
+"""With one accelerometer the response per unit drive of the delivery's first second is its reference..."""
+RESPONSE_MOVED_SHARE = 0.7
+"""...and a window whose response moved more than this share of the acceleration tolerance from
+it is not logged in spec: one sensor cannot tell its own drift from a change of the platform, and
+a drift that large would put the true level near the tolerance's edge while the loop held the
+reading on target."""
+"""(How long it may stay moved before the session stops: `SafetyLimits.response_moved_s`.)"""
 NOT_MEASURED = "not measured: no accelerometer (open loop)"
 DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
@@ -217,6 +234,17 @@ class Session:
         self.session_id: str | None = None
         self.gain_mps2_per_drive: float | None = None
         self._log_failed = False
+        self._win_gains: list[float] = []
+        """Response per unit drive of the current window's steady delivery blocks."""
+        self._win_pair = [0.0, 0.0]
+        """The current window's blocks' fundamentals, first and second accelerometer."""
+        self._win_phases: list[float] = []
+        self._second_parts: list[np.ndarray] = []
+        self._baseline_gains: list[float] = []
+        self.baseline_gain: float | None = None
+        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
+        self._recent_gains: deque[tuple[float, float]] = deque()
+        self._moved_since_s: float | None = None
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
 
@@ -226,7 +254,6 @@ class Session:
         rx = self.prescription
         if self.log is not None:
             self.session_id = self.log.start_session(self._start_record(), admit=self.plan.admit)
-        status, reason = "completed", None
         failure: BaseException | None = None
         guard = MotionGuard(
             self.platform,
@@ -238,36 +265,16 @@ class Session:
             block_s=self.block_s,
         )
         self.guard = guard
-        with guard:
-            try:
-                guard.set_frequency(rx.frequency_hz)
-                if self.platform.has_sensor:
-                    self._sensor_check()
-                    self._precheck()
-                else:
-                    self._open_loop()
-                self._ramp_up()
-                self._deliver()
-            except StopRequested as exc:
-                status, reason = "interrupted", exc.reason
-            except KeyboardInterrupt:
-                status, reason = "interrupted", "interrupted by the operator"
-            except Trip as trip:
-                status, reason = "aborted", f"interlock: {trip.reason}"
-                if trip.cut:
-                    guard.cut(trip.reason)
-            except SessionAbort as exc:
-                status, reason = "aborted", str(exc)
-            except _LogWriteFailed as exc:
-                status, reason = "aborted", f"the dose log could not be written: {exc}"
-            except PlatformError as exc:
-                status, reason = "aborted", f"platform failure: {exc}"
-            except Exception as exc:  # a bug must still leave the platform stopped and the log true
-                status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
-                failure = exc
-            if status != "completed" and self.stopped_at_s is None:
-                self.stopped_at_s = self._read_to_s
-            reason = self._wind_down(reason)
+        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
+        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        try:
+            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
+        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
+            guard.finish()
+            status, reason = "aborted", f"platform failure: {exc}"
+        else:
+            with _entered(guard):
+                status, reason, failure = self._drive_through(guard)
         result = self._result(status, reason)
         if self.log is not None and self.session_id is not None:
             try:
@@ -281,6 +288,43 @@ class Session:
         if failure is not None:
             raise failure
         return result
+
+    def _drive_through(self, guard: MotionGuard) -> tuple[str, str | None, BaseException | None]:
+        """Every phase, through the guard; how it ended (status, reason, a bug to re-raise)."""
+        status, reason = "completed", None
+        failure: BaseException | None = None
+        try:
+            guard.set_frequency(self.prescription.frequency_hz)
+            if self.platform.has_sensor:
+                self._sensor_check()
+                self._precheck()
+            else:
+                self._open_loop()
+            self._ramp_up()
+            self._deliver()
+        except StopRequested as exc:
+            status, reason = "interrupted", exc.reason
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the operator"
+        except SensorUntrusted as exc:
+            status, reason = "aborted", f"sensor check: {exc.reason}"
+        except Trip as trip:
+            status, reason = "aborted", f"interlock: {trip.reason}"
+            if trip.cut:
+                guard.cut(trip.reason)
+        except SessionAbort as exc:
+            status, reason = "aborted", str(exc)
+        except _LogWriteFailed as exc:
+            status, reason = "aborted", f"the dose log could not be written: {exc}"
+        except PlatformError as exc:
+            status, reason = "aborted", f"platform failure: {exc}"
+        except Exception as exc:  # a bug must still leave the platform stopped and the log true
+            status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
+            failure = exc
+        if status != "completed" and self.stopped_at_s is None:
+            self.stopped_at_s = self._read_to_s
+        reason = self._wind_down(reason)
+        return status, reason, failure
 
     def _start_record(self) -> SessionStart:
         rx = self.prescription
@@ -347,14 +391,29 @@ class Session:
         if problem:
             raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
         vertical = samples[:, self._axis]
-        if self.platform.gravity_on_vertical:
-            gravity_g = float(vertical.mean()) / G_MPS2
-            low, high = GRAVITY_RANGE_G
-            if not low <= gravity_g <= high:
-                raise SessionAbort(
-                    f"sensor check: the vertical axis ({self.platform.vertical_axis}) reads {gravity_g:.2f} g at "
-                    "rest, not 1 g; check the sensor's mounting and orientation"
-                )
+        rx = self.prescription
+        rest = fit_block(vertical, self.platform.sensor_rate_hz, rx.frequency_hz, 0.0)
+        allowed_g = 0.5 * rx.tolerance.accel_fraction * rx.peak_g
+        if rest is not None and rest.fundamental_mps2 > max(10.0 * rest.fundamental_se_mps2, allowed_g * G_MPS2):
+            raise SensorUntrusted(
+                f"the sensor reads {rest.fundamental_mps2 / G_MPS2:.3f} g at {rx.frequency_hz:g} Hz while this platform "
+                f"is at rest (at most {allowed_g:.3g} g): it does not see this platform (is it another platform's?), or "
+                "something else shakes it; check where it is mounted"
+            )
+        if self.platform.gravity_on_vertical:  # the sensor's scale against gravity (AC inputs: the pre-check)
+            calibration = self.plan.motion.calibration
+            at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
+            problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
+                                    sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
+            second = self._last_second
+            if problem is None and self.platform.sensor_count > 1:
+                if second is None:
+                    problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
+                else:
+                    problem = check_gravity(float(second[:, self._axis].mean()) / G_MPS2,
+                                            sensor="the second accelerometer")
+            if problem:
+                raise SensorUntrusted(problem)
         # the window's 1-sigma amplitude error from this noise must stay under a tenth of the tolerance
         noise_g = float(vertical.std()) / G_MPS2
         n_window = self.window_s * self.platform.sensor_rate_hz
@@ -379,6 +438,7 @@ class Session:
         top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
         level = min(guard.first_drive, top_level)
         precise = False  # a whole window for the next step, or a short probe
+        steps: list[tuple[float, Measurement | None, float | None]] = []
         while True:
             self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
             level = self._drive
@@ -389,6 +449,8 @@ class Session:
             precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             share = m.peak_g / rx.peak_g if m else 0.0
+            if on_frequency:
+                steps.append((level, m, self._window_phase()))
             if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
                 break
             highest = min(level * 4.0, top_level, guard.allowed_drive())
@@ -415,6 +477,7 @@ class Session:
                 f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.2g} % drive; "
                 "check the amplifier, the actuator and the sensor"
             )
+        self._confirm_proportional(steps, level, m)
         self._frequency_hz = m.frequency_hz
         gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
@@ -425,6 +488,57 @@ class Session:
                 f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
             )
         self._set_target(gain)
+
+    def _confirm_proportional(self, steps: list, level: float, m: Measurement) -> None:
+        """The response must follow the drive: at a lower drive (PROPORTION_STEP apart) the same
+        response per unit drive, at the same phase. A sensor that reads another platform, or
+        anything but this plate, reads the same whatever this platform's drive."""
+        rx = self.prescription
+
+        def usable(step) -> bool:
+            s_level, s_m, _ = step
+            return (s_level <= level / PROPORTION_STEP * (1 + 1e-9) and s_m.peak_g > 0
+                    and s_m.peak_sd_g / s_m.peak_g <= PROPORTION_PRECISION)
+
+        lower = [s for s in steps[:-1] if usable(s)]
+        if not lower:  # one more step, down (always safe): a whole window, for precision
+            self._set_drive(level / PROPORTION_STEP, PRECHECK_SETTLE_S)
+            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            self._notify(PRECHECK, window)
+            low_m = window.measurement
+            on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
+            step = (self._drive, low_m, self._window_phase())
+            if not (on_frequency and usable(step)):
+                raise SensorUntrusted(
+                    f"the pre-check could not confirm the response at a second drive ({100 * self._drive:.2g} % of "
+                    "full scale): the sensor may not see this platform; check the sensor, the amplifier and the actuator"
+                )
+            lower = [step]
+        _, final_m, final_phase = steps[-1]
+        final_gain = final_m.peak_g / level
+        for s_level, s_m, s_phase in lower[-1:]:
+            gain = s_m.peak_g / s_level
+            se = math.hypot(s_m.peak_sd_g / s_m.peak_g, final_m.peak_sd_g / final_m.peak_g)
+            moved = gain / final_gain - 1.0
+            turned = None if s_phase is None or final_phase is None else math.remainder(s_phase - final_phase,
+                                                                                         2 * math.pi)
+            if abs(moved) > PROPORTION_TOLERANCE + 3.0 * se or (turned is not None and abs(turned) > PROPORTION_PHASE_RAD):
+                what = (f"{s_m.peak_g:.3f} g at {100 * s_level:.2g} % drive and {final_m.peak_g:.3f} g at "
+                        f"{100 * level:.2g} %")
+                if turned is not None:
+                    what += f", phases {abs(turned):.2f} rad apart"
+                raise SensorUntrusted(
+                    f"the response does not follow the drive ({what}): the sensor does not see this platform (is it "
+                    "another platform's?); check where it is mounted"
+                )
+
+    def _window_phase(self) -> float | None:
+        """The circular mean of the last window's block phases against the drive, or None."""
+        phases = self._win_phases
+        if len(phases) < 2:
+            return None
+        return math.atan2(sum(math.sin(p) for p in phases), sum(math.cos(p) for p in phases))
 
     def _open_loop(self) -> None:
         """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
@@ -499,9 +613,10 @@ class Session:
 
     def _phase(self, phase: str, duration_s: float) -> None:
         """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
-        remaining = duration_s
-        while remaining > 1e-9:
-            length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining
+        remaining = duration_s  # in this computer's seconds (the windows' durations are corrected to it)
+        while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
+            ratio = self._stream_per_host()
+            length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining * ratio
             window = self._window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
@@ -530,6 +645,9 @@ class Session:
         done_s = 0.0
         failure: BaseException | None = None
         blocks = guard.blocks(duration_s)
+        self._win_gains, self._win_pair, self._win_phases = [], [0.0, 0.0], []
+        second_parts: list[np.ndarray] = []
+        self._second_parts = second_parts
         try:
             for k, length in enumerate(blocks, start=1):
                 guarded = guard.read(length)
@@ -545,6 +663,8 @@ class Session:
                     problem = problem or guarded.problem
                 else:
                     parts.append(block.accel_mps2)
+                if block.second_mps2 is not None and guarded.second_problem is None:
+                    second_parts.append(block.second_mps2)
                 self._on_block(phase, guarded, length)
         except BaseException as exc:
             if isinstance(exc, (StopRequested, Trip, DriveCut)) and self.stopped_at_s is None:
@@ -591,12 +711,19 @@ class Session:
             except AnalysisError as exc:
                 reasons = (f"no measurement: {exc}",)
             else:
+                ratio = self._stream_per_host()  # the board's clock against this computer's
+                if ratio != 1.0:
+                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_sd_hz=m.frequency_sd_hz * ratio,
+                                duration_s=m.duration_s / ratio)
                 reasons = tuple(check_spec(m, rx))
+                if phase == DELIVER:
+                    reasons += self._unverified()
+        ratio = self._stream_per_host()
         window = WindowResult(
             index=self._index,
             phase=phase,
-            t_s=t0_s,
-            duration_s=duration_s,
+            t_s=t0_s / ratio,
+            duration_s=duration_s / ratio,
             drive=self._drive,
             measurement=m,
             in_spec=m is not None and not reasons,
@@ -630,10 +757,79 @@ class Session:
             drive_cap=controller.drive_cap if controller else math.inf,
             saturated=controller.saturated if controller else False,
         )
+        self._watch_response(phase, guarded, end_s)
         if phase == DELIVER and controller is not None:
             fit = guarded.settled_fit()
             new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
             self._apply(new, end_s)
+
+    @property
+    def _last_second(self) -> np.ndarray | None:
+        """The second accelerometer's usable samples of the last window, or None."""
+        return _join(self._second_parts) if self._second_parts else None
+
+    def _stream_per_host(self) -> float:
+        return 1.0 if self.guard is None else self.guard.watch.clock.stream_per_host
+
+    def _watch_response(self, phase: str, guarded: GuardedBlock, end_s: float) -> None:
+        """What the sensor watch cannot judge without the prescription: the window's phases and two
+        sensors' levels (for its record), and with one sensor, whether the response per unit drive
+        has moved from the delivery's first second (RESPONSE_MOVED_SHARE, RESPONSE_MOVED_S)."""
+        fit = guarded.fit
+        if fit is None or guarded.problem is not None:
+            return
+        usable = fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2
+        if usable:
+            self._win_phases.append(fit.phase_rad)
+        second = guarded.second_fit
+        if usable and second is not None and second.fundamental_mps2 > PHASE_USABLE_SNR * second.fundamental_se_mps2:
+            self._win_pair[0] += fit.fundamental_mps2
+            self._win_pair[1] += second.fundamental_mps2
+        settled = guarded.settled_fit()
+        if phase != DELIVER or not usable or settled is None or guarded.drive <= 0:
+            return
+        gain = settled.fundamental_mps2 / guarded.drive
+        self._win_gains.append(gain)
+        if self.platform.sensor_count > 1:
+            return  # two accelerometers check each other (the sensor watch); a change both see is the plate's
+        if self.baseline_gain is None:
+            self._baseline_gains.append(gain)
+            if len(self._baseline_gains) >= RESPONSE_BASELINE_BLOCKS:
+                self.baseline_gain = float(np.median(self._baseline_gains))
+            return
+        recent = self._recent_gains
+        recent.append((end_s, gain))
+        while recent and recent[0][0] <= end_s - 1.0 + 1e-9:
+            recent.popleft()
+        moved = sum(g for _, g in recent) / len(recent) / self.baseline_gain - 1.0
+        if abs(moved) <= RESPONSE_MOVED_SHARE * self.prescription.tolerance.accel_fraction:
+            self._moved_since_s = None
+            return
+        if self._moved_since_s is None:
+            self._moved_since_s = end_s - self.block_s
+        if end_s - self._moved_since_s >= self.limits.response_moved_s - 1e-9:
+            raise SensorUntrusted(
+                f"the platform's response (level per unit of drive) moved {100 * moved:+.0f} % from the delivery's "
+                f"first second and stayed there {self.limits.response_moved_s:g} s: a drifting sensor or a changed load, which one "
+                "accelerometer cannot tell apart; check the subject, the platform and the sensor"
+            )
+
+    def _unverified(self) -> tuple[str, ...]:
+        """Why a delivery window cannot be logged in spec though its measurement is: the two
+        accelerometers disagree, or (one sensor) the response moved too far to be believed."""
+        tol = self.prescription.tolerance.accel_fraction
+        if self.platform.sensor_count > 1:
+            first, second = self._win_pair
+            if first > 0 and abs(second / first - 1.0) > 0.5 * tol:
+                return (f"unverifiable: the two accelerometers disagree by {100 * (second / first - 1):+.1f} % over "
+                        f"this window (more than half the {100 * tol:g} % tolerance)",)
+            return ()
+        if self.baseline_gain and self._win_gains:
+            moved = sum(self._win_gains) / len(self._win_gains) / self.baseline_gain - 1.0
+            if abs(moved) > RESPONSE_MOVED_SHARE * tol:
+                return (f"unverifiable with one accelerometer: the response per unit drive moved {100 * moved:+.1f} % "
+                        "since the delivery began (a drifting sensor or a changed load)",)
+        return ()
 
     def _apply(self, new_drive: float | None, end_s: float) -> None:
         """Send the controller's new drive, past the interlocks, which judge every update (a drive
@@ -662,6 +858,19 @@ def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest
     """Prepare (`livctl.preparation.prepare_session`: the same refusals as `livctl session`) and
     run one session on an open platform; `options` go to `Session` (control, stop, observer...)."""
     return Session(prepare_session(platform, log, request), platform, log, **options).run()
+
+
+class _entered:
+    """`with` for a guard already entered: its exit (the ramp-down or cut) runs however the block ends."""
+
+    def __init__(self, guard: MotionGuard):
+        self.guard = guard
+
+    def __enter__(self) -> MotionGuard:
+        return self.guard
+
+    def __exit__(self, *exc_info) -> None:
+        self.guard.__exit__(*exc_info)
 
 
 def _joined(reason: str | None, more: str) -> str:

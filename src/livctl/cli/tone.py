@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from livctl.guard import MotionGuard, StopRequested
     from livctl.preparation import motion_calibration
     from livctl.safety import DEFAULT_ACCEL_CAP_G, Trip, drive_ceiling
+    from livctl.sensorwatch import SensorUntrusted
 
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
@@ -129,14 +130,16 @@ def run(args: argparse.Namespace) -> int:
         _say(progress, f"playing {args.freq:g} Hz at {level:.4g} of full scale for {args.seconds:g} s on "
                        f"{platform.description}")
         tone = _Tone(guard, args.freq, level, progress)
-        failure = None
+        failure, ramped = None, False
         with guard:
             try:
                 tone.play(args.seconds - args.ramp, args.ramp)
             except StopRequested:
                 pass
+            except SensorUntrusted as exc:
+                failure, ramped = f"sensor check: {exc.reason}", True
             except Trip as trip:
-                failure = trip.reason
+                failure, ramped = trip.reason, not trip.cut
         health = platform.stream_health()
 
     summary = {
@@ -160,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if failure is not None:
         from livctl.errors import LivctlError
 
+        if ramped:
+            raise LivctlError(f"{failure} (the tone was ramped down)")
         raise LivctlError(
             f"{failure}: drive cut; play a lower --level, or calibrate the platform so its largest safe drive "
             "caps the level"

@@ -1,0 +1,522 @@
+"""The sensor watch: proof, block by block, that the accelerometer sees this platform, now.
+
+Every safety check and every dose figure rests on the accelerometer. A sensor can lie in ways its
+samples alone do not show: its board's clock runs off (the plate at 28.5 Hz, the samples saying
+30), it repeats a stretch it recorded (0 g delivered, 0.4 g logged), it sits on the neighbouring
+platform, its scale drifts. The `MotionGuard` feeds every block it reads to a `SensorWatch`,
+which checks what a real plant guarantees and a lying sensor cannot fake:
+
+- **The clock.** The samples' own time (their count over the nominal rate) against this
+  computer's clock: the lower envelope of (host time - stream time) over half-second bins, fitted
+  by least squares, gives the platform's clock error free of read latency. Beyond
+  `CLOCK_LIMIT_FRACTION` (0.5 %) the sensor is not trusted; below it the session corrects its
+  logged frequency and durations by the measured ratio.
+- **No replay.** A real sensor's noise never repeats: every run of `KEY_ROWS` samples (all axes)
+  is hashed and remembered for `REPLAY_MEMORY_S`; `REPLAY_MATCHES` runs that repeat earlier ones
+  at one and the same distance mean the sensor is sending old data.
+- **The phase follows the drive.** The drive's frequency is known exactly in the samples' time
+  (the board makes both from one crystal), so a real plant's response holds a fixed phase against
+  it, block after block. A sensor on another platform, driven nearly in step, shows a steady
+  phase drift (`PHASE_DRIFT_MIN_HZ` and more, over two seconds); the platform's own response
+  changing at once (a phase step of `PHASE_STEP_RAD`, between two steady stretches) means its
+  load changed: a subject stepping off.
+- **A second accelerometer** (where the platform has one): it must give valid samples, and its
+  fundamental agree with the first's within `SENSORS_AGREE_FRACTION` (5 %) over each second.
+- **A load cell** (where the platform has one): the load must stay within `LOAD_CHANGE_FRACTION` of
+  what it read when the procedure began.
+- **Gravity** (`check_gravity`, at rest, before anything moves): a DC-coupled sensor's vertical
+  reading is its scale's only reference: within `GRAVITY_TOLERANCE` of 1 g and within
+  `GRAVITY_VS_CALIBRATION` of what the same sensor read at its calibration.
+
+A failed check raises `SensorUntrusted` (the sensor cannot be believed: stop) or, for a load
+change, a `Trip`; the guard then ramps the platform down. The watch knows nothing of
+prescriptions or logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livctl.safety import Trip
+
+CLOCK_LIMIT_FRACTION = 0.005
+"""The platform's clock may run this far from this computer's (0.5 %); beyond it the samples' own
+time cannot be believed (a crystal is good to 0.01 %: more is a broken board)."""
+CLOCK_BIN_S = 0.5
+"""The clock check keeps the earliest arrival of each half second of samples."""
+CLOCK_MIN_SPAN_S = 2.0
+"""...and judges once it has this much."""
+CLOCK_WARMUP_S = 0.25
+"""Samples of the first quarter second are not used (the stream's start is buffered)."""
+CLOCK_SIGMAS = 4.0
+CLOCK_CORRECT_MIN_FRACTION = 5e-4
+"""Clock errors from this (0.05 %, 500 ppm: ten times a common crystal's tolerance) up to the limit
+are corrected in the log; smaller ones change 30 Hz by under 0.015 Hz and are left alone."""
+
+KEY_ROWS = 8
+"""Samples in each hashed run (all axes): 24 numbers, which noise never repeats."""
+ANCHOR_EVERY = 4
+"""Every fourth run is remembered; every run is looked up."""
+REPLAY_MEMORY_S = 30.0
+"""How far back a repeat is looked for."""
+REPLAY_MATCHES = 8
+"""Runs repeating earlier ones at the same distance (32 samples, 10 ms at 3200 Hz) that prove a replay."""
+REPLAY_MIN_NOISE_MPS2 = 1e-5
+"""A signal with less noise than this (1 ug RMS, a thousand times below the quietest accelerometer
+livctl knows) is no sensor's: a digital loopback, which repeats exactly every few cycles. It is not
+checked for replays."""
+
+PHASE_USABLE_SNR = 10.0
+"""A block's phase is used when its fundamental is this many standard errors (phase error < 0.1 rad)."""
+PHASE_DRIFT_SPAN_S = 2.0
+PHASE_DRIFT_MIN_HZ = 0.02
+"""A steady drift of the response's phase this fast (7 degrees a second) is not a real plant's."""
+PHASE_DRIFT_HOLD = 3
+"""...seen in this many blocks in a row."""
+PHASE_STEP_RAD = 0.5
+"""The response's phase jumping this far between two steady seconds: the load changed."""
+PHASE_STEP_SPAN_S = 1.0
+
+SENSORS_AGREE_FRACTION = 0.05
+"""Two accelerometers on one plate must agree this well over each second (5 %: twice what their
+scale checks against gravity allow, 3 % each, and well clear of their noise)."""
+SENSORS_AGREE_SPAN_S = 1.0
+SENSOR_MIN_SNR = 20.0
+"""A block's fundamentals are compared when one of them is this many standard errors (5 % precision)."""
+SECOND_STALE_S = 0.5
+"""The second accelerometer's data may be unusable this long."""
+
+LOAD_CHANGE_FRACTION = 0.5
+"""The load may change by this share of what it was when the procedure began..."""
+LOAD_CHANGE_MIN_KG = 0.05
+"""...and by at least this much (a mouse is 25 g; its cage with bedding 0.5 kg)."""
+
+GRAVITY_TOLERANCE = 0.03
+"""A DC-coupled sensor at rest must read 1 g within 3 %: local gravity varies 0.3 %, a level
+platform's tilt 0.5 %, and an accelerometer in its specification (once its offset is trimmed) the
+rest; a sensor further off makes every dose figure off by as much."""
+GRAVITY_VS_CALIBRATION = 0.015
+"""...and within 1.5 % of what it read of gravity at its calibration (the same sensor, the same
+place: more means its scale has changed)."""
+
+
+class SensorUntrusted(Trip):
+    """The sensor cannot be believed (a clock off, a replay, another platform's signal, two sensors
+    that disagree): stop, ramping down."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, cut=False)
+
+
+def check_gravity(vertical_g: float, calibration_g: float | None = None, *, sensor: str = "the sensor") -> str | None:
+    """Why a DC-coupled sensor's at-rest vertical reading `vertical_g` (g) discredits its scale, or None."""
+    if not math.isfinite(vertical_g):
+        return f"{sensor} reads no number for gravity at rest"
+    off = vertical_g - 1.0
+    if abs(off) > GRAVITY_TOLERANCE:
+        return (
+            f"{sensor} reads {vertical_g:.3f} g of gravity at rest, {100 * off:+.1f} % from 1 g (at most "
+            f"{100 * GRAVITY_TOLERANCE:g} %): its scale is off; check its mounting and level, or replace it"
+        )
+    if calibration_g is not None and math.isfinite(calibration_g) and calibration_g > 0:
+        change = vertical_g / calibration_g - 1.0
+        if abs(change) > GRAVITY_VS_CALIBRATION:
+            return (
+                f"{sensor} reads {vertical_g:.3f} g of gravity at rest, {100 * change:+.1f} % from the "
+                f"{calibration_g:.3f} g it read at its calibration (at most {100 * GRAVITY_VS_CALIBRATION:g} %): its "
+                "scale has changed; check it and recalibrate"
+            )
+    return None
+
+
+# -- the clock ------------------------------------------------------------------------------------
+
+
+class ClockWatch:
+    """The platform's clock against this computer's, from when blocks of samples arrive.
+
+    Where the platform lost samples without counting them (`Platform.stream_breaks`), the samples'
+    time jumps: the fit starts a new stretch there, with an offset of its own and the same slope."""
+
+    def __init__(self) -> None:
+        self._origin: tuple[float, float] | None = None
+        self._bin: int | None = None
+        self._best: tuple[float, float] | None = None
+        """The current bin's earliest arrival: (stream s, host - stream s)."""
+        self._stretches: list[np.ndarray] = [np.zeros(6)]
+        """Per stretch: n, sum s, sum l, sum s^2, sum s l, sum l^2 over its finished bins."""
+        self._breaks = 0
+        self._first_s: float | None = None
+        self._last_s = 0.0
+        self._span_s = 0.0
+
+    def add(self, stream_s: float, host_s: float, breaks: int = 0) -> None:
+        """A block whose last sample is at `stream_s` (the samples' own time) arrived at `host_s`;
+        `breaks` counts the platform's stream breaks so far."""
+        if breaks != self._breaks:
+            self._breaks = breaks
+            self._best = None  # the bin in progress straddles the break: dropped
+            self._bin = None
+            self._first_s = None
+            self._stretches.append(np.zeros(6))
+        if self._origin is None:
+            self._origin = (stream_s, host_s)
+            return
+        s = stream_s - self._origin[0]
+        if s < CLOCK_WARMUP_S:
+            return
+        lag = (host_s - self._origin[1]) - s
+        k = int(s // CLOCK_BIN_S)
+        if k != self._bin:
+            self._close_bin()
+            self._bin = k
+        if self._best is None or lag < self._best[1]:
+            self._best = (s, lag)
+
+    def _close_bin(self) -> None:
+        if self._best is None:
+            return
+        s, lag = self._best
+        self._stretches[-1] += (1.0, s, lag, s * s, s * lag, lag * lag)
+        if self._first_s is None:
+            self._first_s = s
+        self._span_s += s - max(self._last_s, self._first_s)
+        self._last_s = s
+        self._best = None
+
+    @property
+    def span_s(self) -> float:
+        """Seconds of samples the fit holds (the stretches' spans together)."""
+        return self._span_s
+
+    def fit(self) -> tuple[float, float] | None:
+        """(host seconds per stream second - 1, its standard error), or None before two seconds."""
+        sxx = sxl = sll = 0.0
+        n_total = 0.0
+        for n, s, lag, ss, sl, ll in self._stretches:
+            if n < 2:
+                continue
+            sxx += ss - s * s / n
+            sxl += sl - s * lag / n
+            sll += ll - lag * lag / n
+            n_total += n
+        if n_total < 4 or self.span_s < CLOCK_MIN_SPAN_S or sxx <= 0:
+            return None
+        slope = sxl / sxx
+        residual = max(0.0, sll - slope * slope * sxx)
+        se = math.sqrt(residual / max(1.0, n_total - 1 - len(self._stretches)) / sxx)
+        return slope, se
+
+    @property
+    def stream_per_host(self) -> float:
+        """Stream seconds per host second: 1.002 for a board whose crystal runs 0.2 % fast; 1 until
+        an error of at least CLOCK_CORRECT_MIN_FRACTION is known beyond its uncertainty (a good
+        crystal's error is left alone: correcting it would add the estimate's noise)."""
+        fitted = self.fit()
+        if fitted is None:
+            return 1.0
+        slope, se = fitted
+        if abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < CLOCK_SIGMAS * se:
+            return 1.0
+        return 1.0 / (1.0 + slope)
+
+    def problem(self) -> str | None:
+        fitted = self.fit()
+        if fitted is None:
+            return None
+        slope, se = fitted
+        error = 1.0 / (1.0 + slope) - 1.0  # how much faster the platform's clock runs
+        if abs(error) > CLOCK_LIMIT_FRACTION and abs(slope) - CLOCK_LIMIT_FRACTION > CLOCK_SIGMAS * se:
+            return (
+                f"the platform's clock runs {100 * abs(error):.2f} % {'fast' if error > 0 else 'slow'} against this "
+                f"computer's (at most {100 * CLOCK_LIMIT_FRACTION:g} %): its samples' time, and the frequency they "
+                "show, cannot be believed; have the board's crystal checked"
+            )
+        return None
+
+
+# -- replays --------------------------------------------------------------------------------------
+
+
+class ReplayWatch:
+    """Exact repeats of earlier samples: what a sensor replaying an old buffer sends."""
+
+    def __init__(self, rate_hz: float, *, memory_s: float = REPLAY_MEMORY_S):
+        rng = np.random.default_rng(0x5EED)
+        self._weights = rng.integers(1, 2**63, size=(KEY_ROWS, 3), dtype=np.uint64) | np.uint64(1)
+        self._memory = max(1, int(memory_s * rate_hz))
+        self._anchors: dict[int, int] = {}
+        self._kept: deque[tuple[int, int]] = deque()
+        self._tail = np.empty((0, 3), dtype=np.uint64)
+        self._next = 0
+        """Sample number (since the watch began) of the next row."""
+        self.noiseless = False
+        """Set once the signal showed no noise (REPLAY_MIN_NOISE_MPS2): it is not checked any more."""
+
+    def skip(self, n: int) -> None:
+        """`n` rows that are not looked at (unusable samples): runs do not span them."""
+        self._next += n
+        self._tail = self._tail[:0]
+
+    def add(self, rows_mps2: np.ndarray) -> tuple[int, int] | None:
+        """Look at `rows_mps2` (n, 3); returns (how many samples back, how many repeated runs) for a
+        replay, else None."""
+        n = rows_mps2.shape[0]
+        bits = np.ascontiguousarray(rows_mps2, dtype=np.float64).view(np.uint64)
+        joined = np.concatenate([self._tail, bits]) if self._tail.shape[0] else bits
+        start = self._next - self._tail.shape[0]  # sample number of joined[0]
+        self._next += n
+        m = joined.shape[0] - KEY_ROWS + 1
+        self._tail = joined[-(KEY_ROWS - 1):] if joined.shape[0] >= KEY_ROWS - 1 else joined
+        if m <= 0:
+            return None
+        keys = np.zeros(m, dtype=np.uint64)
+        for j in range(KEY_ROWS):
+            keys += joined[j : j + m] @ self._weights[j]  # wraps modulo 2^64, as a hash should
+        found = None
+        get = self._anchors.get
+        distances: dict[int, int] = {}
+        for i, key in enumerate(keys.tolist()):
+            earlier = get(key)
+            if earlier is not None:
+                d = start + i - earlier
+                if d >= KEY_ROWS:  # a run overlapping itself is a frozen sensor's, not a replay
+                    distances[d] = distances.get(d, 0) + 1
+        if distances:
+            d, count = max(distances.items(), key=lambda item: item[1])
+            if count >= REPLAY_MATCHES:
+                found = (d, count)
+        anchors = self._anchors
+        kept = self._kept
+        for i in range((-start) % ANCHOR_EVERY, m, ANCHOR_EVERY):
+            key = int(keys[i])
+            anchors[key] = start + i
+            kept.append((start + i, key))
+        horizon = self._next - self._memory
+        while kept and kept[0][0] < horizon:
+            sample, key = kept.popleft()
+            if anchors.get(key) == sample:
+                del anchors[key]
+        return found
+
+
+# -- the response's phase -------------------------------------------------------------------------
+
+
+def _slope(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares slope of (t, y) and its standard error."""
+    n = len(points)
+    t_mean = sum(t for t, _ in points) / n
+    y_mean = sum(y for _, y in points) / n
+    sxx = sum((t - t_mean) ** 2 for t, _ in points)
+    if sxx <= 0:
+        return 0.0, math.inf
+    slope = sum((t - t_mean) * (y - y_mean) for t, y in points) / sxx
+    residual = sum((y - y_mean - slope * (t - t_mean)) ** 2 for t, y in points)
+    return slope, math.sqrt(residual / max(1, n - 2) / sxx)
+
+
+class PhaseWatch:
+    """The response's phase at the drive frequency, block by block (absolute sample time)."""
+
+    def __init__(self) -> None:
+        self._points: deque[tuple[float, float]] = deque()
+        """(block centre s, unwrapped phase rad) of usable blocks."""
+        self._drifting = 0
+        self.drift_max_hz = 5.0
+        """Drifts faster than this are left to the frequency check (a session sets its tolerance)."""
+
+    def reset(self) -> None:
+        self._points.clear()
+        self._drifting = 0
+
+    def add(self, t_s: float, phase_rad: float) -> None:
+        points = self._points
+        if points and t_s - points[-1][0] > 0.5:  # a gap: the phase cannot be followed across it
+            self.reset()
+        if points:
+            phase_rad = points[-1][1] + math.remainder(phase_rad - points[-1][1], 2.0 * math.pi)
+        points.append((t_s, phase_rad))
+        keep_from = t_s - max(PHASE_DRIFT_SPAN_S, 2 * PHASE_STEP_SPAN_S + 1.0) - 1e-9
+        while points and points[0][0] < keep_from:
+            points.popleft()
+
+    def drift_hz(self) -> float | None:
+        """A steady drift of the phase over the last two seconds (Hz), else None."""
+        end = self._points[-1][0] if self._points else 0.0
+        span = [p for p in self._points if p[0] > end - PHASE_DRIFT_SPAN_S]
+        if len(span) < 12 or span[-1][0] - span[0][0] < 0.8 * PHASE_DRIFT_SPAN_S:
+            self._drifting = 0
+            return None
+        half = len(span) // 2
+        whole, se = _slope(span)
+        first, _ = _slope(span[:half])
+        second, _ = _slope(span[half:])
+        low = 2.0 * math.pi * PHASE_DRIFT_MIN_HZ
+        high = 2.0 * math.pi * self.drift_max_hz
+        steady = (
+            low < abs(whole) <= high and abs(whole) > 4.0 * se
+            and all(low < abs(s) <= high and s * whole > 0 for s in (first, second))
+            and max(abs(first), abs(second)) < 2.0 * min(abs(first), abs(second))
+        )
+        self._drifting = self._drifting + 1 if steady else 0
+        return whole / (2.0 * math.pi) if self._drifting >= PHASE_DRIFT_HOLD else None
+
+    def step_rad(self) -> float | None:
+        """A jump of the phase between two steady stretches (the older two seconds before the last
+        one), else None."""
+        points = self._points
+        if not points:
+            return None
+        end = points[-1][0]
+        recent = [p for p in points if p[0] > end - PHASE_STEP_SPAN_S]
+        before = [p for p in points if end - 3 * PHASE_STEP_SPAN_S < p[0] <= end - PHASE_STEP_SPAN_S]
+        if len(recent) < 6 or len(before) < 6:
+            return None
+        flat = 2.0 * math.pi * PHASE_DRIFT_MIN_HZ
+        means = []
+        for part in (recent, before):
+            slope, se = _slope(part)
+            mean = sum(p for _, p in part) / len(part)
+            # steady: no drift, and every block near the stretch's mean (a jump inside it is not)
+            if abs(slope) > flat + 4.0 * se or max(abs(p - mean) for _, p in part) > 0.5 * PHASE_STEP_RAD:
+                return None
+            means.append(mean)
+        jump = means[0] - means[1]
+        return jump if abs(jump) > PHASE_STEP_RAD else None
+
+
+# -- a second accelerometer ----------------------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    t_s: float
+    first: float
+    second: float
+    weight: float
+
+
+class PairWatch:
+    """Two accelerometers' fundamentals, block by block, over the last second."""
+
+    def __init__(self) -> None:
+        self._pairs: deque[_Pair] = deque()
+        self.last_ratio: float | None = None
+
+    def add(self, t_s: float, first, second) -> float | None:
+        """The blocks' fits (livctl.blockfit.BlockFit); returns the second's level over the first's,
+        over the last second, once it is known, else None."""
+        pairs = self._pairs
+        if first is not None and second is not None and (  # either clearly moving: one that reads nothing disagrees
+            first.fundamental_mps2 > SENSOR_MIN_SNR * first.fundamental_se_mps2
+            or second.fundamental_mps2 > SENSOR_MIN_SNR * second.fundamental_se_mps2
+        ):
+            weight = first.fundamental_mps2**2 / (first.fundamental_se_mps2**2 + second.fundamental_se_mps2**2 + 1e-30)
+            pairs.append(_Pair(t_s, first.fundamental_mps2, second.fundamental_mps2, weight))
+        while pairs and pairs[0].t_s <= t_s - SENSORS_AGREE_SPAN_S + 1e-9:
+            pairs.popleft()
+        if len(pairs) < 5:
+            return None
+        self.last_ratio = sum(p.second for p in pairs) / sum(p.first for p in pairs)
+        return self.last_ratio
+
+
+# -- all of it ------------------------------------------------------------------------------------
+
+
+class SensorWatch:
+    """Every check above, fed one guarded block at a time (see the module's text)."""
+
+    def __init__(self, rate_hz: float, *, sensors: int = 1):
+        self.clock = ClockWatch()
+        self.replay = ReplayWatch(rate_hz)
+        self.second_replay = ReplayWatch(rate_hz) if sensors > 1 else None
+        self.phase = PhaseWatch()
+        self.pair = PairWatch() if sensors > 1 else None
+        self._second_bad_since: float | None = None
+        self.load_at_start_kg: float | None = None
+
+    def on_arrival(self, stream_end_s: float, host_s: float, breaks: int = 0) -> None:
+        self.clock.add(stream_end_s, host_s, breaks)
+
+    def check(
+        self, block, fit, problem: str | None, second_fit, second_problem: str | None, *, drive: float, steady: bool
+    ) -> None:
+        """Judge one block (raises `SensorUntrusted`, or `Trip` for a load change)."""
+        end_s = block.t0_s + block.duration_s
+        reason = self.clock.problem()
+        if reason:
+            raise SensorUntrusted(reason)
+        self._replay(self.replay, block.accel_mps2, problem, fit, "the sensor")
+        if self.second_replay is not None and block.second_mps2 is not None:
+            self._replay(self.second_replay, block.second_mps2, second_problem, second_fit, "the second accelerometer")
+        if block.load_kg is not None and math.isfinite(block.load_kg):
+            self._load(block.load_kg)
+        if self.pair is not None:
+            self._second(end_s, fit, problem, second_fit, second_problem)
+        if fit is not None and drive > 0 and fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2:
+            self.phase.add(block.t0_s + 0.5 * block.duration_s, fit.phase_rad)
+            drift = self.phase.drift_hz()
+            if drift is not None:
+                raise SensorUntrusted(
+                    f"the vibration the sensor reads drifts {abs(drift):.3f} Hz from the drive (its phase slips "
+                    f"{abs(drift) * 360:.0f} degrees a second; a platform's own response holds it): the sensor does not "
+                    "see this platform (is it another platform's?), or the board's synthesiser is off"
+                )
+            step = self.phase.step_rad()
+            if step is not None:
+                raise Trip(
+                    f"the platform's response changed at once (its phase moved {abs(step):.2f} rad): the load changed "
+                    "(did the subject step off?) or the sensor came loose; check both"
+                )
+
+    def _replay(self, watch: ReplayWatch, rows, problem: str | None, fit, name: str) -> None:
+        if fit is not None and fit.noise_rms_mps2 < REPLAY_MIN_NOISE_MPS2:
+            watch.noiseless = True  # no sensor's: from now on, nothing to tell a replay by
+        if problem is not None or watch.noiseless or rows.shape[0] == 0 or not np.isfinite(rows).all():
+            watch.skip(rows.shape[0])
+            return
+        found = watch.add(rows)
+        if found is not None:
+            distance, runs = found
+            raise SensorUntrusted(
+                f"{name} repeats, sample for sample, what it sent {distance} samples before: it is replaying old "
+                "data, not measuring; check the sensor and its board"
+            )
+
+    def _load(self, load_kg: float) -> None:
+        if self.load_at_start_kg is None:
+            self.load_at_start_kg = load_kg
+            return
+        start = self.load_at_start_kg
+        change = load_kg - start
+        if abs(change) > max(LOAD_CHANGE_MIN_KG, LOAD_CHANGE_FRACTION * start):
+            what = "did the subject step off, or was the cage removed?" if change < 0 else "was something put on it?"
+            raise Trip(
+                f"the load cell reads {load_kg:.2f} kg, {start:.2f} kg when this began: the load changed ({what})"
+            )
+
+    def _second(self, end_s: float, fit, problem, second_fit, second_problem) -> None:
+        if second_problem is not None:
+            if self._second_bad_since is None:
+                self._second_bad_since = end_s
+            if end_s - self._second_bad_since >= SECOND_STALE_S - 1e-9:
+                raise SensorUntrusted(
+                    f"the second accelerometer's data are {second_problem}: the first cannot be checked against it; "
+                    "check the second sensor and its cable"
+                )
+            return
+        self._second_bad_since = None
+        if problem is not None:
+            return
+        ratio = self.pair.add(end_s, fit, second_fit)
+        if ratio is not None and abs(ratio - 1.0) > SENSORS_AGREE_FRACTION:
+            raise SensorUntrusted(
+                f"the two accelerometers disagree: the second reads {100 * (ratio - 1):+.1f} % against the first over "
+                f"the last second (at most {100 * SENSORS_AGREE_FRACTION:g} %): one of them is failing; check both"
+            )

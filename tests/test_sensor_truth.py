@@ -1,0 +1,280 @@
+"""The sensor must prove it sees this plate: the clock, replays, the phase, two sensors, gravity.
+
+The checks of livctl.sensorwatch on their own (property tests over what a real stream can do:
+latency jitter, lost stretches, noise), then in sessions on the simulator, with the plate's truth
+file as the judge. scripts/fault_matrix.py's cases (tests/test_faults.py) cover every fault on
+every preset; these tests pin what the matrix cannot: that no healthy stream is ever accused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware_sim.truth import read_truth
+from livctl.backends import open_platform
+from livctl.backends.sim import SimPlatform
+from livctl.blockfit import fit_block
+from livctl.doselog import DoseLog
+from livctl.preparation import SessionRequest
+from livctl.prescription import Prescription, get_preset
+from livctl.session import DELIVER, run_session
+from livctl.sensorwatch import (
+    CLOCK_LIMIT_FRACTION,
+    ClockWatch,
+    PhaseWatch,
+    ReplayWatch,
+    check_gravity,
+)
+
+G = 9.80665
+RATE = 3200.0
+
+
+# -- the clock -------------------------------------------------------------------------------------
+
+
+def _arrivals(ppm: float, seconds: float, rng, *, jitter_s: float, breaks: list[tuple[float, float]] = ()):
+    """(stream end s, host s, breaks so far) for 0.1 s blocks of a board whose crystal is `ppm`
+    off, read with a latency of 2 ms plus exponential jitter; `breaks` are (host s, lost s)
+    stretches of samples lost uncounted (the stream's time falls behind there)."""
+    factor = 1 + 1e-6 * ppm
+    out = []
+    stream_s, lost, count = 0.0, 0.0, 0
+    while stream_s < seconds:
+        stream_s += 0.1
+        produced_host_s = (stream_s + lost) / factor  # when the block's last sample existed
+        for at_s, lost_s in breaks:
+            if at_s <= produced_host_s and at_s > produced_host_s - 0.1 / factor:
+                lost += lost_s
+                count += 1
+        host_s = (stream_s + lost) / factor + 0.002 + rng.exponential(jitter_s)
+        out.append((stream_s, host_s, count))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(ppm=st.floats(-50000, 50000), jitter_ms=st.floats(0.0, 20.0), seed=st.integers(0, 2**32 - 1))
+def test_the_clock_check_stops_what_is_off_and_believes_what_is_not(ppm, jitter_ms, seed):
+    rng = np.random.default_rng(seed)
+    watch = ClockWatch()
+    found_at = None
+    for stream_s, host_s, breaks in _arrivals(ppm, 12.0, rng, jitter_s=jitter_ms / 1000):
+        watch.add(stream_s, host_s, breaks)
+        if found_at is None and watch.problem():
+            found_at = stream_s
+    error = abs(ppm) * 1e-6
+    if error <= 0.6 * CLOCK_LIMIT_FRACTION:
+        assert found_at is None, f"{ppm:.0f} ppm accused at {found_at} s"
+        true_ratio = 1 + 1e-6 * ppm
+        assert abs(watch.stream_per_host - true_ratio) <= 6e-4  # 0.02 Hz at 30 Hz
+    if error >= 1.4 * CLOCK_LIMIT_FRACTION:
+        assert found_at is not None and found_at <= 10.0, f"{ppm:.0f} ppm not found in 12 s"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lost=st.lists(st.tuples(st.floats(0.5, 11.0), st.floats(0.001, 0.2)), max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_samples_lost_uncounted_are_never_taken_for_a_clock_error(lost, seed):
+    """A sound card's input over-run drops samples: the stream's time jumps behind the host's.
+    Where the platform says so (`stream_breaks`), the fit starts a new stretch."""
+    rng = np.random.default_rng(seed)
+    watch = ClockWatch()
+    for stream_s, host_s, breaks in _arrivals(0.0, 12.0, rng, jitter_s=0.003, breaks=lost):
+        watch.add(stream_s, host_s, breaks)
+        assert watch.problem() is None
+    assert watch.stream_per_host == 1.0
+
+
+# -- replays ---------------------------------------------------------------------------------------
+
+
+def _sensor_stream(seconds: float, rng, *, lsb_g: float = 0.0039, noise_counts: float = 1.0):
+    t = np.arange(int(seconds * RATE)) / RATE
+    z = 1.0 + 0.4 * np.cos(2 * np.pi * 30 * t)
+    counts = np.column_stack([
+        rng.normal(0, noise_counts, t.size), rng.normal(0, noise_counts, t.size),
+        z / lsb_g + rng.normal(0, noise_counts, t.size),
+    ])
+    return np.rint(counts) * lsb_g * G
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), noise_counts=st.sampled_from([0.7, 1.0, 3.0]),
+       back_s=st.floats(0.02, 25.0), length_s=st.floats(0.02, 2.0))
+def test_a_replay_is_caught_in_its_first_block_and_noise_never_repeats(seed, noise_counts, back_s, length_s):
+    rng = np.random.default_rng(seed)
+    stream = _sensor_stream(28.0, rng, noise_counts=noise_counts)
+    watch = ReplayWatch(RATE)
+    block = 320
+    for k in range(stream.shape[0] // block):  # 28 s of a real, quantised sensor: no repeat is found
+        assert watch.add(np.asfortranarray(stream[k * block:(k + 1) * block])) is None
+    end = stream.shape[0]
+    start = end - int(back_s * RATE)
+    stretch = stream[start:start + max(KEY_ROWS_FOR_TEST, int(length_s * RATE))]
+    replayed = np.resize(stretch, (block, 3)) if stretch.shape[0] < block else stretch[:block]
+    found = watch.add(np.asfortranarray(replayed))
+    assert found is not None and found[0] == end - start
+
+
+KEY_ROWS_FOR_TEST = 64
+
+
+def test_a_frozen_sensor_is_not_called_a_replay():
+    watch = ReplayWatch(RATE)
+    rng = np.random.default_rng(3)
+    watch.add(_sensor_stream(1.0, rng))
+    assert watch.add(np.tile([0.1, 0.2, 9.8], (320, 1))) is None  # the stale check's, not the replay's
+
+
+# -- the phase against the drive --------------------------------------------------------------------
+
+
+def _phases(watch: PhaseWatch, seconds: float, phase_at, rng, noise_rad: float = 0.01):
+    """Feed 0.1 s blocks; returns (first drift seen at, first step seen at)."""
+    drift_at = step_at = None
+    for k in range(int(seconds * 10)):
+        t = 0.05 + 0.1 * k
+        watch.add(t, phase_at(t) + rng.normal(0, noise_rad))
+        if drift_at is None and watch.drift_hz() is not None:
+            drift_at = t
+        if step_at is None and watch.step_rad() is not None:
+            step_at = t
+    return drift_at, step_at
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), phase=st.floats(-3, 3), noise=st.floats(0.0, 0.1))
+def test_a_plant_that_follows_its_drive_is_never_accused(seed, phase, noise):
+    watch = PhaseWatch()
+    watch.drift_max_hz = 1.0
+    assert _phases(watch, 30.0, lambda t: phase, np.random.default_rng(seed), noise) == (None, None)
+
+
+@pytest.mark.parametrize("offset_hz", [0.03, 0.05, -0.2, 0.9])
+def test_a_sensor_on_another_platform_drifts_and_is_found_within_three_seconds(offset_hz):
+    watch = PhaseWatch()
+    watch.drift_max_hz = 1.0
+    onset = 10.0
+    drift_at, step_at = _phases(watch, 20.0, lambda t: 0.4 + (2 * np.pi * offset_hz * (t - onset) + 2.0) * (t > onset),
+                                np.random.default_rng(1))
+    assert drift_at is not None and onset < drift_at <= onset + 3.0
+    assert step_at is None or step_at > drift_at
+
+
+def test_a_drift_past_the_frequency_tolerance_is_left_to_the_frequency_check():
+    watch = PhaseWatch()
+    watch.drift_max_hz = 1.0
+    assert _phases(watch, 20.0, lambda t: 2 * np.pi * 2.0 * max(0.0, t - 10), np.random.default_rng(2))[0] is None
+
+
+def test_a_load_that_changes_shows_as_a_step_between_two_steady_seconds():
+    watch = PhaseWatch()
+    drift_at, step_at = _phases(watch, 15.0, lambda t: 0.3 + 2.3 * (t > 10.0), np.random.default_rng(4))
+    assert drift_at is None and 10.9 <= step_at <= 11.3
+
+
+# -- gravity ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "vertical_g, calibration_g, says",
+    [
+        (1.0, None, None), (1.029, None, None), (0.972, 0.975, None), (1.05, None, "+5.0 % from 1 g"),
+        (0.95, None, "-5.0 % from 1 g"), (1.02, 1.0, "+2.0 % from the 1.000 g it read at its calibration"),
+        (math.nan, None, "no number"),
+    ],
+)
+def test_gravity_is_the_scale_reference(vertical_g, calibration_g, says):
+    problem = check_gravity(vertical_g, calibration_g)
+    assert (problem is None) == (says is None) and (says is None or says in problem)
+
+
+def test_a_block_shorter_than_half_a_cycle_is_not_fitted():
+    """Its cosine and sine are nearly one column: least squares would make noise any size."""
+    t = np.arange(12) / 48000.0
+    x = 2.0 * np.cos(2 * np.pi * 30 * t) + np.random.default_rng(0).normal(0, 1e-3, 12)
+    assert fit_block(x, 48000.0, 30.0, 0.0) is None
+    half = np.arange(800) / 48000.0
+    fit = fit_block(2.0 * np.cos(2 * np.pi * 30 * half), 48000.0, 30.0, 0.0)
+    assert fit is not None and fit.fundamental_mps2 == pytest.approx(2.0, rel=1e-6)
+
+
+# -- in sessions, on the simulator's truth ----------------------------------------------------------------
+
+
+def _session(url: str, rx: Prescription, log_path, **request):
+    with DoseLog(log_path) as log, open_platform(url, speed=math.inf) as platform:
+        result = run_session(platform, log, SessionRequest(rx, **request))
+        return result, log.windows(result.session_id)
+
+
+def test_a_clock_off_by_a_fifth_of_a_percent_is_logged_in_true_time(tmp_path):
+    truth_path = tmp_path / "truth.csv"
+    rx = get_preset("mouse-90hz-0.3g").prescription(duration_s=20.0)
+    result, windows = _session(f"sim://?load_kg=0.5&clock_ppm=2000&truth={truth_path}", rx, tmp_path / "log.sqlite")
+    assert result.status == "completed" and result.in_spec
+    truth = read_truth(truth_path)
+    plate_hz = float(truth["frequency_hz"][truth["drive"] > 0].mean())
+    assert plate_hz == pytest.approx(90 * 1.002, abs=1e-6)  # the plate really runs 0.18 Hz fast
+    deliver = [w for w in windows if w["phase"] == DELIVER]
+    assert all(abs(w["frequency_hz"] - plate_hz) <= 0.02 for w in deliver)
+    # the delivered seconds are this computer's: 20 of them, in whole windows (no sliver at the end)
+    assert sum(w["duration_s"] for w in deliver) == pytest.approx(20.0, abs=0.05)
+    assert min(w["duration_s"] for w in deliver) >= 0.5
+
+
+def test_a_sensor_whose_scale_moved_since_its_calibration_is_refused(tmp_path, cli):
+    calibrations = tmp_path / "calibration"
+    made = cli("calibrate", "--device", "sim://?load_kg=70", "--freq", "30", "--no-plot", "--quiet",
+               "--calibration-dir", str(calibrations))
+    assert made.code == 0, made
+    rx = Prescription(30.0, 0.3, 10.0)
+    result, windows = _session("sim://?load_kg=70&sensor_scale=1.02", rx, tmp_path / "log.sqlite",
+                               calibration_dir=calibrations)
+    assert result.status == "aborted" and "from the 1.000 g it read at its calibration" in result.reason
+    assert result.reason.startswith("sensor check:") and all(w["drive"] == 0 for w in windows)
+    healthy, _ = _session("sim://?load_kg=70&sensor_scale=1.005", rx, tmp_path / "log2.sqlite",
+                          calibration_dir=calibrations)
+    assert healthy.status == "completed" and healthy.in_spec
+
+
+class _Neighbour(SimPlatform):
+    """sim:// whose accelerometer, once this platform's drive is on, reads a neighbouring platform
+    holding 0.3 g at the same frequency, whatever this one does (the neighbour's session started
+    just as this one's pre-check did)."""
+
+    def read(self, duration_s):
+        block = super().read(duration_s)
+        if self.device.synth.amplitude == 0:
+            return block
+        t = block.t0_s + np.arange(block.n) / block.rate_hz
+        accel = np.array(block.accel_mps2)
+        accel[:, 2] = G + 0.3 * G * np.cos(2 * np.pi * 30.0 * t + 1.0) + np.random.default_rng(block.n).normal(
+            0, 0.02 * G, block.n)
+        return dataclasses.replace(block, accel_mps2=accel)
+
+
+def test_a_response_that_does_not_follow_the_drive_is_refused_at_the_pre_check(tmp_path):
+    platform = open_platform("sim://", speed=math.inf)
+    platform.__class__ = _Neighbour
+    with DoseLog(tmp_path / "log.sqlite") as log, platform:
+        result = run_session(platform, log, SessionRequest(Prescription(30.0, 0.4, 10.0)))
+        windows = log.windows(result.session_id)
+    assert result.status == "aborted" and "does not follow the drive" in result.reason
+    assert result.reason.startswith("sensor check:")
+    assert not any(w["phase"] == DELIVER for w in windows) and max(w["drive"] for w in windows) < 0.01
+
+
+def test_two_accelerometers_that_agree_deliver_and_the_log_says_so(tmp_path):
+    rx = get_preset("human-30hz-0.4g").prescription(duration_s=20.0)
+    result, windows = _session("sim://?load_kg=70&sensors=2", rx, tmp_path / "log.sqlite")
+    assert result.status == "completed" and result.in_spec
+    assert all(w["in_spec"] for w in windows if w["phase"] == DELIVER)
