@@ -105,6 +105,26 @@ class JackServer:
                 raise AssertionError(f"no new PortAudio ports appeared on JACK in {timeout_s:g} s: {self.ports()}")
             time.sleep(0.01)
 
+    def loop_back_into(self, known: set[str], inputs: tuple[int, ...], timeout_s: float = 10.0) -> tuple[str, list[str]]:
+        """Route the newest PortAudio output port into the given input ports (numbered from 1) of the
+        newest PortAudio input stream, instead of the silent `system` capture. Returns (out, those inputs)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            outs, ins = self._new_ports(known, inputs=True, timeout_s=timeout_s)
+            if len(ins) >= max(inputs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        out_port = outs[-1]
+        for port in ins:
+            for source in [p for p in self.ports() if p.startswith("system:capture")]:
+                self._jack("jack_disconnect", source, port)
+        chosen = [ins[i - 1] for i in inputs]
+        for port in chosen:
+            connected = self._jack("jack_connect", out_port, port)
+            if connected.returncode != 0:
+                raise AssertionError(f"jack_connect {out_port} {port} failed: {connected.stderr.strip()}")
+        return out_port, ins
+
     def loop_back(self, known: set[str] = frozenset(), timeout_s: float = 10.0) -> tuple[str, str]:
         """Route the newest PortAudio output port into the newest PortAudio input port (instead of
         the silent `system` capture), once both exist and are not in `known`. Returns (out, in)."""

@@ -319,6 +319,39 @@ def test_a_short_session_over_audio_is_measured_and_logged(jack, log_path, tmp_p
     assert deliver[0]["drive"] == pytest.approx(0.15, rel=0.01)
 
 
+TWO = f"audio://system?in=1&in2=2&max_level=0.5&in_g_per_fs={IN_G_PER_FS:g}"
+"""The loopback platform with a second accelerometer on input 2."""
+
+
+@contextmanager
+def _looped_into(jack, inputs: tuple[int, ...]):
+    """The two-input loop platform, its output routed into `inputs`, a sensor's noise on both."""
+    with sensor_noise(jack) as mix_into:
+        platform = open_platform(TWO)
+        known = set(jack.ports())
+        with platform:
+            _, ports = jack.loop_back_into(known, inputs)
+            for port in ports[:2]:
+                mix_into(port)
+            yield platform
+
+
+def test_a_second_accelerometer_on_a_second_input_checks_the_first(jack, log_path, tmp_path):
+    rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=3.0, ramp_s=0.5)
+    with DoseLog(log_path) as log, _looped_into(jack, (1, 2)) as platform:
+        assert platform.sensor_count == 2 and "a second on input 2" in platform.description
+        block = platform.read(0.1)
+        assert block.second_mps2 is not None and block.second_mps2.shape == (4800, 3)
+        result = _session(platform, log, rx, _calibrated(tmp_path), subject="loop").run()
+    assert result.status == "completed" and result.in_spec, result
+    # the second input left with the noise only: it reads nothing while the first reads the drive
+    with DoseLog(log_path) as log, _looped_into(jack, (1,)) as platform:
+        result = _session(platform, log, rx, _calibrated(tmp_path), subject="loop").run()
+        windows = log.windows(result.session_id)
+    assert result.status == "aborted" and "the two accelerometers disagree" in result.reason, result
+    assert result.reason.startswith("sensor check:") and not any(w["phase"] == DELIVER for w in windows)
+
+
 def test_under_runs_are_counted_and_flag_the_session(jack, log_path, tmp_path):
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=2.0, ramp_s=0.5)
     with DoseLog(log_path) as log, _looped(jack, noise=True) as platform:
@@ -433,6 +466,9 @@ def test_an_open_loop_session_without_a_gain_is_refused_before_anything_moves(ja
         ("audio://system?max_level=0.1&out=3", ["2 output channel(s); out=3", "choose 1-2"]),
         ("audio://system?max_level=0.1&in=5&in_g_per_fs=1", ["2 input channel(s); in=5"]),
         ("audio://system?max_level=0.1&in=1", ["needs its scale: in_g_per_fs"]),
+        ("audio://system?max_level=0.1&in2=2&in_g_per_fs=1", ["give the first's as in=N too"]),
+        ("audio://system?max_level=0.1&in=1&in2=1&in_g_per_fs=1", ["give the first's as in=N too"]),
+        ("audio://system?max_level=0.1&in=1&in2=7&in_g_per_fs=1", ["in2=7 is not one"]),
         ("audio://system?max_level=0.1&api=asio", ["no host API matches api='asio'", "system"]),
         ("audio://system?max_level=1.5", ["max_level='1.5'", "at most 1"]),
         ("audio://system", ["no drive ceiling is known", "max_level=FRACTION"]),

@@ -11,6 +11,7 @@ its index (`livctl devices` lists them). Options:
 |---|---|---|
 | `out` | output channel that feeds the amplifier (1 = first) | 1 |
 | `in` | input channel that carries the accelerometer | none: open loop |
+| `in2` | input channel of a second, independent accelerometer on the plate (same scale) | none |
 | `rate` | sample rate, Hz | the device's default rate |
 | `block` | frames per callback | 256 |
 | `latency` | `low`, `high` or seconds | `high` |
@@ -32,7 +33,10 @@ next output callback obeys by cutting the sine at once, so the output stops with
 of the samples that exceeded the cap, whatever the host is doing. `read` turns the ring's samples
 into m/s^2 and reports the trip (`DeviceTripped`).
 
-The accelerometer is the vertical axis, z; x and y are zero. Audio inputs are AC-coupled, so the
+With `in2`, a second accelerometer comes in on another input at the same scale: the callback copies
+it into a ring of its own and trips on either; `read` returns it as the block's `second_mps2`, and
+the sensor watch checks one against the other. The accelerometer is the vertical axis, z; x and y
+are zero. Audio inputs are AC-coupled, so the
 samples carry no gravity (the measurement uses the vertical axis's AC part only).
 
 Stream faults (output under-runs, input over-runs) are counted by the callbacks and reported by
@@ -319,38 +323,45 @@ class _OutputCallback:
 
 
 class _InputCallback:
-    """Copies the accelerometer channel into a preallocated ring and checks it against the trip."""
+    """Copies the accelerometer channel (and a second one's, if any) into preallocated rings and
+    checks them against the trip."""
 
-    def __init__(self, channel: int, capacity: int, trip: _Trip | None = None, max_block: int = 8192):
-        self.channel = channel
-        self.ring = np.zeros(capacity, dtype=np.float32)
+    def __init__(self, channel: int, capacity: int, trip: _Trip | None = None, max_block: int = 8192,
+                 second: int | None = None):
+        self.channels = (channel,) if second is None else (channel, second)
+        self.rings = [np.zeros(capacity, dtype=np.float32) for _ in self.channels]
         self.written = 0
-        """Frames written since the stream started (the ring holds the last `capacity`)."""
+        """Frames written since the stream started (the rings hold the last `capacity`)."""
         self.overruns = 0
         self.trip = trip if trip is not None else _Trip()
         self._scratch = np.zeros(max_block, dtype=np.float32)
 
+    @property
+    def ring(self) -> np.ndarray:
+        return self.rings[0]
+
     def __call__(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
             self.overruns += 1
-        ring = self.ring
-        capacity = ring.shape[0]
+        capacity = self.rings[0].shape[0]
         start = self.written % capacity
         end = start + frames
-        if end <= capacity:
-            ring[start:end] = indata[:, self.channel]
-        else:
-            split = capacity - start
-            ring[start:] = indata[:split, self.channel]
-            ring[: end - capacity] = indata[split:, self.channel]
-        self.written += frames
         trip = self.trip
-        if trip.threshold < math.inf and frames <= self._scratch.shape[0]:
-            magnitude = np.abs(indata[:, self.channel], out=self._scratch[:frames])
-            peak = float(magnitude.max())
-            if peak > trip.threshold:  # AC-coupled: no gravity to remove
-                trip.peak = peak
-                trip.tripped = True
+        check = trip.threshold < math.inf and frames <= self._scratch.shape[0]
+        for ring, channel in zip(self.rings, self.channels):
+            if end <= capacity:
+                ring[start:end] = indata[:, channel]
+            else:
+                split = capacity - start
+                ring[start:] = indata[:split, channel]
+                ring[: end - capacity] = indata[split:, channel]
+            if check:
+                magnitude = np.abs(indata[:, channel], out=self._scratch[:frames])
+                peak = float(magnitude.max())
+                if peak > trip.threshold:  # AC-coupled: no gravity to remove
+                    trip.peak = peak
+                    trip.tripped = True
+        self.written += frames
 
 
 # -- the platform ---------------------------------------------------------------------------------
@@ -367,6 +378,7 @@ class AudioPlatform(Platform):
     OPTIONS = {
         "out": _channel,
         "in": _channel,
+        "in2": _channel,
         "rate": positive_float,
         "block": _block,
         "latency": _latency,
@@ -376,7 +388,7 @@ class AudioPlatform(Platform):
         "g_per_fs": positive_float,
         "id": platform_id_option,
     }
-    DEFAULTS = {"out": 1, "in": None, "rate": None, "block": 256, "latency": "high", "api": None,
+    DEFAULTS = {"out": 1, "in": None, "in2": None, "rate": None, "block": 256, "latency": "high", "api": None,
                 "max_level": None, "in_g_per_fs": None, "g_per_fs": None, "id": None}
 
     def __init__(
@@ -388,6 +400,7 @@ class AudioPlatform(Platform):
         out_channel: int,
         in_channel: int | None,
         block: int,
+        in2_channel: int | None = None,
         latency: str | float,
         limits: AudioLimits,
         platform_id: str,
@@ -397,6 +410,8 @@ class AudioPlatform(Platform):
         self.rate_hz = float(rate_hz)
         self.out_channel = out_channel
         self.in_channel = in_channel
+        self.in2_channel = in2_channel
+        self.sensor_count = 2 if in2_channel is not None else 1
         self.block = block
         self.latency = latency
         self.limits = limits
@@ -441,13 +456,18 @@ class AudioPlatform(Platform):
                 f"audio device {device.name!r} has {device.outputs} output channel(s); out={o['out']} is not one "
                 f"of them" + (f" (choose 1-{device.outputs})" if device.outputs else "")
             )
-        if o["in"] is not None and device.inputs < o["in"]:
-            raise AudioDeviceError(
-                f"audio device {device.name!r} has {device.inputs} input channel(s); in={o['in']} is not one "
-                f"of them" + (f" (choose 1-{device.inputs})" if device.inputs else "")
+        if o["in2"] is not None and (o["in"] is None or o["in2"] == o["in"]):
+            raise DeviceURLError(
+                "audio:// in2=N is a second accelerometer's input: give the first's as in=N too, on another channel"
             )
+        for name in ("in", "in2"):
+            if o[name] is not None and device.inputs < o[name]:
+                raise AudioDeviceError(
+                    f"audio device {device.name!r} has {device.inputs} input channel(s); {name}={o[name]} is not one "
+                    f"of them" + (f" (choose 1-{device.inputs})" if device.inputs else "")
+                )
         rate = o["rate"] if o["rate"] is not None else device.default_rate_hz
-        in_channels = o["in"] or 0
+        in_channels = max(o["in"] or 0, o["in2"] or 0)
         refused = _rate_error(sd, device, rate, o["out"], in_channels)
         if refused is not None:
             accepted = _accepted_rates(sd, device, out_channels=o["out"], in_channels=in_channels)
@@ -462,6 +482,7 @@ class AudioPlatform(Platform):
             rate_hz=rate,
             out_channel=o["out"],
             in_channel=o["in"],
+            in2_channel=o["in2"],
             block=o["block"],
             latency=o["latency"],
             limits=limits,
@@ -496,6 +517,8 @@ class AudioPlatform(Platform):
         ceiling = f"{100 * self.max_drive:g} % of full scale" if self.limits.max_level else "unknown"
         if self.has_sensor:
             sensor = f"accelerometer on input {self.in_channel} ({self.limits.in_g_per_fs:g} g per full scale)"
+            if self.in2_channel is not None:
+                sensor += f", a second on input {self.in2_channel}"
         elif self.limits.g_per_fs:
             sensor = f"no accelerometer: open loop at {self.limits.g_per_fs:g} g per full scale"
         else:
@@ -520,7 +543,8 @@ class AudioPlatform(Platform):
         synth = SineSynth(self.rate_hz, self._frequency_hz, max_block=max(self.block, 4096))
         self._output = _OutputCallback(synth, self.out_channel - 1, self.max_drive, self._trip)
         if self.in_channel is not None:
-            self._input = _InputCallback(self.in_channel - 1, int(RING_S * self.rate_hz), self._trip, max(self.block, 8192))
+            self._input = _InputCallback(self.in_channel - 1, int(RING_S * self.rate_hz), self._trip, max(self.block, 8192),
+                                         second=None if self.in2_channel is None else self.in2_channel - 1)
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         try:
@@ -528,7 +552,8 @@ class AudioPlatform(Platform):
                           latency=self.latency, dtype="float32")
             self._streams.append(sd.OutputStream(channels=self.out_channel, callback=self._output, **common))
             if self._input is not None:
-                self._streams.append(sd.InputStream(channels=self.in_channel, callback=self._input, **common))
+                channels = max(self.in_channel, self.in2_channel or 0)
+                self._streams.append(sd.InputStream(channels=channels, callback=self._input, **common))
             for stream in self._streams:
                 stream.start()
         except (sd.PortAudioError, ValueError) as exc:
@@ -615,7 +640,11 @@ class AudioPlatform(Platform):
         first = start % capacity
         idx = (first + np.arange(n)) % capacity if first + n > capacity else slice(first, first + n)
         accel = np.zeros((n, 3), dtype=np.float64)
-        np.multiply(source.ring[idx], self._in_scale_mps2, out=accel[:, 2])
+        np.multiply(source.rings[0][idx], self._in_scale_mps2, out=accel[:, 2])
+        second = None
+        if len(source.rings) > 1:
+            second = np.zeros((n, 3), dtype=np.float64)
+            np.multiply(source.rings[1][idx], self._in_scale_mps2, out=second[:, 2])
         self._read_pos = start + n
         if self._trip.tripped and not self._trip_reported:
             self._trip_reported = True
@@ -623,7 +652,7 @@ class AudioPlatform(Platform):
                 f"the audio input read {mps2_to_g(self._trip.peak * self._in_scale_mps2):.2f} g, over the "
                 f"{mps2_to_g(self.trip_mps2):.2f} g trip: the output was cut in the next audio block"
             )
-        return SampleBlock(t0_s=start / rate, rate_hz=rate, accel_mps2=accel)
+        return SampleBlock(t0_s=start / rate, rate_hz=rate, accel_mps2=accel, second_mps2=second)
 
     def wait(self, duration_s: float) -> float:
         if self._input is not None:
@@ -663,6 +692,10 @@ class AudioPlatform(Platform):
             "or its audio server stopped"
         )
         raise PlatformError(self._gone)
+
+    @property
+    def stream_breaks(self) -> int:
+        return (self._input.overruns if self._input else 0) + self._lost_reads
 
     def stream_health(self) -> dict[str, int]:
         return {
