@@ -280,7 +280,8 @@ class MotionGuard:
         except DeviceTripped as exc:
             self._over(str(exc))
         if block.n:
-            self.watch.on_arrival(block.t0_s + block.duration_s, self.platform.clock.now(), self.platform.stream_breaks)
+            arrived_s = block.arrived_s if block.arrived_s is not None else self.platform.clock.now()
+            self.watch.on_arrival(block.t0_s + block.duration_s, arrived_s, self.platform.stream_breaks)
         self._read_to_s = block.t0_s + duration_s
         problem = invalid_samples(block, self.axis, self.platform.sensor_range_mps2)
         fit = second_fit = second_problem = None

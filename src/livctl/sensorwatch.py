@@ -57,14 +57,14 @@ CLOCK_CORRECT_MIN_FRACTION = 5e-4
 """Clock errors from this (0.05 %, 500 ppm: ten times a common crystal's tolerance) up to the limit
 are corrected in the log; smaller ones change 30 Hz by under 0.015 Hz and are left alone."""
 
-KEY_ROWS = 8
-"""Samples in each hashed run (all axes): 24 numbers, which noise never repeats."""
+KEY_ROWS = 6
+"""Samples in each hashed run (all axes): 18 numbers, which noise never repeats."""
 ANCHOR_EVERY = 4
 """Every fourth run is remembered; every run is looked up."""
 REPLAY_MEMORY_S = 30.0
 """How far back a repeat is looked for."""
 REPLAY_MATCHES = 8
-"""Runs repeating earlier ones at the same distance (32 samples, 10 ms at 3200 Hz) that prove a replay."""
+"""Runs repeating earlier ones at the same distance (38 samples, 12 ms at 3200 Hz) that prove a replay."""
 REPLAY_MIN_NOISE_MPS2 = 1e-5
 """A signal with less noise than this (1 ug RMS, a thousand times below the quietest accelerometer
 livctl knows) is no sensor's: a digital loopback, which repeats exactly every few cycles. It is not
@@ -139,20 +139,23 @@ def check_gravity(vertical_g: float, calibration_g: float | None = None, *, sens
 class ClockWatch:
     """The platform's clock against this computer's, from when blocks of samples arrive.
 
-    Where the platform lost samples without counting them (`Platform.stream_breaks`), the samples'
-    time jumps: the fit starts a new stretch there, with an offset of its own and the same slope."""
+    Each half second of samples keeps its earliest arrival (the least delayed); a least-squares line
+    through those, less the ones that came late all the same (over 3 robust standard deviations
+    above it), gives the clock's rate. Where the platform lost samples without counting them
+    (`Platform.stream_breaks`), the samples' time jumps: the fit starts a new stretch there, with an
+    offset of its own and the same slope."""
 
     def __init__(self) -> None:
         self._origin: tuple[float, float] | None = None
         self._bin: int | None = None
         self._best: tuple[float, float] | None = None
         """The current bin's earliest arrival: (stream s, host - stream s)."""
-        self._stretches: list[np.ndarray] = [np.zeros(6)]
-        """Per stretch: n, sum s, sum l, sum s^2, sum s l, sum l^2 over its finished bins."""
+        self._points: list[tuple[float, float, int]] = []
+        """Finished bins: (stream s, host - stream s, stretch)."""
         self._breaks = 0
-        self._first_s: float | None = None
-        self._last_s = 0.0
-        self._span_s = 0.0
+        self._stretch = 0
+        self._fit: tuple[float, float] | None = None
+        self._fitted_n = 0
 
     def add(self, stream_s: float, host_s: float, breaks: int = 0) -> None:
         """A block whose last sample is at `stream_s` (the samples' own time) arrived at `host_s`;
@@ -161,8 +164,7 @@ class ClockWatch:
             self._breaks = breaks
             self._best = None  # the bin in progress straddles the break: dropped
             self._bin = None
-            self._first_s = None
-            self._stretches.append(np.zeros(6))
+            self._stretch += 1
         if self._origin is None:
             self._origin = (stream_s, host_s)
             return
@@ -172,43 +174,50 @@ class ClockWatch:
         lag = (host_s - self._origin[1]) - s
         k = int(s // CLOCK_BIN_S)
         if k != self._bin:
-            self._close_bin()
+            if self._best is not None:
+                self._points.append((*self._best, self._stretch))
+            self._best = None
             self._bin = k
         if self._best is None or lag < self._best[1]:
             self._best = (s, lag)
 
-    def _close_bin(self) -> None:
-        if self._best is None:
-            return
-        s, lag = self._best
-        self._stretches[-1] += (1.0, s, lag, s * s, s * lag, lag * lag)
-        if self._first_s is None:
-            self._first_s = s
-        self._span_s += s - max(self._last_s, self._first_s)
-        self._last_s = s
-        self._best = None
-
     @property
     def span_s(self) -> float:
-        """Seconds of samples the fit holds (the stretches' spans together)."""
-        return self._span_s
+        """Seconds of samples the fit holds (its stretches' spans together)."""
+        spans: dict[int, tuple[float, float]] = {}
+        for s, _, stretch in self._points:
+            low, high = spans.get(stretch, (s, s))
+            spans[stretch] = (min(low, s), max(high, s))
+        return sum(high - low for low, high in spans.values())
 
     def fit(self) -> tuple[float, float] | None:
         """(host seconds per stream second - 1, its standard error), or None before two seconds."""
-        sxx = sxl = sll = 0.0
-        n_total = 0.0
-        for n, s, lag, ss, sl, ll in self._stretches:
-            if n < 2:
-                continue
-            sxx += ss - s * s / n
-            sxl += sl - s * lag / n
-            sll += ll - lag * lag / n
-            n_total += n
-        if n_total < 4 or self.span_s < CLOCK_MIN_SPAN_S or sxx <= 0:
+        if len(self._points) - self._fitted_n >= max(1, self._fitted_n // 16):  # refit as it grows by 6 %
+            self._fitted_n = len(self._points)
+            self._fit = self._refit() if self._fitted_n >= 4 and self.span_s >= CLOCK_MIN_SPAN_S else None
+        return self._fit
+
+    def _refit(self) -> tuple[float, float] | None:
+        points = np.asarray(self._points)
+        s, lag, stretch = points[:, 0], points[:, 1], points[:, 2].astype(int)
+        keep = np.ones(s.size, dtype=bool)
+        for _ in range(2):  # once, and again without the bins that came late all the same
+            fitted = _pooled_slope(s[keep], lag[keep], stretch[keep])
+            if fitted is None:
+                return None
+            slope, offsets = fitted
+            residual = lag - slope * s - offsets[stretch]
+            spread = 1.4826 * float(np.median(np.abs(residual[keep] - np.median(residual[keep])))) + 1e-6
+            keep = residual <= 3.0 * spread
+        fitted = _pooled_slope(s[keep], lag[keep], stretch[keep])
+        if fitted is None:
             return None
-        slope = sxl / sxx
-        residual = max(0.0, sll - slope * slope * sxx)
-        se = math.sqrt(residual / max(1.0, n_total - 1 - len(self._stretches)) / sxx)
+        slope, offsets = fitted
+        residual = (lag - slope * s - offsets[stretch])[keep]
+        k = int(keep.sum())
+        groups = len(set(stretch[keep].tolist()))
+        sxx = _pooled_sxx(s[keep], stretch[keep])
+        se = math.sqrt(float(residual @ residual) / max(1, k - groups - 1) / sxx) if sxx > 0 else math.inf
         return slope, se
 
     @property
@@ -220,7 +229,7 @@ class ClockWatch:
         if fitted is None:
             return 1.0
         slope, se = fitted
-        if abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < CLOCK_SIGMAS * se:
+        if abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < 3.0 * se:
             return 1.0
         return 1.0 / (1.0 + slope)
 
@@ -239,19 +248,58 @@ class ClockWatch:
         return None
 
 
+def _pooled_sxx(s: np.ndarray, stretch: np.ndarray) -> float:
+    total = 0.0
+    for g in np.unique(stretch):
+        x = s[stretch == g]
+        total += float(((x - x.mean()) ** 2).sum())
+    return total
+
+
+def _pooled_slope(s: np.ndarray, lag: np.ndarray, stretch: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """One slope through every stretch, each with its own offset (indexed by stretch number)."""
+    sxx = sxy = 0.0
+    means: dict[int, tuple[float, float]] = {}
+    for g in np.unique(stretch):
+        m = stretch == g
+        x, y = s[m], lag[m]
+        means[int(g)] = (float(x.mean()), float(y.mean()))
+        sxx += float(((x - x.mean()) ** 2).sum())
+        sxy += float(((x - x.mean()) * (y - y.mean())).sum())
+    if sxx <= 0:
+        return None
+    slope = sxy / sxx
+    offsets = np.zeros(int(stretch.max()) + 1 if stretch.size else 1)
+    for g, (x_mean, y_mean) in means.items():
+        offsets[g] = y_mean - slope * x_mean
+    return slope, offsets
+
+
 # -- replays --------------------------------------------------------------------------------------
 
 
+REPLAY_TABLE_BITS = 18
+"""The remembered runs live in a table of 2^18 slots (4 MB), indexed by their hash's low bits."""
+
+
 class ReplayWatch:
-    """Exact repeats of earlier samples: what a sensor replaying an old buffer sends."""
+    """Exact repeats of earlier samples: what a sensor replaying an old buffer sends.
+
+    Every run of KEY_ROWS rows is hashed (vectorised, modulo 2^64) from the numbers' exact bits;
+    every ANCHOR_EVERY-th is remembered in a table indexed by the hash's low bits (a newer run takes
+    the slot of an older), and every run is looked up in it, all in numpy: a healthy block costs
+    a few tens of microseconds. Runs older than REPLAY_MEMORY_S are not matched."""
 
     def __init__(self, rate_hz: float, *, memory_s: float = REPLAY_MEMORY_S):
         rng = np.random.default_rng(0x5EED)
-        self._weights = rng.integers(1, 2**63, size=(KEY_ROWS, 3), dtype=np.uint64) | np.uint64(1)
+        self._axis_weights = [np.uint64(w) for w in rng.integers(1, 2**63, size=3, dtype=np.uint64) | np.uint64(1)]
+        self._row_weights = [np.uint64(w) for w in rng.integers(1, 2**63, size=KEY_ROWS, dtype=np.uint64) | np.uint64(1)]
         self._memory = max(1, int(memory_s * rate_hz))
-        self._anchors: dict[int, int] = {}
-        self._kept: deque[tuple[int, int]] = deque()
-        self._tail = np.empty((0, 3), dtype=np.uint64)
+        self._mask = np.uint64((1 << REPLAY_TABLE_BITS) - 1)
+        self._keys = np.zeros(1 << REPLAY_TABLE_BITS, dtype=np.uint64)
+        self._where = np.full(1 << REPLAY_TABLE_BITS, -(2**62), dtype=np.int64)
+        """Per slot: the run's hash and the sample number of its first row (never: far in the past)."""
+        self._tail = np.empty(0, dtype=np.uint64)
         self._next = 0
         """Sample number (since the watch began) of the next row."""
         self.noiseless = False
@@ -266,41 +314,34 @@ class ReplayWatch:
         """Look at `rows_mps2` (n, 3); returns (how many samples back, how many repeated runs) for a
         replay, else None."""
         n = rows_mps2.shape[0]
-        bits = np.ascontiguousarray(rows_mps2, dtype=np.float64).view(np.uint64)
-        joined = np.concatenate([self._tail, bits]) if self._tail.shape[0] else bits
+        bits = np.asarray(rows_mps2, dtype=np.float64).view(np.uint64)  # the numbers' exact bits
+        a0, a1, a2 = self._axis_weights
+        row = bits[:, 0] * a0  # one number per row, then one per run of rows: wrapping modulo 2^64
+        row += bits[:, 1] * a1
+        row += bits[:, 2] * a2
+        joined = np.concatenate([self._tail, row]) if self._tail.shape[0] else row
         start = self._next - self._tail.shape[0]  # sample number of joined[0]
         self._next += n
         m = joined.shape[0] - KEY_ROWS + 1
         self._tail = joined[-(KEY_ROWS - 1):] if joined.shape[0] >= KEY_ROWS - 1 else joined
         if m <= 0:
             return None
-        keys = np.zeros(m, dtype=np.uint64)
-        for j in range(KEY_ROWS):
-            keys += joined[j : j + m] @ self._weights[j]  # wraps modulo 2^64, as a hash should
+        keys = joined[:m] * self._row_weights[0]
+        for j in range(1, KEY_ROWS):
+            keys += joined[j : j + m] * self._row_weights[j]
+        slots = (keys & self._mask).astype(np.intp)
+        back = np.arange(start, start + m, dtype=np.int64) - self._where[slots]
+        seen = (self._keys[slots] == keys) & (back >= KEY_ROWS) & (back <= self._memory)
         found = None
-        get = self._anchors.get
-        distances: dict[int, int] = {}
-        for i, key in enumerate(keys.tolist()):
-            earlier = get(key)
-            if earlier is not None:
-                d = start + i - earlier
-                if d >= KEY_ROWS:  # a run overlapping itself is a frozen sensor's, not a replay
-                    distances[d] = distances.get(d, 0) + 1
-        if distances:
-            d, count = max(distances.items(), key=lambda item: item[1])
-            if count >= REPLAY_MATCHES:
-                found = (d, count)
-        anchors = self._anchors
-        kept = self._kept
-        for i in range((-start) % ANCHOR_EVERY, m, ANCHOR_EVERY):
-            key = int(keys[i])
-            anchors[key] = start + i
-            kept.append((start + i, key))
-        horizon = self._next - self._memory
-        while kept and kept[0][0] < horizon:
-            sample, key = kept.popleft()
-            if anchors.get(key) == sample:
-                del anchors[key]
+        if np.count_nonzero(seen) >= REPLAY_MATCHES:  # a run overlapping itself is a frozen sensor's: not counted
+            distances, counts = np.unique(back[seen], return_counts=True)
+            best = int(np.argmax(counts))
+            if counts[best] >= REPLAY_MATCHES:
+                found = (int(distances[best]), int(counts[best]))
+        first = (-start) % ANCHOR_EVERY
+        anchors = slots[first::ANCHOR_EVERY]
+        self._keys[anchors] = keys[first::ANCHOR_EVERY]
+        self._where[anchors] = np.arange(start + first, start + m, ANCHOR_EVERY, dtype=np.int64)
         return found
 
 
@@ -334,6 +375,10 @@ class PhaseWatch:
         self._points.clear()
         self._drifting = 0
 
+    def still(self) -> None:
+        """The phase did not move: no drift is building up."""
+        self._drifting = 0
+
     def add(self, t_s: float, phase_rad: float) -> None:
         points = self._points
         if points and t_s - points[-1][0] > 0.5:  # a gap: the phase cannot be followed across it
@@ -344,6 +389,20 @@ class PhaseWatch:
         keep_from = t_s - max(PHASE_DRIFT_SPAN_S, 2 * PHASE_STEP_SPAN_S + 1.0) - 1e-9
         while points and points[0][0] < keep_from:
             points.popleft()
+
+    def moved(self) -> bool:
+        """Whether the phase moved at all (0.1 rad) between its last half second and the half second
+        1.5 s before: if not, there is neither drift nor step to look for (the quick test a healthy
+        block takes)."""
+        points = self._points
+        if len(points) < 12:
+            return False
+        recent = [p for _, p in list(points)[-5:]]
+        end = points[-1][0]
+        older = [p for t, p in points if end - 2.0 < t <= end - 1.5]
+        if not older:
+            older = [p for _, p in list(points)[:5]]
+        return abs(sum(recent) / len(recent) - sum(older) / len(older)) > 0.1
 
     def drift_hz(self) -> float | None:
         """A steady drift of the phase over the last two seconds (Hz), else None."""
@@ -380,10 +439,10 @@ class PhaseWatch:
         flat = 2.0 * math.pi * PHASE_DRIFT_MIN_HZ
         means = []
         for part in (recent, before):
-            slope, se = _slope(part)
+            slope, _ = _slope(part)
             mean = sum(p for _, p in part) / len(part)
-            # steady: no drift, and every block near the stretch's mean (a jump inside it is not)
-            if abs(slope) > flat + 4.0 * se or max(abs(p - mean) for _, p in part) > 0.5 * PHASE_STEP_RAD:
+            # steady: no drift (a drift is the other check's), and every block near the stretch's mean
+            if abs(slope) > flat or max(abs(p - mean) for _, p in part) > 0.5 * PHASE_STEP_RAD:
                 return None
             means.append(mean)
         jump = means[0] - means[1]
@@ -398,7 +457,8 @@ class _Pair:
     t_s: float
     first: float
     second: float
-    weight: float
+    first_var: float
+    second_var: float
 
 
 class PairWatch:
@@ -408,22 +468,25 @@ class PairWatch:
         self._pairs: deque[_Pair] = deque()
         self.last_ratio: float | None = None
 
-    def add(self, t_s: float, first, second) -> float | None:
-        """The blocks' fits (livctl.blockfit.BlockFit); returns the second's level over the first's,
-        over the last second, once it is known, else None."""
+    def add(self, t_s: float, first, second) -> tuple[float, float] | None:
+        """The blocks' fits (livctl.blockfit.BlockFit); returns the second's level over the first's
+        over the last second, and that ratio's standard error, once it is known, else None."""
         pairs = self._pairs
         if first is not None and second is not None and (  # either clearly moving: one that reads nothing disagrees
             first.fundamental_mps2 > SENSOR_MIN_SNR * first.fundamental_se_mps2
             or second.fundamental_mps2 > SENSOR_MIN_SNR * second.fundamental_se_mps2
         ):
-            weight = first.fundamental_mps2**2 / (first.fundamental_se_mps2**2 + second.fundamental_se_mps2**2 + 1e-30)
-            pairs.append(_Pair(t_s, first.fundamental_mps2, second.fundamental_mps2, weight))
+            pairs.append(_Pair(t_s, first.fundamental_mps2, second.fundamental_mps2,
+                               first.fundamental_se_mps2**2, second.fundamental_se_mps2**2))
         while pairs and pairs[0].t_s <= t_s - SENSORS_AGREE_SPAN_S + 1e-9:
             pairs.popleft()
         if len(pairs) < 5:
             return None
-        self.last_ratio = sum(p.second for p in pairs) / sum(p.first for p in pairs)
-        return self.last_ratio
+        total_first = sum(p.first for p in pairs)
+        ratio = sum(p.second for p in pairs) / total_first
+        se = math.sqrt(sum(p.second_var for p in pairs) + ratio**2 * sum(p.first_var for p in pairs)) / total_first
+        self.last_ratio = ratio
+        return ratio, se
 
 
 # -- all of it ------------------------------------------------------------------------------------
@@ -461,6 +524,9 @@ class SensorWatch:
             self._second(end_s, fit, problem, second_fit, second_problem)
         if fit is not None and drive > 0 and fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2:
             self.phase.add(block.t0_s + 0.5 * block.duration_s, fit.phase_rad)
+            if not self.phase.moved():
+                self.phase.still()
+                return
             drift = self.phase.drift_hz()
             if drift is not None:
                 raise SensorUntrusted(
@@ -514,8 +580,12 @@ class SensorWatch:
         self._second_bad_since = None
         if problem is not None:
             return
-        ratio = self.pair.add(end_s, fit, second_fit)
-        if ratio is not None and abs(ratio - 1.0) > SENSORS_AGREE_FRACTION:
+        compared = self.pair.add(end_s, fit, second_fit)
+        if compared is None:
+            return
+        ratio, se = compared
+        off = abs(ratio - 1.0)
+        if off > SENSORS_AGREE_FRACTION and off - SENSORS_AGREE_FRACTION > 3.0 * se:  # beyond the noise too
             raise SensorUntrusted(
                 f"the two accelerometers disagree: the second reads {100 * (ratio - 1):+.1f} % against the first over "
                 f"the last second (at most {100 * SENSORS_AGREE_FRACTION:g} %): one of them is failing; check both"

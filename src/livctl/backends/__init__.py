@@ -49,6 +49,9 @@ class SampleBlock:
     none), on a platform that carries one; None otherwise."""
     load_kg: float | None = None
     """What the platform's load cell read over the block, kg; None without one."""
+    arrived_s: float | None = None
+    """When the block's last sample reached this computer (the platform `clock`), where the backend
+    stamps arrivals (a serial link's reader thread); None: when `read` returned."""
 
     @property
     def n(self) -> int:

@@ -19,6 +19,7 @@ interlocks keep running and a ramp-down is still paced and logged. Every call ha
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import time
@@ -401,6 +402,7 @@ class SerialPlatform(Platform):
             ))
         for event in assembler.feed(frame):
             if isinstance(event, Samples):
+                event = dataclasses.replace(event, arrived_s=self.clock.now())  # the clock check: no read latency
                 self._last_samples_s = now  # progress: what the stall check watches
                 self._bad_frames_at_samples = self._link_stats.bad_frames
                 self._noise_at_samples = self._link_stats.noise_bytes
@@ -416,6 +418,7 @@ class SerialPlatform(Platform):
         last = int(math.floor((first / rate + duration_s) * rate + 0.5))
         out = np.empty((last - first, AXES * self.sensor_count))
         loads: list[float] = []
+        arrived_s: float | None = None
         deadline = time.monotonic() + duration_s + READ_GRACE_S
         try:
             while self._cursor < last:
@@ -434,12 +437,15 @@ class SerialPlatform(Platform):
                     self._cursor += take
                     if not chunk.lost:
                         loads.append(chunk.load_kg)
+                        arrived_s = chunk.arrived_s if math.isfinite(chunk.arrived_s) else None
                 if offset + max(take, 0) >= chunk.accel_mps2.shape[0]:
                     self._pending = None
         except PlatformError:
             self._failed = True
             raise
         arrived = self._cursor - first
+        if arrived < last - first:
+            arrived_s = None  # the block's last samples never came: no arrival to time
         self._cursor = last
         if arrived == 0:
             out = out[:0]
@@ -448,8 +454,8 @@ class SerialPlatform(Platform):
         load = float(np.mean(loads)) if self.has_load_cell and loads else None
         if self.sensor_count == 2:
             return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out[:, :AXES], second_mps2=out[:, AXES:],
-                               load_kg=load)
-        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out, load_kg=load)
+                               load_kg=load, arrived_s=arrived_s)
+        return SampleBlock(t0_s=first / rate, rate_hz=rate, accel_mps2=out, load_kg=load, arrived_s=arrived_s)
 
     def _next_samples(self, deadline: float) -> Samples | None:
         """The next samples from the reader thread, or None once `deadline` has passed."""

@@ -196,6 +196,8 @@ class Samples:
     """All NaN: a gap where frames went missing."""
     load_kg: float = math.nan
     """The load cell's reading with these samples (NaN without one)."""
+    arrived_s: float = math.nan
+    """When the frame carrying them arrived (the host's monotonic clock; NaN: not stamped)."""
 
 
 @dataclass(frozen=True)
