@@ -14,8 +14,11 @@ disturbance 15 s into the delivery, and reads the plate's *true* acceleration fr
   own overshoot), and the largest level during the disturbance (its jump, before any correction);
 - ramp-in: the largest level in the first 5 s of delivery against the target.
 
-The threefold jump is run with the response-rise interlock off, to measure the loop itself: with
-the default limits a real session stops at such a jump (see docs/safety.md).
+The platform carries two accelerometers (`sensors=2`), so a change both see is the plate's and the
+loop follows it; with one, a session stops 4 s after a change of the response this large, since one
+sensor cannot tell it from its own drift (docs/safety.md). The threefold jump is run with the
+response-rise interlock off, to measure the loop itself: with the default limits a real session
+stops at such a jump.
 Targets: settle within 2 s, steady-state error at most 1 %, overshoot at most 10 %, never above
 the 1.0 g cap.
 """
@@ -61,10 +64,10 @@ def level_trace(truth_mps2: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.
 
 def run(fault: str, value: float, closed_loop: bool) -> dict:
     # delivery starts once the sensor check, pre-check and ramp are done; find that time first
-    probe = open_platform("sim://", speed=math.inf)
+    probe = open_platform("sim://?sensors=2", speed=math.inf)
     start = _delivery_start(probe)
     fault_at = start + 15.0
-    url = f"sim://?fault={fault}&fault_at_s={fault_at:.3f}&fault_value={value}"
+    url = f"sim://?sensors=2&fault={fault}&fault_at_s={fault_at:.3f}&fault_value={value}"
     platform = open_platform(url, speed=math.inf)
     platform.device.record_truth()
     request = SessionRequest(Prescription(FREQUENCY_HZ, TARGET_G, 40.0), limits=SafetyLimits(max_response_rise=math.inf))

@@ -254,7 +254,8 @@ def test_bad_settings_are_refused_before_anything_moves(settings, message):
 
 @pytest.mark.parametrize("faults, kind, message", [
     (dict(sample_map=lambda a: a * 0.0), "sensor", "reads nothing"),
-    (dict(sample_map=lambda a: np.random.default_rng(1).normal(0, 3.0, a.shape)), "sensor", "only noise"),
+    # fresh noise in every block: the same noise again would be a replay, which the sensor watch stops
+    (dict(sample_map=lambda a, rng=np.random.default_rng(1): rng.normal(0, 3.0, a.shape)), "sensor", "only noise"),
     (dict(sample_map=lambda a: np.full_like(a, 9.8)), "sensor", "stalled"),
     (dict(sample_map=lambda a: a[:, [2, 1, 0]]), "sensor", "gravity is on the sensor's x axis"),
     (dict(drive_map=lambda level: 0.0), "no-response", "does not respond"),
