@@ -440,7 +440,7 @@ def run_pty_case(case: Case, preset_name: str, load_kg: float, workdir: Path, ca
             [sys.executable, "-m", "livctl", "session", "--device", _serial_url(port, case), "--freq",
              f"{rx.frequency_hz:g}", "--accel", f"{rx.peak_g:g}", "--minutes", f"{DELIVERY_S / 60:g}",
              "--window", f"{case.window_s:g}", "--log", str(log_path), "--calibration-dir", str(calibration_dir),
-             "--json"],
+             "--json", "--yes"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         signalled: list[float] = []

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # libportaudio2: sound cards (audio:// backend); jackd2: a real audio server for the tests;
 # socat: virtual serial pairs; xvfb and the xcb libraries: Qt windows without a screen;
-# imagemagick: screenshots of those windows; python3-venv: the virtual environment.
+# imagemagick: screenshots of those windows; python3-venv: the virtual environment;
+# poppler-utils: the tests read the PDF reports (pdftotext, pdfinfo) as a person would open them.
 PACKAGES=(python3-venv libportaudio2 jackd2 socat xvfb xauth libxcb-icccm4 libxcb-keysyms1
-          libxcb-cursor0 imagemagick)
+          libxcb-cursor0 imagemagick poppler-utils)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -26,14 +26,21 @@ def livctl_env(**extra: str) -> dict[str, str]:
     env.pop("LIVCTL_DEVICE", None)
     env.pop("LIVCTL_LOG", None)
     env.pop("LIVCTL_CALIBRATION_DIR", None)
+    env.pop("LIVCTL_OPERATOR", None)
+    env.pop("LIVCTL_TIMEZONE", None)
     env.update(extra)
     return env
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path):
-    """No test reads the developer's device choice or writes to their real dose log."""
+    """No test reads the developer's device choice, configuration files or writes to their real
+    dose log."""
     monkeypatch.delenv("LIVCTL_DEVICE", raising=False)
+    monkeypatch.delenv("LIVCTL_OPERATOR", raising=False)
+    monkeypatch.delenv("LIVCTL_TIMEZONE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "system-config"))
     monkeypatch.setenv("LIVCTL_LOG", str(tmp_path / "default-log" / "doses.sqlite"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("LIVCTL_CALIBRATION_DIR", str(tmp_path / "calibration"))
@@ -50,6 +57,24 @@ def jack():
             yield server
     except JackUnavailable as exc:
         pytest.fail(f"the audio tests need a JACK server: {exc}")
+
+
+@pytest.fixture
+def rig(monkeypatch, cli):
+    """`rig://`, the simulator reporting itself as real hardware (tests/realish_backend.py), in this
+    process; `rig(platform_id, load_kg=70)` calibrates one (into $LIVCTL_CALIBRATION_DIR, as a
+    real platform needs) and returns its URL."""
+    from livctl import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "rig", "realish_backend")
+
+    def calibrated(platform_id: str = "rig-1", load_kg: float = 70.0) -> str:
+        url = f"rig://?id={platform_id}&load_kg={load_kg:g}"
+        result = cli("calibrate", "--device", url, "--load-kg", f"{load_kg:g}", "--quiet", "--no-plot", "--force")
+        assert result.code == 0, result
+        return url
+
+    return calibrated
 
 
 @pytest.fixture

@@ -52,13 +52,15 @@ def window(idx: int, *, phase: str = "deliver", frequency_hz: float = 30.0, peak
 def write_bout(log: DoseLog, clock: LogClock | None, subject: str | None, start: dt.datetime, *,
                minutes: float = 10.0, frequency_hz: float = 30.0, peak_g: float = 0.4, status: str = "completed",
                delivered_s: float | None = None, in_spec: bool = True, windows: int | None = 0,
-               window_s: float = 1.0, platform_id: str = "sim", admit=None) -> str:
+               window_s: float = 1.0, platform_id: str = "sim", admit=None, reason: str | None = None,
+               **record) -> str:
     """A whole session starting at `start` and ending `minutes` (+ 10 s) later, with `windows`
-    delivery windows of `window_s` (None: as many as the delivered time holds). Returns its id."""
+    delivery windows of `window_s` (None: as many as the delivered time holds); `record` changes
+    the start record (operator, simulated, practice...). Returns its id."""
     if clock is not None:
         clock.set(start)
     sid = log.start_session(start_record(subject, frequency_hz=frequency_hz, peak_g=peak_g, minutes=minutes,
-                                         platform_id=platform_id), admit=admit)
+                                         platform_id=platform_id, **record), admit=admit)
     delivered = minutes * 60.0 if delivered_s is None else delivered_s
     count = int(round(delivered / window_s)) if windows is None else windows
     for i in range(count):
@@ -66,7 +68,7 @@ def write_bout(log: DoseLog, clock: LogClock | None, subject: str | None, start:
     if clock is not None:
         clock.set(start + dt.timedelta(seconds=delivered + 10))
     log.end_session(sid, dict(
-        status=status, reason=None if status == "completed" else "stopped", delivered_s=delivered,
+        status=status, reason=reason or (None if status == "completed" and in_spec else "stopped"), delivered_s=delivered,
         in_spec_s=delivered if in_spec else 0.0, in_spec_fraction=1.0 if in_spec else 0.0 if delivered else None,
         mean_frequency_hz=frequency_hz if delivered else None, mean_peak_g=peak_g if delivered else None,
         mean_thd_percent=1.0 if delivered else None, in_spec=in_spec and status == "completed", window_count=count,
@@ -140,3 +142,76 @@ def build_study_file(directory: Path) -> tuple[Path, dict]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         ids = build_study(path, monkeypatch, lambda *args: Ran(main(list(args))))
     return path, ids
+
+
+def build_four_week_study(log_path, monkeypatch, cli) -> dict:
+    """Four weeks of a three-subject study, Mon 2 to Sun 29 March 2026, on real platforms (the
+    records as a real platform writes them), with what a coordinator meets:
+
+    P-017 (human, human-30hz-0.4g: 2 x 10 min a day, Europe/Berlin): bouts at 08:30 and 17:45
+    local time (afternoon), a few missed; a session refused at its pre-check (aborted, nothing
+    delivered) on 6 March; one interrupted after 4 minutes on 11 March; a third bout on 13 March
+    run with an override; one out of spec on 18 March; two practice sessions on the simulator.
+    P-018 (human, human-30hz-0.3g: 1 x 10 min a day, America/New_York): one bout at 14:00 local on
+    about two days in three. M-01 (animal, mouse-90hz-0.3g: 15 min Mon-Fri, UTC): 10:00 UTC.
+    Returns the ids of the special sessions.
+    """
+    from zoneinfo import ZoneInfo
+
+    from livctl.schedule import admission
+
+    for subject, kind, regimen, zone, extra in (
+        ("P-017", "human", "human-30hz-0.4g", "Europe/Berlin", ()),
+        ("P-018", "human", "human-30hz-0.3g", "America/New_York", ()),
+        ("M-01", "animal", "mouse-90hz-0.3g", "UTC", ("--weeks", "4")),
+    ):
+        result = cli("subject", "add", subject, "--kind", kind, "--regimen", regimen, "--start", "2026-03-02",
+                     "--tz", zone, *extra, "--operator", "coordinator", "--log", str(log_path))
+        assert result.code == 0, result
+    real = dict(simulated=False, time_base="real time", calibration_id="plate-A-20260301")
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    clock = LogClock(monkeypatch, dt.datetime(2026, 3, 2, tzinfo=UTC))
+    ids = {}
+    with DoseLog(log_path) as log:
+        for day in range(2, 30):
+            date = dt.date(2026, 3, day)
+            for hour, minute in ((8, 30), (17, 45)):
+                if day in (8, 22) or (day in (15, 27) and hour == 17):
+                    continue  # missed
+                at = dt.datetime(2026, 3, day, hour, minute, tzinfo=berlin)
+                if day == 6 and hour == 8:
+                    ids["aborted"] = write_bout(log, clock, "P-017", at, status="aborted", delivered_s=0.0,
+                                                in_spec=False, windows=3, platform_id="plate-A", operator="ana",
+                                                reason="pre-check: the platform responds 0.62x what its calibration "
+                                                       "says (plate-A-20260301); check the platform", **real)
+                    at = at + dt.timedelta(minutes=30)  # the retry
+                if day == 11 and hour == 17:
+                    ids["interrupted"] = write_bout(log, clock, "P-017", at, status="interrupted", delivered_s=240.0,
+                                                    in_spec=False, windows=None, window_s=30.0, platform_id="plate-A",
+                                                    operator="ben", reason="stopped by SIGINT", **real)
+                    continue
+                out_of_spec = day == 18 and hour == 8
+                sid = write_bout(log, clock, "P-017", at, windows=None, window_s=30.0, platform_id="plate-A",
+                                 operator="ana" if hour == 8 else "ben", in_spec=not out_of_spec,
+                                 reason="only 71 % of the delivery was in spec (at least 90 % required)"
+                                 if out_of_spec else None, **real)
+                if out_of_spec:
+                    ids["out_of_spec"] = sid
+            if day == 13:
+                ids["override"] = write_bout(
+                    log, clock, "P-017", dt.datetime(2026, 3, 13, 19, 30, tzinfo=berlin), windows=None, window_s=30.0,
+                    platform_id="plate-A", operator="ben", admit=admission("P-017", "make-up for the bout cut short "
+                                                                           "on 11 March", now=clock), **real)
+            if day in (3, 16):
+                ids.setdefault("practice", []).append(write_bout(
+                    log, clock, "P-017", dt.datetime(2026, 3, day, 12, 15, tzinfo=berlin), minutes=2, windows=None,
+                    window_s=30.0, platform_id="bench-A", operator="trainee", practice=True,
+                    device="sim://?id=bench-A"))
+            if day % 3 != 0:
+                write_bout(log, clock, "P-018", dt.datetime(2026, 3, day, 14, 0, tzinfo=new_york), peak_g=0.3,
+                           windows=None, window_s=30.0, platform_id="plate-B", operator="cy", **real)
+            if date.weekday() < 5 and day not in (10, 24):
+                write_bout(log, clock, "M-01", dt.datetime(2026, 3, day, 10, 0, tzinfo=UTC), minutes=15,
+                           frequency_hz=90.0, peak_g=0.3, windows=None, window_s=60.0, platform_id="mouse-rig",
+                           operator="dee", **real)
+    return ids

@@ -416,7 +416,7 @@ def test_calibrate_then_closed_and_open_loop_sessions_over_audio(jack, cli, log_
     assert point["gain_g_per_drive"] == pytest.approx(IN_G_PER_FS, rel=1e-3)  # the loop: 2 g per full scale
 
     with _route_when_ready(jack, noise=True):
-        closed = cli("session", "--device", LOOP, "--minutes", "0.05", "--ramp", "0.5", "--log", str(log_path),
+        closed = cli("session", "--yes", "--device", LOOP, "--minutes", "0.05", "--ramp", "0.5", "--log", str(log_path),
                      "--json", "--quiet")
     assert closed.code == 0, closed.out
     summary = json.loads(closed.out)
@@ -424,7 +424,7 @@ def test_calibrate_then_closed_and_open_loop_sessions_over_audio(jack, cli, log_
     assert summary["mean_peak_g"] == pytest.approx(0.3, rel=0.02)
     assert set(summary["stream_health"]) == {"output_underruns", "input_overruns"}
 
-    opened = cli("session", "--device", "audio://system?max_level=0.5", "--minutes", "0.05", "--ramp", "0.5",
+    opened = cli("session", "--yes", "--device", "audio://system?max_level=0.5", "--minutes", "0.05", "--ramp", "0.5",
                  "--log", str(log_path), "--json", "--quiet")
     assert opened.code == 1, opened
     summary = json.loads(opened.out)
@@ -443,7 +443,7 @@ def test_calibrate_then_closed_and_open_loop_sessions_over_audio(jack, cli, log_
 
 
 def test_a_session_on_an_uncalibrated_audio_platform_is_refused(jack, cli, log_path):
-    result = cli("session", "--device", LOOP, "--minutes", "0.1", "--log", str(log_path))
+    result = cli("session", "--yes", "--device", LOOP, "--minutes", "0.1", "--log", str(log_path))
     assert result.code == 2 and "platform 'audio-system' has no calibration" in result.err
     assert DoseLog(log_path).sessions() == []
 
@@ -621,7 +621,7 @@ def test_without_portaudio_audio_urls_are_a_one_line_error_and_nothing_else_brea
         "livctl: error: audio:// needs the PortAudio library (PortAudio library not found); install it "
         "(Debian/Ubuntu: apt install libportaudio2) or use sim://"
     ]
-    sim = run_livctl("session", "--device", "sim://", "--minutes", "0.1", "--speed", "max", "--quiet",
+    sim = run_livctl("session", "--yes", "--device", "sim://", "--minutes", "0.1", "--speed", "max", "--quiet",
                      "--log", str(tmp_path / "log.sqlite"), env=env)
     assert sim.returncode == 0, sim.stderr
     listing = subprocess.run(

@@ -2,9 +2,12 @@
 and several platforms writing at once keep one intact chain."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+
+from pathlib import Path
 
 import pytest
 
@@ -238,7 +241,7 @@ def test_two_platforms_run_sessions_for_two_subjects_into_one_log_at_once(cli, l
         subprocess.Popen(
             [sys.executable, "-m", "livctl", "session", "--device", f"sim://?id=plate-{name}&seed={seed}",
              "--subject", subject, "--minutes", "1", "--speed", "15", "--log", str(log_path), "--json", "--quiet",
-             "--override-reason", "one-minute test bout"],
+             "--practice"],  # a simulated platform for a registered subject: practice
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(),
         )
         for name, seed, subject in (("A", 1, "P-1"), ("B", 2, "P-2"))
@@ -258,16 +261,23 @@ def test_two_platforms_run_sessions_for_two_subjects_into_one_log_at_once(cli, l
     assert max(lo for lo, _ in spans) < min(hi for _, hi in spans)
 
 
-def test_two_platforms_cannot_both_start_the_one_bout_a_subject_is_due(cli, log_path):
-    """Admission runs inside the write transaction: of two simultaneous starts, only one is let in."""
+def test_two_platforms_cannot_both_start_the_one_bout_a_subject_is_due(cli, rig, log_path, tmp_path):
+    """Admission runs inside the write transaction: of two simultaneous starts, only one is let in.
+    (Two "real" platforms, tests/realish_backend.py: a simulated one gives no dose to admit.)"""
     toml = log_path.parent / "daily.toml"
     toml.write_text('preset = "mouse-45hz-0.6g"\nminutes_per_bout = 0.5\nbouts_per_day = 1\ndays_per_week = 7\nweeks = 4\n')
     assert cli("subject", "add", "M-1", "--kind", "animal", "--regimen", str(toml), "--log", str(log_path)).code == 0
+    for name in ("A", "B"):
+        assert cli("calibrate", "--device", f"rig://?id={name}&load_kg=0.5", "--freq", "45", "--quiet",
+                   "--no-plot").code == 0
+    env = livctl_env(PYTHONPATH=f"{Path(__file__).parent}{os.pathsep}{livctl_env()['PYTHONPATH']}",
+                     LIVCTL_CALIBRATION_DIR=str(tmp_path / "calibration"))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "livctl", "session", "--device", f"sim://?id={name}&load_kg=0.5",
-             "--subject", "M-1", "--minutes", "0.5", "--speed", "max", "--log", str(log_path), "--json", "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=livctl_env(),
+            [sys.executable, str(Path(__file__).parent / "livctl_rig.py"), "session", "--device",
+             f"rig://?id={name}&load_kg=0.5", "--subject", "M-1", "--minutes", "0.5", "--log", str(log_path),
+             "--json", "--quiet", "--yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         for name in ("A", "B")
     ]

@@ -213,3 +213,34 @@ def test_two_livctl_closing_the_same_orphan_at_once_close_it_once(log_path):
         (ended,) = second.sessions()
         assert ended["status"] == "interrupted" and ended["delivered_s"] == 1.0
         assert second.verify().ok
+
+
+def test_a_log_of_schema_2_keeps_verifying_and_takes_practice_sessions(tmp_path):
+    """tests/data/schema2-log.sqlite was written by livctl before practice sessions existed (a
+    session and a subject with a regimen): opened now it gains the column, its records keep their
+    hashes, and practice sessions appended after them verify too."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    from studylog import start_record
+
+    path = tmp_path / "old.sqlite"
+    shutil.copyfile(Path(__file__).parent / "data" / "schema2-log.sqlite", path)
+    with DoseLog(path, create=False) as log:
+        before = log.verify()
+        assert before.ok and before.records == 23
+        (old,) = log.sessions()
+        assert old["practice"] is False and old["subject"] == "bench-1"
+        sid = log.start_session(start_record("P-1", practice=True))
+        log.end_session(sid, dict(status="aborted", reason="test", delivered_s=0.0, in_spec_s=0.0,
+                                  in_spec_fraction=None, mean_frequency_hz=None, mean_peak_g=None,
+                                  mean_thd_percent=None, in_spec=False, window_count=0))
+        after = log.verify()
+        assert after.ok and after.records == 25
+        assert log.find_session(sid)["practice"] is True
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    # the old records are as they were written: the practice column of the old session is NULL
+    assert db.execute("SELECT practice FROM sessions ORDER BY seq").fetchall() == [(None,), (1,)]
+    db.close()

@@ -150,7 +150,7 @@ def xvfb():
 def test_a_real_window_under_xvfb_draws_the_sweep(tmp_path, xvfb):
     env = livctl_env(DISPLAY=xvfb)
     env.pop("QT_QPA_PLATFORM", None)
-    cal_dir = tmp_path / "calibration"  # the default directory, relative to where livctl runs
+    cal_dir = tmp_path / "xdg" / "livctl" / "calibration"  # the default directory: the user's data directory
     proc = subprocess.Popen(
         [sys.executable, "-m", "livctl", "calibrate", "--device", "sim://?seed=3&id=bench-A", "--speed", "6",
          "--load-kg", "70", "--also-at", "28", "--json", "--quiet"],
@@ -187,3 +187,62 @@ def test_the_pyside6_release_that_crashes_python_311_is_refused():
     assert live.qt_is_known_bad("6.12.0", (3, 11))
     assert not live.qt_is_known_bad("6.12.0", (3, 12))
     assert not live.qt_is_known_bad("6.11.3", (3, 11))
+
+
+# -- the session's window: time left, large readouts, the delivery's last frame, the true peak ------
+
+
+@pytest.mark.parametrize("length_s, offset_hz", [(0.25, 0.0), (0.25, 2.0), (1.0, 0.5), (0.3, 1.7)])
+def test_the_spectrum_reads_the_true_peak_wherever_the_tone_falls(length_s, offset_hz):
+    """0.300 g at 30 Hz in a quarter-second window falls between 4 Hz bins: a Hann window read about
+    255 mg; the flat-top window with zero-padding reads the tone's peak."""
+    rate = 3200.0
+    t = np.arange(int(length_s * rate)) / rate
+    f = 30.0 + offset_hz
+    samples = 0.300 * 9.80665 * np.cos(2 * np.pi * f * t + 0.4) + 9.80665
+    freqs, amplitude = live.peak_spectrum(samples, rate)
+    peak = np.argmax(amplitude)
+    assert amplitude[peak] / 9.80665 == pytest.approx(0.300, rel=0.01)
+    assert freqs[peak] == pytest.approx(f, abs=1 / length_s)  # within a bin: a short window cannot say more
+
+
+def test_the_session_view_shows_time_left_and_large_readouts(qtbot):
+    from types import SimpleNamespace
+
+    feed = new_feed(title="livctl session: sim", mode="session", target_g=0.3, tolerance_fraction=0.1)
+    window = live.LiveWindow(feed)
+    qtbot.addWidget(window)
+    m = SimpleNamespace(frequency_hz=30.012, peak_g=0.3021)
+    progress = SimpleNamespace(phase="deliver", delivered_s=75.0, duration_s=600.0, in_spec_fraction=0.98,
+                               window=SimpleNamespace(measurement=m, t_s=80.0, duration_s=1.0, in_spec=True))
+    live.session_window(feed, progress)
+    window.refresh()
+    readout = window.readout.text
+    assert readout == "8:45 left · 30.01 Hz · 0.302 g pk · in spec 98 %"
+    assert "delivering: 1:15 of 10:00 delivered, 8:45 left" in window.label.text
+
+
+def test_a_frozen_feed_keeps_the_deliverys_last_frame():
+    from livctl.backends import SampleBlock
+
+    feed = new_feed(mode="session", target_g=0.3)
+    delivery = np.zeros((320, 3))
+    delivery[:, 2] = np.sin(np.arange(320) / 3)
+    feed.add_block(SampleBlock(0.0, 3200.0, delivery))
+    feed.freeze_samples()
+    feed.add_block(SampleBlock(0.1, 3200.0, np.zeros((320, 3))))  # the ramp-down: not shown
+    assert np.array_equal(feed.snapshot()["block"], delivery[:, 2])
+
+
+def test_the_calibration_view_marks_the_largest_safe_drive(qtbot):
+    feed = new_feed()
+    window = live.LiveWindow(feed)
+    qtbot.addWidget(window)
+    platform = open_platform("sim://?seed=4", speed=math.inf)
+    with platform:
+        calibration = Calibrator(platform, observer=live.CalibrationFeed(feed)).run()
+    window.refresh()
+    (line,) = window._safe_lines.values()
+    expected = calibration.points[0].max_safe_drive
+    assert line.value() == pytest.approx(100 * expected, rel=1e-9)
+    assert f"largest safe drive {100 * expected:.1f} %" in line.label.format

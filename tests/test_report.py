@@ -61,7 +61,7 @@ def test_subject_files(cli, study, tmp_path):
     png = (out / "report-P-1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
-    assert width >= 800 and height >= 1000
+    assert width >= 700 and height > width  # the text width of a page at 100 dpi, portrait
     page = (out / "report-P-1.html").read_text()
     # self-contained: the figure is inside, nothing is fetched
     assert re.findall(r'src="([^"]{0,22})', page) == ["data:image/png;base64,"]
@@ -71,7 +71,7 @@ def test_subject_files(cli, study, tmp_path):
     assert ids["override"] in page and "make-up for a missed bout" in page
     assert "needs 60 min of rest" in page and "already 2 of 2 bouts" in page
     assert ids["refused"] in page  # listed, though it is no bout
-    assert "A(8)" in page and "0.5 m/s&sup2;" in page
+    assert "A(8)" in page and "Action value 0.5 m/s²" in page
     assert sorted(p.name for p in out.iterdir()) == ["report-P-1.html", "report-P-1.png"]
 
 

@@ -179,10 +179,10 @@ def test_due_command_across_midnight_in_the_labs_time_zone(cli, log_path, monkey
     assert "bout" in table.out and "2/2" in table.out
 
 
-def test_session_refuses_a_bout_too_soon_and_logs_an_override(cli, log_path):
+def test_session_refuses_a_bout_too_soon_and_logs_an_override(cli, rig, log_path):
     assert cli("subject", "add", "P-1", "--kind", "human", "--regimen", "human-30hz-0.4g", "--log",
                str(log_path)).code == 0
-    run = ("session", "--device", "sim://", "--speed", "max", "--subject", "P-1", "--minutes", "0.2",
+    run = ("session", "--device", rig("rig-1"), "--subject", "P-1", "--minutes", "0.2", "--yes",
            "--log", str(log_path), "--json", "--quiet")
     first = cli(*run, "--override-reason", "short bout for the test")
     assert first.code == 0, first
@@ -212,9 +212,9 @@ def test_session_for_an_unknown_subject_in_a_study_log(cli, log_path):
     assert cli("subject", "add", "P-017", "--kind", "human", "--log", str(log_path)).code == 0
     result = cli("session", "--device", "sim://", "--speed", "max", "--subject", "P-17", "--log", str(log_path))
     assert result.code == 2 and "no subject 'P-17'" in result.err and "did you mean P-017?" in result.err
-    # a subject without a regimen has no rules
+    # a subject without a regimen has no rules (on the simulator: practice)
     ok = cli("session", "--device", "sim://", "--speed", "max", "--minutes", "0.1", "--subject", "P-017",
-             "--log", str(log_path), "--quiet", "--json")
+             "--practice", "--log", str(log_path), "--quiet", "--json")
     assert ok.code == 0 and json.loads(ok.out)["regimen"] is None
 
 

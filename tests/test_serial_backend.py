@@ -62,7 +62,7 @@ def firmware(tmp_path):
 
 
 def _session(sim: FirmwareSim, log_path, calibration_dir, *extra: str):
-    result = run_livctl("session", "--device", sim.url(), *SESSION, "--log", str(log_path),
+    result = run_livctl("session", "--yes", "--device", sim.url(), *SESSION, "--log", str(log_path),
                         "--calibration-dir", str(calibration_dir), *extra, timeout=60)
     summary = json.loads(result.stdout) if result.stdout.strip() else None
     return result, summary
@@ -246,7 +246,7 @@ def test_a_port_held_by_another_livctl_is_refused_naming_the_holder(firmware, lo
     sim = firmware()
     holder = open_platform(sim.url())
     with holder:
-        result = run_livctl("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+        result = run_livctl("session", "--yes", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
         _usage_error(result, f"serial port {sim.path} is in use by process {os.getpid()} (", "stop it first")
         holder.read(0.1)  # the first session is undisturbed
     assert not log_path.exists() or not DoseLog(log_path).sessions()
@@ -254,14 +254,14 @@ def test_a_port_held_by_another_livctl_is_refused_naming_the_holder(firmware, lo
 
 def test_a_platform_of_another_protocol_version_is_refused(firmware, cli, log_path):
     sim = firmware("--protocol", "2.0")
-    result = cli("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+    result = cli("session", "--yes", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
     assert result.code == 2 and result.err.count("\n") == 1
     assert "speaks livctl platform protocol 2.0; this livctl speaks 1.x" in result.err
 
 
 def test_a_board_that_cannot_enforce_limits_of_its_own_is_refused(firmware, cli, log_path):
     sim = firmware("--protocol", "1.0")
-    result = cli("session", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
+    result = cli("session", "--yes", "--device", sim.url(), "--minutes", "1", "--log", str(log_path))
     assert result.code == 2 and result.err.count("\n") == 1
     assert "speaks protocol 1.0, which cannot enforce a drive limit or cut its own output" in result.err
     assert sim.stop()["output_ever_on"] is False
@@ -353,7 +353,7 @@ def _fake_port(answer):
 def test_another_instrument_is_refused_as_not_a_livctl_platform(cli, log_path):
     path, close = _fake_port(lambda line: "KEITHLEY INSTRUMENTS INC.,MODEL 2000,1234567,A19" if line == "*IDN?" else None)
     try:
-        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+        result = cli("session", "--yes", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
     finally:
         close()
     assert result.code == 2 and result.err.count("\n") == 1
@@ -364,7 +364,7 @@ def test_a_port_that_answers_random_bytes_is_refused_cleanly(cli, log_path):
     rng = random.Random(3)
     path, close = _fake_port(lambda line: bytes(rng.getrandbits(8) for _ in range(300)).decode("latin-1"))
     try:
-        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+        result = cli("session", "--yes", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
     finally:
         close()
     assert result.code == 2 and result.err.count("\n") == 1 and "no answer to *IDN? from" in result.err
@@ -374,7 +374,7 @@ def test_a_silent_port_is_refused_after_its_timeouts(cli, log_path):
     path, close = _fake_port(lambda line: None)
     started = time.monotonic()
     try:
-        result = cli("session", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
+        result = cli("session", "--yes", "--device", f"serial://{path}", "--minutes", "1", "--log", str(log_path))
     finally:
         close()
     assert result.code == 2 and "no answer to *IDN? from" in result.err and "921600 baud" in result.err
@@ -393,7 +393,7 @@ def test_a_silent_port_is_refused_after_its_timeouts(cli, log_path):
     ],
 )
 def test_bad_serial_urls_are_one_line_usage_errors(cli, log_path, url, fragment):
-    result = cli("session", "--device", url, "--minutes", "1", "--log", str(log_path))
+    result = cli("session", "--yes", "--device", url, "--minutes", "1", "--log", str(log_path))
     assert result.code == 2 and result.err.count("\n") == 1 and fragment in result.err, result
 
 
@@ -404,7 +404,7 @@ def test_a_baud_rate_too_slow_for_the_stream_is_refused(firmware):
 
 
 def test_speed_is_refused_for_serial_platforms(cli, log_path):
-    result = cli("session", "--device", "serial:///dev/ttyS0", "--speed", "max", "--log", str(log_path))
+    result = cli("session", "--yes", "--device", "serial:///dev/ttyS0", "--speed", "max", "--log", str(log_path))
     assert result.code == 2 and "simulator (sim://) only" in result.err
     with pytest.raises(DeviceURLError, match="run in real time"):
         open_platform("serial:///dev/ttyS0", speed=10.0)

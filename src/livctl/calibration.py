@@ -54,9 +54,6 @@ from livctl.units import g_to_mps2, mps2_to_g
 FORMAT_VERSION = 1
 """Version of the calibration file format this livctl writes and reads."""
 
-CALIBRATION_DIR_ENV = "LIVCTL_CALIBRATION_DIR"
-DEFAULT_CALIBRATION_DIR = Path("calibration")
-
 FREQUENCY_MATCH_HZ = 1.0
 """A calibration point serves a frequency within this distance of it."""
 LOAD_MATCH_FRACTION = 0.2
@@ -627,11 +624,14 @@ FILE_HEADER = """\
 
 
 def calibration_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where calibration files are: `explicit`, else $LIVCTL_CALIBRATION_DIR, else ./calibration."""
+    """Where calibration files are: `explicit`, else the station's (livctl.config:
+    $LIVCTL_CALIBRATION_DIR, else `calibration_dir` in a configuration file, else
+    $XDG_DATA_HOME/livctl/calibration), never a folder that depends on where livctl is started."""
     if explicit:
         return Path(explicit).expanduser()
-    env = os.environ.get(CALIBRATION_DIR_ENV)
-    return Path(env).expanduser() if env else DEFAULT_CALIBRATION_DIR
+    from livctl.config import load_settings
+
+    return load_settings()["calibration_dir"]
 
 
 def calibration_path(platform_id: str, directory: str | os.PathLike[str] | None = None) -> Path:

@@ -79,4 +79,6 @@ class VirtualClock(Clock):
     def description(self) -> str:
         if math.isinf(self.speed):
             return "virtual time, as fast as possible"
+        if self.speed == 1.0:
+            return "simulated in real time"
         return f"virtual time at {self.speed:g}x"

@@ -39,7 +39,8 @@ from livctl import __version__
 from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3 added `sessions.practice`; a log of schema 2 gains the column when opened (see ADDED_COLUMNS)."""
 _DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 """What reading a damaged file can raise: SQLite's errors, and a schema or error message whose
 damaged bytes are no longer UTF-8."""
@@ -77,6 +78,7 @@ _CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
         ("regimen", "TEXT"),
         ("deviation", "TEXT"),
         ("override_reason", "TEXT"),
+        ("practice", "INTEGER"),
     ),
     "windows": (
         ("session_id", "TEXT NOT NULL REFERENCES sessions(session_id)"),
@@ -127,6 +129,11 @@ _CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
         ("source", "TEXT NOT NULL"),
     ),
 }
+
+ADDED_COLUMNS: dict[str, tuple[tuple[str, int], ...]] = {"sessions": (("practice", 3),)}
+"""Columns added after schema 2, last in their table, with the schema that added them. They are
+NULL in records written before them and are then left out of the canonical form (a trailing NULL
+of an added column is not hashed), so older records keep their hashes and older logs verify."""
 
 SESSION_COLUMNS = tuple(name for name, _ in _CHAINED["sessions"])
 WINDOW_COLUMNS = tuple(name for name, _ in _CHAINED["windows"])
@@ -196,8 +203,14 @@ def canonical_record(table: str, seq: int, prev_hash: bytes, values: Sequence) -
 
         [table, seq, prev_hash as lowercase hex, column values in schema order...]
 
-    with Python's `json` rules (ASCII, shortest round-trip floats, `null` for NULL, `Infinity`).
+    (trailing NULLs of ADDED_COLUMNS left out) with Python's `json` rules (ASCII, shortest round-trip floats, `null` for NULL, `Infinity`).
     """
+    values = list(values)
+    for _ in ADDED_COLUMNS.get(table, ()):  # trailing added columns still NULL: as written before them
+        if values and values[-1] is None:
+            values.pop()
+        else:
+            break
     return _ENCODER.encode([table, seq, prev_hash.hex(), *values]).encode("ascii")
 
 
@@ -207,12 +220,11 @@ def record_hash(table: str, seq: int, prev_hash: bytes, values: Sequence) -> byt
 
 
 def default_log_path() -> Path:
-    """$LIVCTL_LOG, else the user's data directory ($XDG_DATA_HOME/livctl/doses.sqlite)."""
-    env = os.environ.get("LIVCTL_LOG")
-    if env:
-        return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "livctl" / "doses.sqlite"
+    """The station's log (livctl.config): $LIVCTL_LOG, else `log` in the user's or the system's
+    configuration file, else the user's data directory ($XDG_DATA_HOME/livctl/doses.sqlite)."""
+    from livctl.config import load_settings
+
+    return load_settings()["log"]
 
 
 class UnknownSubject(UsageError):
@@ -244,6 +256,8 @@ class SessionStart:
     """What the regimen said against this bout (rest, daily count, signal), when it said anything."""
     override_reason: str | None = None
     """The operator's reason for running a bout the regimen refused."""
+    practice: bool = False
+    """A practice session on a simulated platform: logged, never counted as dose."""
 
 
 @dataclass(frozen=True)
@@ -331,7 +345,7 @@ class DoseLog:
                 f"{self.path} was written by a newer livctl (log schema {version}, this livctl reads "
                 f"up to {SCHEMA_VERSION}); upgrade livctl"
             )
-        if 0 < version < SCHEMA_VERSION:
+        if version == 1:
             raise LogError(
                 f"{self.path} was written by livctl 0.1 (log schema {version}, without a hash chain); "
                 "this livctl keeps it as it is and writes new logs only: pass another --log PATH"
@@ -350,8 +364,22 @@ class DoseLog:
                     for statement in _schema():
                         db.execute(statement)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version < SCHEMA_VERSION:
+            self._upgrade()
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
+        """Add the columns of later schemas to a log of schema 2 (no record changes: see ADDED_COLUMNS)."""
+        db = self._db
+        with self._write():
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for table, columns in ADDED_COLUMNS.items():
+                declared = dict(_CHAINED[table])
+                for name, added_in in columns:
+                    if version < added_in:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared[name]}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def check_damage(self) -> None:
         """The quick check run whenever the log is opened: LogError (one line) when the file is
@@ -392,7 +420,9 @@ class DoseLog:
         if head_seq == 0:
             return None
         for table, columns in _CHAINED.items():
-            names = ", ".join(name for name, _ in columns)
+            # a log of an older schema (not yet upgraded) lacks the added columns: they read as NULL
+            present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            names = ", ".join(name if name in present else "NULL" for name, _ in columns)
             row = db.execute(f"SELECT prev_hash, hash, {names} FROM {table} WHERE seq = ?", (head_seq,)).fetchone()
             if row is not None:
                 if row[1] != head_hash or not _hash_matches(table, head_seq, row[0], row[2:], row[1]):
@@ -448,6 +478,7 @@ class DoseLog:
                 if admit is not None:
                     start = admit(self, start)
                 row = dict(vars(start))
+                row["practice"] = 1 if start.practice else None  # NULL: a dose (as in logs before practice)
                 row.update(
                     session_id=session_id,
                     started_utc=iso_utc(utc_now()),
@@ -916,6 +947,7 @@ def _summary(row: tuple) -> dict:
         "device": r["device"],
         "platform_id": r["platform_id"],
         "simulated": bool(r["simulated"]),
+        "practice": bool(r["practice"]),
         "time_base": r["time_base"],
         "window_s": r["window_s"],
         "started_utc": r["started_utc"],

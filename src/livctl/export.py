@@ -14,6 +14,7 @@ SESSION_FIELDS = (
     "window_count", "prescribed_frequency_hz", "prescribed_peak_g", "prescribed_duration_s", "ramp_s", "preset",
     "tol_frequency_hz", "tol_accel_fraction", "max_thd_fraction", "min_in_spec_fraction", "window_s",
     "regimen", "deviation", "override_reason", "operator", "platform_id", "calibration_id", "device", "simulated",
+    "practice",
     "time_base", "livctl_version", "host", "pid",
 )
 WINDOW_FIELDS = (

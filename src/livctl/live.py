@@ -37,6 +37,12 @@ TRACE_S = 0.5
 """The trace panel shows the last half second of the vertical axis."""
 SPECTRUM_S = 1.0
 """The spectrum is taken over the last second of samples (blocks arrive every 0.1 s)."""
+SPECTRUM_PAD = 8
+"""Zero-padding: the spectrum is evaluated on a grid this many times finer than its bins, so its
+curve passes through the tone's true peak rather than the bins either side of it."""
+FLATTOP = (0.21557895, 0.41663158, 0.277263158, 0.083578947, 0.006947368)
+"""Flat-top window coefficients: a tone's peak reads within 0.01 dB wherever it falls between
+bins (a Hann window under-reads by up to 15 %, a rectangular one by 36 %)."""
 WINDOW_SIZE = (1200, 800)
 
 TRACE_RGB = (0, 180, 255)
@@ -119,6 +125,9 @@ class LiveFeed:
         self._fits: dict[float, Gain] = {}
         self._windows: list[tuple[float, float, bool]] = []
         self._status = "starting"
+        self._readout = ""
+        self._safe_drive: dict[float, float] = {}
+        self._frozen = False
 
     # -- writers (any thread) -----------------------------------------------------------------
 
@@ -126,6 +135,8 @@ class LiveFeed:
         """A block of samples (any length): the view keeps the last SPECTRUM_S of the vertical axis."""
         column = np.asarray(block.accel_mps2[:, self._axis], dtype=float)
         with self._lock:
+            if self._frozen:
+                return
             keep = int(SPECTRUM_S * block.rate_hz)
             previous = self._block if self._block is not None and self._rate_hz == block.rate_hz else column[:0]
             self._block = np.concatenate([previous, column])[-keep:]
@@ -151,6 +162,24 @@ class LiveFeed:
             self._status = text
             self.version += 1
 
+    def set_readout(self, text: str) -> None:
+        """The large line of a session's view: time left, measured Hz and g, share in spec."""
+        with self._lock:
+            self._readout = text
+            self.version += 1
+
+    def set_safe_drive(self, frequency_hz: float, drive: float) -> None:
+        """The largest safe drive at `frequency_hz` as the fit so far says (fraction of full scale)."""
+        with self._lock:
+            self._safe_drive[frequency_hz] = drive
+            self.version += 1
+
+    def freeze_samples(self) -> None:
+        """Keep the trace and spectrum as they are (the delivery's last frame): later blocks (the
+        ramp-down) are not shown."""
+        with self._lock:
+            self._frozen = True
+
     # -- reader (the window) ------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -164,15 +193,19 @@ class LiveFeed:
                 "fits": dict(self._fits),
                 "windows": list(self._windows),
                 "status": self._status,
+                "readout": self._readout,
+                "safe_drive": dict(self._safe_drive),
             }
 
 
 class CalibrationFeed(CalibrationObserver):
     """Feeds a calibration's progress to a LiveFeed (and on to another observer, for text progress)."""
 
-    def __init__(self, feed: LiveFeed, also: CalibrationObserver | None = None):
+    def __init__(self, feed: LiveFeed, also: CalibrationObserver | None = None, max_drive: float = 1.0):
         self.feed = feed
         self.also = also or CalibrationObserver()
+        self.max_drive = max_drive
+        self._steps: dict[float, list[Step]] = {}
 
     def status(self, text: str) -> None:
         self.feed.set_status(text)
@@ -183,16 +216,39 @@ class CalibrationFeed(CalibrationObserver):
         self.also.samples(block, frequency_hz, drive)
 
     def step(self, frequency_hz: float, step: Step, gain: Gain | None) -> None:
+        from livctl.calibration import frequency_point
+
         self.feed.add_point(frequency_hz, step.drive, step.peak_g, gain)
+        steps = self._steps.setdefault(frequency_hz, [])
+        steps.append(step)
+        if len(steps) >= 2:  # the limit the calibration file will state, from the steps so far
+            point = frequency_point(frequency_hz, steps, accel_cap_g=self.feed.accel_cap_g, max_drive=self.max_drive)
+            self.feed.set_safe_drive(frequency_hz, point.max_safe_drive)
         self.also.step(frequency_hz, step, gain)
 
 
+PHASES = {"precheck": "pre-check", "ramp_up": "ramping up", "deliver": "delivering", "ramp_down": "ramping down"}
+
+
+def _clock(seconds: float) -> str:
+    whole = int(round(max(0.0, seconds)))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def session_window(feed: LiveFeed, progress: Any) -> None:
-    """A session observer: each measured window as a point of peak g against time."""
+    """A session observer: each measured window as a point of peak g against time, the time left
+    and the latest measured values in large type."""
     w = progress.window
-    if w.measurement is not None:
-        feed.add_window(w.t_s + w.duration_s, w.measurement.peak_g, w.in_spec)
-    feed.set_status(f"{progress.phase.replace('_', ' ')}: {progress.delivered_s:.0f} s of {progress.duration_s:.0f} s delivered")
+    m = w.measurement
+    if m is not None:
+        feed.add_window(w.t_s + w.duration_s, m.peak_g, w.in_spec)
+    left = progress.duration_s - progress.delivered_s
+    if progress.phase != "ramp_down":  # the readout keeps the delivery's last figures, as the trace does
+        share = "-" if progress.in_spec_fraction is None else f"{100 * progress.in_spec_fraction:.0f} %"
+        measured = f"{m.frequency_hz:.2f} Hz · {m.peak_g:.3f} g pk" if m is not None else "no measurement"
+        feed.set_readout(f"{_clock(left)} left · {measured} · in spec {share}")
+    feed.set_status(f"{PHASES.get(progress.phase, progress.phase)}: {_clock(progress.delivered_s)} of "
+                    f"{_clock(progress.duration_s)} delivered, {_clock(left)} left")
 
 
 # ================================================================================================
@@ -218,13 +274,17 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         self.setWindowTitle(feed.title)
         self.resize(*WINDOW_SIZE)
         self.label = self.addLabel(feed.title, row=0, col=0, colspan=2, size="10pt")
+        self.readout = None
+        if feed.mode == "session":  # what a technician reads from across the room
+            self.readout = self.addLabel("", row=1, col=0, colspan=2, size="22pt", bold=True)
+        top = 1 if self.readout is None else 2
 
-        self.trace = self.addPlot(row=1, col=0, colspan=2, title="vertical acceleration (gravity removed)")
+        self.trace = self.addPlot(row=top, col=0, colspan=2, title="vertical acceleration (gravity removed)")
         self.trace.setLabel("left", "acceleration", units="g")
         self.trace.setLabel("bottom", "time", units="s")
         self.trace_curve = self.trace.plot(pen=_pen(TRACE_RGB))
 
-        self.spectrum = self.addPlot(row=2, col=0, title="spectrum (peak g per bin, Hann window)")
+        self.spectrum = self.addPlot(row=top + 1, col=0, title="spectrum (peak g, flat-top window)")
         self.spectrum.setLogMode(y=True)
         self.spectrum.setLabel("left", "amplitude", units="g")
         self.spectrum.setLabel("bottom", "frequency", units="Hz")
@@ -235,11 +295,11 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         self.spectrum.addItem(self.target_line)
 
         if feed.mode == "calibration":
-            self.response = self.addPlot(row=2, col=1, title="peak acceleration against drive, with the fit")
+            self.response = self.addPlot(row=top + 1, col=1, title="peak acceleration against drive, with the fit")
             self.response.setLabel("bottom", "drive", units="% of full scale")
             self.response.addLegend(offset=(10, 10))
         else:
-            self.response = self.addPlot(row=2, col=1, title="peak acceleration per window")
+            self.response = self.addPlot(row=top + 1, col=1, title="peak acceleration per window")
             self.response.setLabel("bottom", "platform time", units="s")
             if feed.target_g is not None:
                 self.response.addItem(pg.InfiniteLine(feed.target_g, angle=0, movable=False, pen=_pen(TARGET_RGB, 1)))
@@ -256,6 +316,7 @@ class LiveWindow(pg.GraphicsLayoutWidget):
                             pen=_pen(TARGET_RGB, 1, QtCore.Qt.PenStyle.DotLine))
         )
         self._series: dict[float, tuple[Any, Any]] = {}
+        self._safe_lines: dict[float, Any] = {}
         self._window_points = self.response.plot(pen=None, symbol="o", symbolSize=8, symbolPen=None)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
@@ -270,6 +331,8 @@ class LiveWindow(pg.GraphicsLayoutWidget):
             return False
         self._version = snap["version"]
         self.label.setText(f"<b>{html.escape(self.feed.title)}</b><br>{html.escape(snap['status'])}")
+        if self.readout is not None:
+            self.readout.setText(html.escape(snap["readout"]), size="22pt", bold=True)
         self._draw_samples(snap)
         if self.feed.mode == "calibration":
             self._draw_response(snap)
@@ -287,9 +350,8 @@ class LiveWindow(pg.GraphicsLayoutWidget):
         g = mps2_to_g(1.0)
         tail = block[-int(TRACE_S * rate):]
         self.trace_curve.setData(np.arange(tail.size) / rate, (tail - tail.mean()) * g)
-        window = np.hanning(block.size)
-        amplitude = 2.0 * np.abs(np.fft.rfft((block - block.mean()) * window)) / window.sum() * g
-        freqs = np.fft.rfftfreq(block.size, 1.0 / rate)
+        freqs, amplitude = peak_spectrum(block, rate)
+        amplitude = amplitude * g
         keep = (freqs > 0) & (freqs <= max(4.0 * f0, 50.0))
         self.spectrum_curve.setData(freqs[keep], np.maximum(amplitude[keep], 1e-7))
 
@@ -304,6 +366,17 @@ class LiveWindow(pg.GraphicsLayoutWidget):
             scatter, curve = self._series[frequency]
             drives = np.array([p[0] for p in points])
             scatter.setData(100 * drives, [p[1] for p in points])
+            safe = snap["safe_drive"].get(frequency)
+            if safe is not None:
+                if frequency not in self._safe_lines:
+                    rgb = SERIES_RGB[(len(self._series) - 1) % len(SERIES_RGB)]
+                    line = pg.InfiniteLine(angle=90, movable=False, pen=_pen(rgb, 1.5, QtCore.Qt.PenStyle.DashLine),
+                                           label="largest safe drive",
+                                           labelOpts={"position": 0.5, "color": rgb, "rotateAxis": (1, 0)})
+                    self.response.addItem(line)
+                    self._safe_lines[frequency] = line
+                self._safe_lines[frequency].setValue(100 * safe)
+                self._safe_lines[frequency].label.setFormat(f"largest safe drive {100 * safe:.1f} % ({frequency:g} Hz)")
             gain = snap["fits"].get(frequency)
             if gain is not None:
                 d = np.linspace(0.0, drives.max() * 1.1, 100)
@@ -322,6 +395,18 @@ class LiveWindow(pg.GraphicsLayoutWidget):
             raise UsageError(f"cannot write the PNG {path}; check the path")
 
 
+def peak_spectrum(samples: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies in Hz, peak amplitude) of `samples`: a flat-top window, zero-padded SPECTRUM_PAD
+    times, so a tone's peak reads its true amplitude wherever it falls between bins."""
+    n = samples.size
+    k = np.arange(n)
+    phase = 2.0 * np.pi * k / max(1, n - 1)
+    window = sum((-1) ** i * a * np.cos(i * phase) for i, a in enumerate(FLATTOP))
+    size = 1 << int(np.ceil(np.log2(SPECTRUM_PAD * n)))
+    amplitude = 2.0 * np.abs(np.fft.rfft((samples - samples.mean()) * window, size)) / window.sum()
+    return np.fft.rfftfreq(size, 1.0 / rate_hz), amplitude
+
+
 def run_live(
     job: Callable[[], Any],
     feed: LiveFeed,
@@ -330,13 +415,16 @@ def run_live(
     mode: str = "window",
     png: str | os.PathLike[str] | None = None,
     hold: bool = True,
+    hold_after_stop: bool = False,
 ) -> Any:
     """Run `job` on a worker thread while the live view shows `feed`; return its result (or raise its error).
 
     `mode` "window" shows the window; "offscreen" renders without one (for `png`). `stop` is a
     livctl.cli.common.StopEvent (or any event with `request(reason)`): closing the window requests
     a stop. With `hold`, a shown window stays open after the job ends until it is closed (or
-    a stop is requested, e.g. Ctrl-C); a job that was stopped never holds the window open.
+    a stop is requested, e.g. Ctrl-C); a job that was stopped holds it open only with
+    `hold_after_stop` (a session: its final state stays up until the window is closed or a second
+    Ctrl-C comes).
     """
     if mode == "offscreen" and QtWidgets.QApplication.instance() is None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -371,11 +459,12 @@ def run_live(
             state["done"] = True
             if png is not None:
                 window.save_png(png)
-            if holding and not stop.is_set():
+            state["stopped"] = stop.is_set()
+            if holding and (hold_after_stop or not stop.is_set()):
                 feed.set_status(feed.snapshot()["status"] + " (close the window to exit)")
                 return
             loop.quit()
-        elif state["done"] and stop.is_set():
+        elif state["done"] and (getattr(stop, "cut_requested", False) if state["stopped"] else stop.is_set()):
             loop.quit()
 
     timer = QtCore.QTimer()

@@ -4,22 +4,29 @@
 subject, tolerances, where calibrations are...) into a frozen `SessionPlan`, the only thing a
 `livctl.session.Session` runs. On the way it:
 
-1. checks the request (the prescription against the safety cap, the window length);
+1. checks the request (the prescription against the safety cap, the window length) and who asks:
+   a named operator where the station requires one;
 2. closes, as interrupted, the sessions of livctl processes that died on this host;
-3. applies the subject's regimen: its signal when none was asked for, and the admission check
+3. checks the subject: once the log holds subjects, only those (an unknown id is refused with the
+   nearest known ones); and practice is never dose: a simulated platform for a registered subject
+   runs only as practice, and practice only on a simulated platform;
+4. applies the subject's regimen (not to practice): its signal when none was asked for, and the admission check
    the session's start runs inside the log's write transaction (a refused bout is an error
    before anything moves);
-4. looks the platform's calibration up (`motion_calibration`): a real platform without one, or
+5. looks the platform's calibration up (`motion_calibration`): a real platform without one, or
    with one made on a simulator, is refused; from it come the response the pre-check expects and
    the drive ceiling (the calibration's largest safe drive at this frequency).
 
 `livctl session` and a script get the same refusals because both go through here; `livctl tone`
 goes through `motion_calibration`. Refusals are `UsageError`s (exit 2 on the command line):
-nothing was driven and nothing logged.
+nothing was driven and nothing logged. A refusal the caller lifts by asking otherwise (practice, an
+operator) is a `SessionRefused` naming the request's field, which the command line words as its
+option.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable
@@ -61,6 +68,22 @@ class SessionRequest:
     calibration_dir: str | os.PathLike[str] | None = None
     load_kg: float | None = None
     max_calibration_age_days: float = 30.0
+    practice: bool = False
+    """A practice session (simulated platforms only): logged and marked, never counted as dose."""
+    require_operator: bool = False
+    """The station requires a named operator (livctl.config's `require_operator`)."""
+
+
+class SessionRefused(UsageError):
+    """A refusal the caller can lift by asking otherwise: `field` is the SessionRequest field to
+    set; `worded(name)` says it with another name for it (the command line's option)."""
+
+    def __init__(self, problem: str, remedy: str, field: str):
+        self.problem, self.remedy, self.field = problem, remedy, field
+        super().__init__(self.worded(f"SessionRequest.{field}"))
+
+    def worded(self, name: str) -> str:
+        return f"{self.problem}; {self.remedy.format(name)}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,8 @@ class SessionPlan:
     regimen: "Regimen | None"
     closed_orphans: tuple[str, ...]
     """Sessions of dead livctl processes that preparing this one closed as interrupted."""
+    practice: bool = False
+    """Logged as practice: never dose (simulated platforms only)."""
 
     @property
     def notices(self) -> tuple[str, ...]:
@@ -104,6 +129,60 @@ class SessionPlan:
 
 def orphan_notice(session_id: str) -> str:
     return f"session {session_id} was left unfinished by a livctl process that died; it is now logged as interrupted"
+
+
+def nearest_ids(wanted: str, known: list[str], n: int = 3) -> list[str]:
+    """Up to `n` of `known` that look most like `wanted` (a mistyped id), best first."""
+    def likeness(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, wanted.casefold(), candidate.casefold()).ratio()
+
+    ranked = sorted(known, key=lambda k: (-likeness(k), k))[:n]
+    best = likeness(ranked[0]) if ranked else 0.0
+    return [k for k in ranked if likeness(k) >= max(0.4, best - 0.15)]  # only the ones about as close as the best
+
+
+def check_subject(log: "DoseLog", subject: str | None) -> bool:
+    """Whether `subject` is registered in the log. A log without subjects takes any name (a bench,
+    a cell lab: False); once it holds subjects, an unknown one is refused with the nearest ids."""
+    from livctl.doselog import UnknownSubject
+
+    if subject is None or not log.has_subjects():
+        return False
+    known = [s["subject_id"] for s in log.subjects()]
+    if subject in known:
+        return True
+    close = nearest_ids(subject, known)
+    hint = f"did you mean {', '.join(close[:-1]) + ' or ' if len(close) > 1 else ''}{close[-1]}? " if close else ""
+    raise UnknownSubject(
+        f"no subject {subject!r} in {log.path}; {hint}(`livctl subject list` shows them, `livctl subject add` "
+        "registers a new one)"
+    )
+
+
+def check_operator(request: SessionRequest) -> None:
+    if request.require_operator and not (request.operator and request.operator.strip()):
+        raise SessionRefused(
+            "this station requires a named operator for every session (the configuration's require_operator)",
+            "give {} NAME", "operator",
+        )
+
+
+def check_practice(platform: "Platform", request: SessionRequest, registered: bool) -> None:
+    """Practice is never dose: a simulated platform for a registered subject only as practice,
+    practice only on a simulated platform."""
+    if request.practice and not platform.simulated:
+        raise UsageError(
+            f"{platform.url} is a real platform: what it delivers is dose, so it cannot be logged as practice"
+        )
+    if request.practice and request.override_reason:
+        raise UsageError("a practice session is not a bout of the regimen: it needs no override reason")
+    if registered and platform.simulated and not request.practice:
+        raise SessionRefused(
+            f"{request.subject} is a registered subject and {platform.url} is a simulated platform: a simulated "
+            "session is never a dose",
+            "give {} to log it as practice (listed apart, counted in no compliance, minutes, exposure or due)",
+            "practice",
+        )
 
 
 def check_window(window_s: float, frequency_hz: float) -> float:
@@ -144,18 +223,40 @@ def motion_calibration(
     )
 
 
+def _preview_admission(admit, log, platform, request, prescription, window_s) -> None:
+    """The regimen's refusal, now, before anything is shown or confirmed (the start runs the same
+    check again inside its write transaction, where it decides)."""
+    from livctl.doselog import SessionStart
+
+    tol = prescription.tolerance
+    admit(log, SessionStart(
+        device=platform.url, platform_id=platform.platform_id, simulated=platform.simulated, time_base="",
+        subject=request.subject, operator=request.operator, preset=prescription.preset,
+        frequency_hz=prescription.frequency_hz, peak_g=prescription.peak_g, duration_s=prescription.duration_s,
+        ramp_s=prescription.ramp_s, tol_frequency_hz=tol.frequency_hz, tol_accel_fraction=tol.accel_fraction,
+        max_thd_fraction=tol.max_thd_fraction, min_in_spec_fraction=tol.min_in_spec_fraction, window_s=window_s,
+    ))
+
+
 def prepare_session(platform: "Platform", log: "DoseLog | None", request: SessionRequest) -> SessionPlan:
     """Decide a session on an open `platform` (see the module's text); UsageError when it must not run."""
     from livctl.recovery import close_orphans
     from livctl.schedule import session_gate
 
     limits = request.limits
+    check_operator(request)
     closed: list[str] = []
     admit = regimen = None
     if log is not None:
         closed = close_orphans(log)
+        registered = check_subject(log, request.subject)
+        check_practice(platform, request, registered)
         admit, regimen = session_gate(log, request.subject, request.override_reason)
-    elif request.override_reason:
+        if request.practice:
+            admit = None  # practice is no bout: the regimen's rules do not apply (its signal does)
+    else:
+        check_practice(platform, request, False)
+    if log is None and request.override_reason:
         raise UsageError("an override reason applies to a session logged for a subject with a regimen")
     prescription = request.prescription
     if prescription is None:
@@ -173,6 +274,8 @@ def prepare_session(platform: "Platform", log: "DoseLog | None", request: Sessio
         platform, request.calibration_dir, frequency_hz=prescription.frequency_hz, load_kg=request.load_kg,
         max_age_days=request.max_calibration_age_days,
     )
+    if admit is not None:
+        _preview_admission(admit, log, platform, request, prescription, window_s)
     if not platform.has_sensor and not (motion.reference_gain_mps2_per_drive or platform.open_loop_gain_mps2_per_drive):
         raise UsageError(
             f"{platform.url} has no accelerometer and no calibrated gain (g per full scale), so the drive for "
@@ -188,4 +291,5 @@ def prepare_session(platform: "Platform", log: "DoseLog | None", request: Sessio
         admit=admit,
         regimen=regimen,
         closed_orphans=tuple(closed),
+        practice=request.practice,
     )

@@ -187,11 +187,12 @@ class Plan:
 
     @classmethod
     def from_log(cls, log, subject_id: str) -> "Plan":
-        """The plan as the log holds it now (UnknownSubject when the log has no such subject)."""
+        """The plan as the log holds it now (UnknownSubject when the log has no such subject).
+        Practice sessions are no bouts: they are left out."""
         subject = log.subject(subject_id)
         sessions = log.sessions(subjects=[subject_id], oldest_first=True)
         return cls(subject_id, subject["kind"], [Assignment.from_record(a) for a in subject["assignments"]],
-                   [Bout.from_session(s) for s in sessions])
+                   [Bout.from_session(s) for s in sessions if not s.get("practice")])
 
     # -- the calendar -------------------------------------------------------------------------
 

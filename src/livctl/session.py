@@ -347,6 +347,7 @@ class Session:
             min_in_spec_fraction=tol.min_in_spec_fraction,
             window_s=self.window_s,
             calibration_id=self.calibration_id,
+            practice=self.plan.practice,
         )
 
     def _result(self, status: str, reason: str | None) -> SessionResult:

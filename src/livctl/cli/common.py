@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -21,14 +20,16 @@ def add_log_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log",
         metavar="PATH",
-        help="dose log file (default: $LIVCTL_LOG, else ~/.local/share/livctl/doses.sqlite)",
+        help="dose log file (default: $LIVCTL_LOG, else `log` in the configuration, else "
+        "~/.local/share/livctl/doses.sqlite)",
     )
 
 
 def add_calibration_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration-dir", metavar="DIR",
-        help="where calibration files are (default: $LIVCTL_CALIBRATION_DIR, else ./calibration)",
+        help="where calibration files are (default: $LIVCTL_CALIBRATION_DIR, else `calibration_dir` in the "
+        "configuration, else ~/.local/share/livctl/calibration)",
     )
 
 
@@ -72,14 +73,16 @@ def add_tolerance_options(group) -> None:
     group.add_argument("--max-thd", type=percent, metavar="PCT", help="largest THD, %% (default 10)")
 
 
-def tolerance_from(args: argparse.Namespace):
+def tolerance_from(args: argparse.Namespace, base=None):
     """The tolerances given on the command line (`add_tolerance_options`, and --min-in-spec where a
-    command has it), the defaults for the rest."""
+    command has it), `base` (e.g. the configured ones) or the defaults for the rest."""
+    from dataclasses import replace
+
     from livctl.prescription import Tolerance
 
     given = dict(frequency_hz=args.tol_freq, accel_fraction=args.tol_accel, max_thd_fraction=args.max_thd,
                  min_in_spec_fraction=getattr(args, "min_in_spec", None))
-    return Tolerance(**{name: value for name, value in given.items() if value is not None})
+    return replace(base or Tolerance(), **{name: value for name, value in given.items() if value is not None})
 
 
 def chosen_preset(args: argparse.Namespace):
@@ -157,11 +160,24 @@ positive_int = whole_number(1)
 """An argparse type: a whole number > 0."""
 
 
-def operator_name(given: str | None) -> str:
-    """--operator, else $LIVCTL_OPERATOR, else the login name."""
+def station():
+    """The station's configuration (livctl.config): files, environment, defaults."""
+    from livctl.config import load_settings
+
+    return load_settings()
+
+
+def operator_name(given: str | None, settings=None) -> str | None:
+    """--operator, else $LIVCTL_OPERATOR or `operator` in the configuration, else the login name;
+    None when the configuration requires a named operator and none was given (a shared account's
+    login names nobody)."""
     import getpass
 
-    return given or os.environ.get("LIVCTL_OPERATOR") or getpass.getuser()
+    settings = settings or station()
+    named = settings.given("operator", given, "--operator")
+    if named or settings["require_operator"]:
+        return named
+    return getpass.getuser()
 
 
 StopEvent = StopSignal
@@ -234,7 +250,8 @@ def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
 
 
 def add_operator_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--operator", metavar="NAME", help="who does this (default $LIVCTL_OPERATOR, else your login)")
+    parser.add_argument("--operator", metavar="NAME", help="who does this (default $LIVCTL_OPERATOR or the configuration's operator, else your "
+                        "login)")
 
 
 def verify_progress(stream=None):

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--subject", action="append", metavar="ID", help="only this subject (repeatable)")
     p.add_argument("--at", metavar="TIME",
-                   help="evaluate at this ISO 8601 time instead of now (without an offset: the system's time zone)")
+                   help="evaluate at this ISO 8601 time instead of now (without an offset: the lab's time zone, "
+                   "from the configuration)")
     add_log_option(p)
     add_json_option(p, "one object per subject")
     p.set_defaults(run=run)
@@ -39,12 +40,18 @@ def run(args: argparse.Namespace) -> int:
 
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
-    from livctl.schedule import Plan, parse_instant, system_timezone
+    import sys
 
-    at = utc_now() if args.at is None else parse_instant(args.at, ZoneInfo(system_timezone()))
+    from livctl.cli.common import station
+    from livctl.schedule import Plan, parse_instant
+
+    lab_zone, note = station().timezone()
+    at = utc_now() if args.at is None else parse_instant(args.at, ZoneInfo(lab_zone))
     with open_log(args) as log:
         ids = args.subject or [s["subject_id"] for s in log.subjects()]
         dues = [Plan.from_log(log, subject_id).due(at) for subject_id in ids]
+    if note:  # after the work: a refusal stays one line
+        print(f"livctl: {note}", file=sys.stderr)
     if args.json:
         print_json([d.to_dict() for d in dues])
         return 0

@@ -113,14 +113,16 @@ def run_list(args: argparse.Namespace) -> int:
             s["session_id"],
             s["started_utc"][:16].replace("T", " "),
             s["subject"] or "-",
-            s["status"] + ("" if s["in_spec"] or s["status"] != "completed" else " (out of spec)"),
+            s["platform_id"] + (" (simulated)" if s["simulated"] else ""),
+            ("PRACTICE " if s["practice"] else "") + s["status"]
+            + ("" if s["in_spec"] or s["status"] != "completed" or s["practice"] else " (out of spec)"),
             f"{rx['frequency_hz']:g} Hz {rx['peak_g']:g} g",
             f"{minutes_seconds(s['delivered_s'])}/{minutes_seconds(rx['duration_s'])}",
             fmt(s["mean_frequency_hz"], ".2f"),
             fmt(s["mean_peak_g"], ".3f"),
             fmt(share, ".0f"),
         ])
-    print(table(rows, ["session", "started (UTC)", "subject", "status", "prescribed", "delivered",
+    print(table(rows, ["session", "started (UTC)", "subject", "platform", "status", "prescribed", "delivered",
                        "Hz", "g peak", "in spec %"]))
     return 0
 
@@ -174,10 +176,13 @@ def run_export(args: argparse.Namespace) -> int:
     from livctl.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
     from livctl.files import atomic_output
     from livctl.regimen import zone
-    from livctl.schedule import system_timezone
+    from livctl.cli.common import station
 
     check_date_range(args)
-    tz = zone(args.tz or system_timezone())
+    name, note = station().timezone()
+    if args.tz:
+        name, note = args.tz, None
+    tz = zone(name)
 
     def utc_bound(day):
         if day is None:
@@ -212,7 +217,7 @@ def run_export(args: argparse.Namespace) -> int:
                 "filters": {
                     "subjects": args.subject, "from": None if args.date_from is None else args.date_from.isoformat(),
                     "to": None if args.date_to is None else args.date_to.isoformat(), "timezone": str(tz),
-                    "statuses": args.status, "windows": args.windows,
+                    "timezone_note": note, "statuses": args.status, "windows": args.windows,
                 },
             }
             stream.write(json_text(header).rstrip()[:-1].rstrip() + ',\n  "sessions": [')
@@ -230,4 +235,6 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"wrote {count} {unit} to {args.out}", file=sys.stderr)
         else:
             write(sys.stdout)
+    if note:  # after the work: a refusal stays one line
+        print(f"livctl: {note}", file=sys.stderr)
     return 0

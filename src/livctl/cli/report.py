@@ -9,10 +9,14 @@ import sys
 from livctl.cli.common import add_json_option, add_log_option, check_date_range, date_arg, print_json, verify_progress
 
 EPILOG = """\
-Writes, for each subject, report-ID.png (or .pdf) and report-ID.html into --out; with --study,
-report-study.png/.pdf and report-study.html for all subjects. The HTML page is self-contained (the
-figure is embedded). The dose log's hash chain is verified first: a broken log is an error (exit 2)
-and the page prints the chain's head hash.
+Writes, for each subject, report-ID.png (or with --format pdf a multi-page A4 or Letter document,
+--paper) and report-ID.html into --out; with --study, report-study.* for all subjects. The PDF and
+the HTML page hold the same: the figures, then every session (local time, platform, simulated or
+not, prescribed and measured Hz and g, in-spec minutes, status and reason, operator), the practice
+sessions apart, overrides and deviations, the Wk exposure, the log's verification and a signature
+line. The HTML page is self-contained (figures embedded). The dose log's hash chain is verified
+first: a broken log is an error (exit 2). Days are whole days of the regimen's time zone, else the
+configured lab time zone (the report says when it had to assume one).
 
 A report shows prescribed against delivered bouts as a calendar (days of the regimen's time zone),
 verified in-spec minutes, each session's measured peak g and frequency, and for human subjects the
@@ -39,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     who.add_argument("--subject", action="append", metavar="ID", help="a subject (repeatable)")
     who.add_argument("--study", action="store_true", help="every subject in the log, in one report")
     p.add_argument("--out", metavar="DIR", default=".", help="directory for the files (default: here)")
-    p.add_argument("--format", choices=("png", "pdf"), default="png", help="figure file format (default png)")
+    p.add_argument("--format", choices=("png", "pdf"), default="png",
+                   help="png: the figure; pdf: the fileable multi-page report (default png)")
+    p.add_argument("--paper", choices=("a4", "letter"), help="PDF paper size (default: the configuration's, else a4)")
     p.add_argument("--from", dest="date_from", type=date_arg, metavar="DATE", help="first day (default: regimen start)")
     p.add_argument("--to", dest="date_to", type=date_arg, metavar="DATE", help="last day (default: today)")
     p.add_argument("--no-verify", action="store_true", help="skip the chain check (the report says so)")
@@ -52,6 +58,12 @@ def _file_stem(subject: str) -> str:
     return "report-" + re.sub(r"[^A-Za-z0-9._-]+", "_", subject)
 
 
+def _pdf():
+    from livctl import report_pdf
+
+    return report_pdf
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -59,20 +71,28 @@ def run(args: argparse.Namespace) -> int:
     from livctl.clock import utc_now
     from livctl.errors import UsageError
     from livctl.files import write_atomic
+    from livctl.cli.common import station
     from livctl.report import StudyReport, build_subject_report
 
     check_date_range(args)
+    settings = station()
+    paper = settings.given("report_paper", args.paper, "--paper")
+    timezone, timezone_note = settings.timezone()
     now = utc_now()
     with open_log(args) as log:
         ids = [s["subject_id"] for s in log.subjects()] if args.study else args.subject
-        for subject_id in ids:
-            log.subject(subject_id)  # unknown subjects are an error before any work
+        for subject_id in ids:  # unknown subjects are an error before any work; one with sessions is reported
+            if not log.sessions(subjects=[subject_id], limit=1):
+                log.subject(subject_id)
         if args.study and not ids:
             raise UsageError(f"no subjects in {log.path}; `livctl subject add` adds them")
         check = None if args.no_verify else log.verified(verify_progress())
-        reports = [build_subject_report(log, subject_id, first=args.date_from, last=args.date_to, now=now, check=check)
+        reports = [build_subject_report(log, subject_id, first=args.date_from, last=args.date_to, now=now, check=check,
+                                        timezone=timezone, timezone_note=timezone_note)
                    for subject_id in ids]
         path = str(log.path.resolve())
+    if any(r.timezone_note for r in reports):
+        print(f"livctl: {timezone_note}", file=sys.stderr)
     generated = reports[0].generated_utc
     if args.json:
         if args.study:
@@ -86,17 +106,20 @@ def run(args: argparse.Namespace) -> int:
     written = []
     if args.study:
         study = StudyReport(reports, check, path, generated)
-        figure = rpt.study_figure(study)
-        jobs = [("report-study", figure, lambda png: rpt.study_html(study, png))]
+        subject_pngs = [rpt.render(rpt.subject_figure(r), "png") for r in reports]
+        png = rpt.render(rpt.study_figure(study), "png")
+        jobs = [("report-study", png, rpt.study_html(study, png, subject_pngs), lambda: _pdf().study_pdf(study, paper))]
     else:
-        jobs = [(_file_stem(r.subject), rpt.subject_figure(r), (lambda r: lambda png: rpt.subject_html(r, png))(r))
-                for r in reports]
-    for stem, figure, page in jobs:
-        png = rpt.render(figure, "png")
+        jobs = []
+        for r in reports:
+            png = rpt.render(rpt.subject_figure(r), "png")
+            jobs.append((_file_stem(r.subject), png, rpt.subject_html(r, png),
+                         (lambda r: lambda: _pdf().subject_pdf(r, paper))(r)))
+    for stem, png, page, pdf in jobs:
         figure_path = out / f"{stem}.{args.format}"
-        write_atomic(figure_path, png if args.format == "png" else rpt.render(figure, "pdf"))
+        write_atomic(figure_path, png if args.format == "png" else pdf())
         html_path = out / f"{stem}.html"
-        write_atomic(html_path, page(png))
+        write_atomic(html_path, page)
         written += [figure_path, html_path]
     for r in reports:
         compliance = "-" if r.compliance is None else f"{100 * r.compliance:.0f} %"

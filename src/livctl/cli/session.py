@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 
 from livctl.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -28,6 +26,7 @@ from livctl.cli.common import (
     stop_on_signals,
     tolerance_from,
 )
+from livctl.cli.progress import ProgressDisplay
 from livctl.errors import UsageError
 from livctl.units import peak_to_rms
 
@@ -39,7 +38,10 @@ window and the session's outcome go to the dose log as measured.
 Prescription: --freq and --accel (peak g), or --preset; defaults 30 Hz, 0.3 g peak, 10 min,
 or the regimen of --subject, which also checks the bout (rest, daily count; see `livctl due`)
 and refuses it unless --override-reason says why.
-Device: --device URL or $LIVCTL_DEVICE; sim:// is the simulated platform.
+Device: --device URL, else $LIVCTL_DEVICE, else `device` in the configuration (`livctl config
+show`); sim:// is the simulated platform. A real platform starts only after a yes on the
+terminal (or --yes). Practice is never dose: a simulated platform for a registered subject runs
+only with --practice, and practice is logged apart from every dose.
 Ctrl-C or SIGTERM starts the ramp-down within 0.1 s and logs the partial dose (exit 130); a
 second Ctrl-C cuts the drive at once."""
 
@@ -48,7 +50,9 @@ examples:
   livctl session --device sim:// --minutes 20 --speed max
   livctl session --device 'sim://?load_kg=120' --preset human-30hz-0.4g --subject P-017
   livctl session --device sim:// --freq 90 --accel 0.3 --minutes 15 --json
-  livctl session --device sim:// --subject P-017 --override-reason "make-up for Monday"
+  livctl session --minutes 20                     the configured device
+  livctl session --device sim:// --subject P-017 --practice
+  livctl session --subject P-017 --override-reason "make-up for Monday"
 
 exit codes: 0 dose delivered in spec, 1 out of spec or aborted, 2 bad usage, 130 interrupted"""
 
@@ -83,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tol.add_argument("--min-in-spec", type=percent, metavar="PCT",
                      help="share of windows in spec for the dose to count, %% (default 90)")
     dev = p.add_argument_group("platform")
-    dev.add_argument("--device", metavar="URL", help="sim://, serial:///dev/ttyUSB0, audio://NAME (default $LIVCTL_DEVICE)")
+    dev.add_argument("--device", metavar="URL",
+                     help="sim://, serial:///dev/ttyUSB0, audio://NAME (default $LIVCTL_DEVICE, else the configuration's)")
     dev.add_argument("--speed", type=speed_factor, metavar="N|max",
                      help="simulator only: run N times faster than real time, or max (default 1)")
     dev.add_argument("--window", type=positive_number("seconds"), metavar="S", default=1.0,
@@ -91,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--loop-gain", type=_loop_gain, metavar="K", default=None,
                      help="closed-loop speed: share of the level error corrected per window, 0-1 (default 1)")
     dev.add_argument("--profile", metavar="TOML",
-                     help="platform safety profile: a [safety] table that tightens the default limits")
+                     help="platform safety profile: a [safety] table that tightens the default limits (default: the "
+                     "configuration's safety_profile)")
     dev.add_argument("--load-kg", type=positive_number("kg"), metavar="KG",
                      help="the load on the platform (a warning when the calibration was made at another)")
     cal = p.add_argument_group("calibration (looked up by the platform's id; a real platform needs one)")
@@ -100,7 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="warn when the calibration is older than this (default 30 days)")
     rec = p.add_argument_group("record")
     rec.add_argument("--subject", metavar="ID", help="who or what is being vibrated")
-    rec.add_argument("--operator", metavar="NAME", help="who runs the session (default $LIVCTL_OPERATOR, else your login)")
+    rec.add_argument("--operator", metavar="NAME",
+                     help="who runs the session (default $LIVCTL_OPERATOR or the configuration's operator, else your "
+                     "login unless the configuration requires a named operator)")
+    rec.add_argument("--practice", action="store_true",
+                     help="a practice session on a simulated platform: logged and marked, never counted as dose "
+                     "(needed for a registered subject on a simulated platform)")
     rec.add_argument("--override-reason", metavar="TEXT",
                      help="run a bout the subject's regimen refuses (too soon, one too many today, another "
                      "signal); the reason and what was overridden are logged with the session")
@@ -108,16 +119,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     add_json_option(out, "the session summary")
     out.add_argument("--quiet", action="store_true", help="no progress display")
+    out.add_argument("--yes", "-y", action="store_true",
+                     help="start a real platform without asking (without a terminal it is required)")
     add_plot_options(out, default_on=False)
     p.set_defaults(run=run)
 
 
-def build_prescription(args: argparse.Namespace):
+def build_prescription(args: argparse.Namespace, tolerance=None):
     """The prescription the options name (a preset, or --freq/--accel), or None: then the subject's
     regimen prescribes, or the defaults (30 Hz, 0.3 g peak, --minutes or 10)."""
     from livctl.prescription import DEFAULT_FREQUENCY_HZ, DEFAULT_MINUTES, DEFAULT_PEAK_G, DEFAULT_RAMP_S, Prescription
 
-    tolerance = tolerance_from(args)
+    tolerance = tolerance if tolerance is not None else tolerance_from(args)
     ramp_s = args.ramp if args.ramp is not None else DEFAULT_RAMP_S
     preset = chosen_preset(args)
     if preset is not None:
@@ -136,14 +149,21 @@ def build_prescription(args: argparse.Namespace):
     )
 
 
-def choose_device(args: argparse.Namespace) -> str:
-    url = args.device or os.environ.get("LIVCTL_DEVICE")
+def choose_device(args: argparse.Namespace, settings=None) -> str:
+    """--device, else $LIVCTL_DEVICE, else the configuration's `device`; never a guess."""
+    from livctl.cli.common import station
+
+    url = (settings or station()).given("device", args.device, "--device")
     if not url:
         raise UsageError(
             "no device chosen: pass --device URL (sim:// for the simulated platform, serial:///dev/ttyUSB0, "
-            "audio://NAME) or set LIVCTL_DEVICE"
+            "audio://NAME), set LIVCTL_DEVICE, or set device in the configuration (`livctl config show`)"
         )
     return url
+
+
+OPTIONS = {"practice": "--practice", "operator": "--operator"}
+"""The option that sets each SessionRequest field a refusal can name."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,26 +175,34 @@ def run(args: argparse.Namespace) -> int:
     from livctl.safety import SafetyLimits, load_profile
     from livctl.session import Session
 
-    limits = load_profile(args.profile) if args.profile else SafetyLimits()
+    from livctl.cli.common import station
+    from livctl.preparation import SessionRefused
+
+    settings = station()
+    profile = settings.given("safety_profile", args.profile, "--profile")
+    limits = load_profile(profile) if profile else SafetyLimits()
     control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
-    prescription = build_prescription(args)
+    tolerance = tolerance_from(args, settings.tolerance())
+    prescription = build_prescription(args, tolerance)
     if prescription is not None:
         prescription.validate(limits.accel_cap_g)
     request = SessionRequest(
         prescription=prescription,
         subject=args.subject,
-        operator=operator_name(args.operator),
+        operator=operator_name(args.operator, settings),
         override_reason=args.override_reason,
         minutes=args.minutes,
         ramp_s=args.ramp if args.ramp is not None else DEFAULT_RAMP_S,
-        tolerance=tolerance_from(args),
+        tolerance=tolerance,
         window_s=args.window,
         limits=limits,
-        calibration_dir=args.calibration_dir,
+        calibration_dir=settings.given("calibration_dir", args.calibration_dir, "--calibration-dir"),
         load_kg=args.load_kg,
         max_calibration_age_days=args.max_calibration_age,
+        practice=args.practice,
+        require_operator=settings["require_operator"],
     )
-    platform = open_platform(choose_device(args), speed=args.speed)  # built here, opened below
+    platform = open_platform(choose_device(args, settings), speed=args.speed)  # built here, opened below
     path = log_path(args)
     mode = plot_mode(args, default_on=False)
 
@@ -182,11 +210,23 @@ def run(args: argparse.Namespace) -> int:
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         with platform, stop_on_signals(stop, display):
-            plan = prepare_session(platform, log, request)  # every refusal comes before anything moves
+            try:
+                plan = prepare_session(platform, log, request)  # every refusal comes before anything moves
+            except SessionRefused as exc:
+                raise UsageError(exc.worded(OPTIONS[exc.field])) from None
+            if not platform.simulated and not args.yes and not sys.stdin.isatty():
+                raise UsageError(  # nobody to ask: --yes is the answer given in advance
+                    f"{platform.url} is a real platform: it starts after a yes on a terminal, or give --yes to start "
+                    "it without asking; nothing was driven"
+                )
+            say = display.note if display else lambda text: print(text, file=sys.stderr)
             for notice in plan.notices:
-                print(f"livctl: {notice}", file=sys.stderr)
+                say(f"livctl: {notice}")
+            say(f"livctl: {calibration_note(platform, plan, request.calibration_dir)}")
             for warning in plan.motion.warnings:
-                print(f"livctl: warning: {warning}", file=sys.stderr)
+                say(f"livctl: warning: {warning}")
+            if not platform.simulated and not args.yes:
+                confirm(platform, plan, log)  # a real platform moves only after a yes
             session = Session(plan, platform, log, control=control, stop=stop,
                               observer=display.update if display else None)
             if display:
@@ -206,6 +246,46 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if result.in_spec else EXIT_FAILED
+
+
+def calibration_note(platform, plan, directory) -> str:
+    """Which calibration the session uses, or that it found none (and where it looked)."""
+    from livctl.calibration import calibration_dir, calibration_path
+
+    calibration = plan.motion.calibration
+    if calibration is None:
+        return (f"no calibration for platform {platform.platform_id!r} in {calibration_dir(directory)}; the simulated "
+                "platform runs on its own model")
+    age = calibration.age_days()
+    return (f"calibration {calibration.calibration_id} ({calibration_path(platform.platform_id, directory)}, "
+            f"{age:.0f} days old)")
+
+
+def confirm(platform, plan, log) -> None:
+    """Show what is about to move and wait for a yes on the terminal; anything else starts nothing."""
+    rx = plan.prescription
+    subject = plan.subject or "-"
+    if plan.subject:
+        try:
+            kind = log.subject(plan.subject)["kind"]
+        except UsageError:
+            kind = "not registered"
+        subject += f" ({kind})" + (f", regimen {plan.regimen.name}" if plan.regimen is not None else "")
+    calibration = plan.motion.calibration
+    lines = [
+        "About to drive a real platform:",
+        f"  subject       {subject}",
+        f"  prescription  {rx.frequency_hz:g} Hz, {rx.peak_g:g} g peak, {minutes_seconds(rx.duration_s)} "
+        f"(ramps of {rx.ramp_s:g} s)",
+        f"  platform      {platform.platform_id} ({platform.url})",
+        f"  calibration   {calibration.calibration_id if calibration else 'none'}",
+        f"  operator      {plan.operator or '-'}",
+    ]
+    sys.stderr.write("\n".join(lines) + "\nStart? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UsageError("not started: the start was not confirmed; nothing was driven")
 
 
 def report_orphans(session_ids: list[str]) -> None:
@@ -239,96 +319,26 @@ def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
             text(progress)
 
     session.observer = observe
-    session.sample_observer = feed.add_block
+
+    def on_block(block) -> None:
+        if session.guard is not None and session.guard.winding_down:
+            feed.freeze_samples()  # the view keeps the delivery's last frame, not the ramp-down's
+        else:
+            feed.add_block(block)
+
+    session.sample_observer = on_block
 
     def job():
         with DoseLog(session.log.path) as log:  # an SQLite connection belongs to the thread that opened it
             session.log = log
             return session.run()
 
-    return live.run_live(job, feed, stop, mode=mode, png=png, hold=False)
+    def finished():
+        result = job()
+        feed.set_status(f"{result.status}" + ("" if result.reason is None else f": {result.reason}"))
+        return result
 
-
-PHASE_LABELS = {
-    "precheck": "pre-check",
-    "ramp_up": "ramping up",
-    "deliver": "delivering",
-    "ramp_down": "ramping down",
-}
-
-
-class ProgressDisplay:
-    """Live progress on a terminal (one line, redrawn), or a line a minute when not a terminal."""
-
-    REDRAW_S = 0.1
-
-    def __init__(self, stream):
-        import time
-
-        self._time = time.monotonic
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._last_draw = -math.inf
-        self._last_phase = None
-        self._next_minute_s = 60.0
-        self._width = 0
-
-    def start(self, prescription, platform) -> None:
-        rx = prescription
-        self._line(
-            f"{rx.frequency_hz:g} Hz, {rx.peak_g:g} g peak, {minutes_seconds(rx.duration_s)} "
-            f"on {platform.description}"
-        )
-
-    def note(self, text: str) -> None:
-        self._line(text)
-
-    def update(self, progress) -> None:
-        phase_changed = progress.phase != self._last_phase
-        self._last_phase = progress.phase
-        if self.tty:
-            now = self._time()
-            if phase_changed or now - self._last_draw >= self.REDRAW_S:
-                self._last_draw = now
-                self._draw(self._status(progress))
-        elif phase_changed or progress.delivered_s >= self._next_minute_s - 1e-9:
-            if progress.delivered_s >= self._next_minute_s - 1e-9:
-                self._next_minute_s += 60.0
-            self._line(self._status(progress))
-
-    def finish(self) -> None:
-        if self.tty and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-    def _status(self, progress) -> str:
-        w = progress.window
-        m = w.measurement
-        measured = (
-            f"{m.frequency_hz:6.2f} Hz  {m.peak_g:5.3f} g pk  THD {m.thd_percent:4.1f} %" if m
-            else (w.reasons[0] if w.reasons else "no measurement")
-        )
-        share = fmt(None if progress.in_spec_fraction is None else 100 * progress.in_spec_fraction, "3.0f")
-        return (
-            f"{PHASE_LABELS.get(progress.phase, progress.phase):<12} "
-            f"{minutes_seconds(progress.delivered_s)} / {minutes_seconds(progress.duration_s)}  "
-            f"remaining {minutes_seconds(progress.duration_s - progress.delivered_s)}  "
-            f"{measured}  in spec {share} %"
-        )
-
-    def _draw(self, text: str) -> None:
-        pad = max(0, self._width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._width = len(text)
-
-    def _line(self, text: str) -> None:
-        if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
+    return live.run_live(finished, feed, stop, mode=mode, png=png, hold=True, hold_after_stop=True)
 
 
 def render_summary(r: dict) -> str:
@@ -365,6 +375,8 @@ def render_summary(r: dict) -> str:
     if r.get("override_reason"):
         lines.append(f"  because      {r['override_reason']}")
     kind = "simulated, " + r["time_base"] if r["simulated"] else r["time_base"]
+    if r.get("practice"):
+        lines.append("  PRACTICE     logged as practice: counted in no dose, compliance or exposure")
     lines.append(f"  device       {r['device']} ({kind})")
     who = ", ".join(x for x in (f"subject {r['subject']}" if r["subject"] else "", f"operator {r['operator']}") if x)
     lines.append(f"  record       {who}; log {r.get('log', '')}")

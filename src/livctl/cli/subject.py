@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 from livctl.cli.common import (
     add_json_option,
@@ -88,13 +89,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _resolve(args: argparse.Namespace):
+    from livctl.cli.common import station
     from livctl.regimen import resolve_regimen, zone
-    from livctl.schedule import system_timezone
 
     if args.tz is not None:
         zone(args.tz)
     return resolve_regimen(args.regimen, start=args.start, weeks=args.weeks, days=args.days, timezone=args.tz,
-                           default_timezone=system_timezone())
+                           default_timezone=station().timezone()[0])
+
+
+def _say_assumed_zone(args: argparse.Namespace, regimen) -> None:
+    """When the regimen took the zone livctl had to assume, say so (after the work: errors stay one line)."""
+    import sys
+
+    from livctl.cli.common import station
+
+    zone_name, note = station().timezone()
+    if note and args.tz is None and regimen.timezone == zone_name:
+        print(f"livctl: {note}", file=sys.stderr)
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -113,6 +125,8 @@ def run_add(args: argparse.Namespace) -> int:
             log.assign_regimen(args.subject_id, name=regimen.name, regimen=regimen.to_dict(), source=source,
                                operator=operator)
         subject = log.subject(args.subject_id)
+    if resolved is not None:
+        _say_assumed_zone(args, resolved[0])
     return _print_subject(subject, args.json, "added")
 
 
@@ -124,6 +138,7 @@ def run_assign(args: argparse.Namespace) -> int:
         log.assign_regimen(args.subject_id, name=regimen.name, regimen=regimen.to_dict(), source=source,
                            operator=operator_name(args.operator))
         subject = log.subject(args.subject_id)
+    _say_assumed_zone(args, regimen)
     return _print_subject(subject, args.json, "assigned")
 
 
@@ -177,5 +192,6 @@ def _print_subject(subject: dict, as_json: bool, verb: str | None) -> int:
     for a in subject["assignments"]:
         r = Regimen.from_dict(a["regimen"])
         print(f"  regimen   {r.name}: {r.describe()}")
-        print(f"            until {r.end} (exclusive); {a['source']}; assigned {a['assigned_utc']} by {a['operator'] or '-'}")
+        last = "-" if r.end is None else r.end - dt.timedelta(days=1)
+        print(f"            last day {last}; {a['source']}; assigned {a['assigned_utc']} by {a['operator'] or '-'}")
     return 0
