@@ -13,6 +13,7 @@ ready.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Callable
@@ -200,6 +201,17 @@ class Board:
         while self.streaming and self._fifo.shape[0] >= self.block:
             frames.append(self._frame(self.block) + b"\n")
         return frames
+
+    def seconds_to_next_frame(self, now_s: float) -> float:
+        """How long until the next streamed frame is complete (inf when not streaming): the server
+        wakes then, as a board's UART sends a frame as soon as it is full."""
+        if not self.streaming or self.hung:
+            return math.inf
+        missing = self.block - self._fifo.shape[0]
+        if missing <= 0:
+            return 0.0
+        next_sample_s = self._t0_s + (self._produced + missing) / (self.rate_hz * self.clock_factor)
+        return max(0.0, next_sample_s - now_s)
 
     def _store(self, accel_mps2: np.ndarray) -> None:
         n = accel_mps2.shape[0]

@@ -184,7 +184,8 @@ class Server:
                     return
                 time.sleep(self.TICK_S)
                 continue
-            self._io(self.TICK_S)
+            # wake when the next frame is full (a UART sends it then), at least every TICK_S
+            self._io(min(self.TICK_S, self.board.seconds_to_next_frame(self.now()) + 0.0002))
 
     def now(self) -> float:
         return time.monotonic() - self._t0

@@ -279,11 +279,12 @@ class MotionGuard:
             block = self.platform.read(duration_s)
         except DeviceTripped as exc:
             self._over(str(exc))
-        if block.n:
-            arrived_s = block.arrived_s if block.arrived_s is not None else self.platform.clock.now()
-            self.watch.on_arrival(block.t0_s + block.duration_s, arrived_s, self.platform.stream_breaks)
+        host_s = self.platform.clock.now()
         self._read_to_s = block.t0_s + duration_s
         problem = invalid_samples(block, self.axis, self.platform.sensor_range_mps2)
+        if problem is None:  # a block that came whole: when it arrived says how the platform's clock runs
+            arrived_s = block.arrived_s if block.arrived_s is not None else host_s
+            self.watch.on_arrival(block.t0_s + block.duration_s, arrived_s, self.platform.stream_breaks)
         fit = second_fit = second_problem = None
         if problem is None:
             fit = fit_block(block.accel_mps2[:, self.axis], block.rate_hz, self.frequency_hz, block.t0_s)

@@ -53,9 +53,15 @@ CLOCK_MIN_SPAN_S = 2.0
 CLOCK_WARMUP_S = 0.25
 """Samples of the first quarter second are not used (the stream's start is buffered)."""
 CLOCK_SIGMAS = 4.0
-CLOCK_CORRECT_MIN_FRACTION = 5e-4
-"""Clock errors from this (0.05 %, 500 ppm: ten times a common crystal's tolerance) up to the limit
-are corrected in the log; smaller ones change 30 Hz by under 0.015 Hz and are left alone."""
+CLOCK_KNOWN_SE = 2e-4
+"""The clock's rate is known once its standard error is at most this (0.02 Hz at 100 Hz): from then
+on the log is corrected by it (a session waits for it before its dose, `CLOCK_WAIT_S`)."""
+CLOCK_WAIT_S = 15.0
+"""How long a session's pre-check holds its level for the clock to become known, at most."""
+CLOCK_CORRECT_MIN_FRACTION = 1e-4
+"""Clock errors from this (100 ppm: twice a common crystal's tolerance) up to the limit are
+corrected in the log, once known beyond 3 standard errors; smaller ones change 90 Hz by under
+0.01 Hz and are left alone."""
 
 KEY_ROWS = 6
 """Samples in each hashed run (all axes): 18 numbers, which noise never repeats."""
@@ -156,6 +162,8 @@ class ClockWatch:
         self._stretch = 0
         self._fit: tuple[float, float] | None = None
         self._fitted_n = 0
+        self._ratio = 1.0
+        """The last ratio taken from a known fit: it holds while a newer fit is less sure."""
 
     def add(self, stream_s: float, host_s: float, breaks: int = 0) -> None:
         """A block whose last sample is at `stream_s` (the samples' own time) arrived at `host_s`;
@@ -200,6 +208,10 @@ class ClockWatch:
     def _refit(self) -> tuple[float, float] | None:
         points = np.asarray(self._points)
         s, lag, stretch = points[:, 0], points[:, 1], points[:, 2].astype(int)
+        first = _pooled_slope(s, lag, stretch)
+        if first is None:
+            return None
+        stretch = _split_at_shifts(s, lag - first[0] * s, stretch)
         keep = np.ones(s.size, dtype=bool)
         for _ in range(2):  # once, and again without the bins that came late all the same
             fitted = _pooled_slope(s[keep], lag[keep], stretch[keep])
@@ -223,15 +235,21 @@ class ClockWatch:
     @property
     def stream_per_host(self) -> float:
         """Stream seconds per host second: 1.002 for a board whose crystal runs 0.2 % fast; 1 until
-        an error of at least CLOCK_CORRECT_MIN_FRACTION is known beyond its uncertainty (a good
-        crystal's error is left alone: correcting it would add the estimate's noise)."""
+        the rate is known (CLOCK_KNOWN_SE) and off by at least CLOCK_CORRECT_MIN_FRACTION beyond 4
+        standard errors (a good crystal's error is left alone: correcting it would add the
+        estimate's noise)."""
         fitted = self.fit()
-        if fitted is None:
-            return 1.0
-        slope, se = fitted
-        if abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < 3.0 * se:
-            return 1.0
-        return 1.0 / (1.0 + slope)
+        if fitted is not None and fitted[1] <= CLOCK_KNOWN_SE:  # known: taken (until a better fit)
+            slope, se = fitted
+            small = abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < CLOCK_SIGMAS * se
+            self._ratio = 1.0 if small else 1.0 / (1.0 + slope)
+        return self._ratio
+
+    @property
+    def known(self) -> bool:
+        """True once the clock's rate is known to CLOCK_KNOWN_SE."""
+        fitted = self.fit()
+        return fitted is not None and fitted[1] <= CLOCK_KNOWN_SE
 
     def problem(self) -> str | None:
         fitted = self.fit()
@@ -246,6 +264,40 @@ class ClockWatch:
                 "show, cannot be believed; have the board's crystal checked"
             )
         return None
+
+
+SHIFT_MIN_S = 0.0005
+"""A lasting shift of the arrivals' delay this large (and eight times their scatter) starts a new stretch."""
+SHIFT_SIDE_BINS = 6
+"""...judged on the medians of the six bins (3 s) after a point and the six before it."""
+
+
+def _split_at_shifts(s: np.ndarray, residual: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+    """Stretch labels with a new stretch wherever the arrivals' delay shifts and stays (a host
+    that got busier at one moment, a link that changed its rhythm): the bins after a point against
+    the bins before it (SHIFT_SIDE_BINS), beyond eight times the bin-to-bin scatter. A steady clock error
+    shows as no shift at all; a stretch cut where none was costs precision, never bias."""
+    labels = stretch.copy()
+    next_label = int(labels.max()) + 1 if labels.size else 0
+    pending = [np.flatnonzero(stretch == g) for g in np.unique(stretch)]
+    side = SHIFT_SIDE_BINS
+    while pending:
+        idx = pending.pop()
+        if idx.size < 2 * side:
+            continue
+        r = residual[idx]
+        steps = np.diff(r)
+        scatter = 1.4826 * float(np.median(np.abs(steps - np.median(steps)))) / math.sqrt(2.0) + 1e-5
+        best_j, best_d = 0, 0.0
+        for j in range(side, idx.size - side + 1):
+            d = float(np.median(r[j : j + side]) - np.median(r[j - side : j]))
+            if abs(d) > abs(best_d):
+                best_j, best_d = j, d
+        if abs(best_d) > max(SHIFT_MIN_S, 8.0 * scatter):
+            labels[idx[best_j:]] = next_label
+            next_label += 1
+            pending += [idx[:best_j], idx[best_j:]]
+    return labels
 
 
 def _pooled_sxx(s: np.ndarray, stretch: np.ndarray) -> float:

@@ -48,7 +48,7 @@ from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
 from livctl.preparation import SessionPlan, SessionRequest, prepare_session
 from livctl.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
-from livctl.sensorwatch import PHASE_USABLE_SNR, SensorUntrusted, check_gravity
+from livctl.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 PRECHECK = "precheck"
@@ -479,6 +479,7 @@ class Session:
                 "check the amplifier, the actuator and the sensor"
             )
         self._confirm_proportional(steps, level, m)
+        self._await_clock()
         self._frequency_hz = m.frequency_hz
         gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
@@ -533,6 +534,17 @@ class Session:
                     f"the response does not follow the drive ({what}): the sensor does not see this platform (is it "
                     "another platform's?); check where it is mounted"
                 )
+
+    def _await_clock(self) -> None:
+        """Hold the pre-check's level until the platform's clock is known (livctl.sensorwatch:
+        CLOCK_KNOWN_SE), so every window of the dose is logged in this computer's time; at most
+        CLOCK_WAIT_S (a virtual clock is known at once; a serial board in a few seconds)."""
+        clock = self.guard.watch.clock
+        waited_s = 0.0
+        while not clock.known and waited_s < CLOCK_WAIT_S:
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            self._notify(PRECHECK, window)
+            waited_s += window.duration_s
 
     def _window_phase(self) -> float | None:
         """The circular mean of the last window's block phases against the drive, or None."""

@@ -402,7 +402,9 @@ class SerialPlatform(Platform):
             ))
         for event in assembler.feed(frame):
             if isinstance(event, Samples):
-                event = dataclasses.replace(event, arrived_s=self.clock.now())  # the clock check: no read latency
+                # when the frame came off the port, on the platform's clock: the clock check, free of read latency
+                arrived_s = self.clock.now() - (time.monotonic() - self._link.arrived_s) if self._link else self.clock.now()
+                event = dataclasses.replace(event, arrived_s=arrived_s)
                 self._last_samples_s = now  # progress: what the stall check watches
                 self._bad_frames_at_samples = self._link_stats.bad_frames
                 self._noise_at_samples = self._link_stats.noise_bytes

@@ -110,11 +110,22 @@ class SerialLink:
         self.reader_cpu_s = 0.0
         """CPU time of the whole reader thread, system calls included."""
         self._last_beat_s = -float("inf")
+        self.arrived_s = time.monotonic()
+        """When the bytes now being decoded came off the port (time.monotonic()): the frames' arrival."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name=f"livctl serial reader {self.path}", daemon=True)
         self._thread.start()
 
     # -- the reader thread ---------------------------------------------------------------------
+
+    def _deliver(self, data: bytes) -> None:
+        t = time.thread_time()
+        for item in self.decoder.feed(data):
+            if isinstance(item, str):
+                self.lines.put(item)
+            elif self.on_frame is not None:
+                self.on_frame(item)
+        self.decode_cpu_s += time.thread_time() - t
 
     def _read_loop(self) -> None:
         cpu0 = time.thread_time()
@@ -122,16 +133,15 @@ class SerialLink:
             while not self._stop.is_set():
                 data = self.port.read(max(1, self.port.in_waiting))
                 if data:
-                    # let a few frames gather: one wake-up per batch, not two per frame
+                    # the frames complete in what came at once arrived now; then let a few more
+                    # gather: one wake-up per batch, not two per frame
+                    self.arrived_s = time.monotonic()
+                    self._deliver(data)
                     time.sleep(BATCH_S)
-                    data += self.port.read(self.port.in_waiting)
-                    t = time.thread_time()
-                    for item in self.decoder.feed(data):
-                        if isinstance(item, str):
-                            self.lines.put(item)
-                        elif self.on_frame is not None:
-                            self.on_frame(item)
-                    self.decode_cpu_s += time.thread_time() - t
+                    more = self.port.read(self.port.in_waiting)
+                    if more:
+                        self.arrived_s = time.monotonic()
+                        self._deliver(more)
                 self.reader_cpu_s = time.thread_time() - cpu0
         except (serial.SerialException, OSError, TypeError) as exc:
             # TypeError: pyserial's read on a port closed under it
