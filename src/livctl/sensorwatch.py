@@ -86,6 +86,9 @@ PHASE_DRIFT_HOLD = 3
 PHASE_STEP_RAD = 0.5
 """The response's phase jumping this far between two steady seconds: the load changed."""
 PHASE_STEP_SPAN_S = 1.0
+PHASE_STEP_GAP_S = 0.3
+"""The blocks this long before the last second are in neither stretch: a block that straddles the
+change mixes the two responses (and the plate rings for a moment)."""
 
 SENSORS_AGREE_FRACTION = 0.05
 """Two accelerometers on one plate must agree this well over each second (5 %: twice what their
@@ -438,7 +441,7 @@ class PhaseWatch:
         if points:
             phase_rad = points[-1][1] + math.remainder(phase_rad - points[-1][1], 2.0 * math.pi)
         points.append((t_s, phase_rad))
-        keep_from = t_s - max(PHASE_DRIFT_SPAN_S, 2 * PHASE_STEP_SPAN_S + 1.0) - 1e-9
+        keep_from = t_s - max(PHASE_DRIFT_SPAN_S, 3 * PHASE_STEP_SPAN_S + PHASE_STEP_GAP_S) - 1e-9
         while points and points[0][0] < keep_from:
             points.popleft()
 
@@ -478,14 +481,15 @@ class PhaseWatch:
         return whole / (2.0 * math.pi) if self._drifting >= PHASE_DRIFT_HOLD else None
 
     def step_rad(self) -> float | None:
-        """A jump of the phase between two steady stretches (the older two seconds before the last
-        one), else None."""
+        """A jump of the phase between two steady stretches (the last second, and the two seconds
+        before it but for a gap of PHASE_STEP_GAP_S where the jump's own blocks fall), else None."""
         points = self._points
         if not points:
             return None
         end = points[-1][0]
         recent = [p for p in points if p[0] > end - PHASE_STEP_SPAN_S]
-        before = [p for p in points if end - 3 * PHASE_STEP_SPAN_S < p[0] <= end - PHASE_STEP_SPAN_S]
+        last_before = end - PHASE_STEP_SPAN_S - PHASE_STEP_GAP_S
+        before = [p for p in points if last_before - 2 * PHASE_STEP_SPAN_S < p[0] <= last_before]
         if len(recent) < 6 or len(before) < 6:
             return None
         flat = 2.0 * math.pi * PHASE_DRIFT_MIN_HZ
