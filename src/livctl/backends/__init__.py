@@ -144,6 +144,10 @@ class Platform(ABC):
     """Calibrated peak acceleration per unit of drive, for open-loop sessions (None: unknown)."""
     has_device_trip: bool = False
     """True when the device cuts its own output on over-acceleration (`arm_trip`)."""
+    sample_format: tuple[str, float] = ("float64", 1.0)
+    """How the samples `read` returns are stored without loss: a numpy type and the m/s^2 that one
+    unit of it stands for (an ADXL345's counts: ("int16", 0.0383)). The raw-signal archive stores
+    them so."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url

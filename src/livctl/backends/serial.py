@@ -257,6 +257,7 @@ class SerialPlatform(Platform):
                 f"the interlock of {self.port} is open: close it (guard, lid, emergency stop) before a session"
             )
         self._rate_hz, self._scale = rate, scale
+        self.sample_format = ("int16" if range_g / mps2_to_g(scale) < 2**15 - 1 else "int32", scale)  # frame counts
         self._send_limit(link, self.max_drive)
         if math.isfinite(self.trip_mps2):
             self._send_trip(link, self.trip_mps2)

@@ -23,6 +23,7 @@ import numpy as np
 
 from firmware_sim import SENSORS, PlantParams, SimConfig, SimulatedPlatform
 from firmware_sim.faults import FAULTS, Fault
+from firmware_sim.sensor import G_MPS2
 from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
 from livctl.errors import DeviceTripped, DeviceURLError, PlatformError
@@ -94,6 +95,8 @@ class SimPlatform(Platform):
         self._platform_id = platform_id
         sensor = config.sensor
         self.sensor_range_mps2 = g_to_mps2(sensor.range_g)
+        steps = sensor.range_g / sensor.lsb_g
+        self.sample_format = ("int16" if steps < 2**15 - 1 else "int32", sensor.lsb_g * G_MPS2)  # the sensor's counts
         self._link_lost_at = self.device.link_lost_at
         # samples rendered ahead: rows for sample indices [_buf_start, _buf_start + len(_buf))
         self._pos = 0
