@@ -38,7 +38,8 @@ from livctl import __version__
 from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3 added the `archives` table (a session's raw signal); a log of schema 2 gains it when opened."""
 BUSY_TIMEOUT_S = 30.0
 PAGE_SIZE = 1024
 GENESIS_HASH = bytes(32)
@@ -107,6 +108,15 @@ _CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
         ("in_spec", "INTEGER NOT NULL"),
         ("window_count", "INTEGER NOT NULL"),
     ),
+    "archives": (
+        ("session_id", "TEXT NOT NULL UNIQUE REFERENCES sessions(session_id)"),
+        ("file", "TEXT NOT NULL"),
+        ("sha256", "TEXT NOT NULL"),
+        ("bytes", "INTEGER NOT NULL"),
+        ("samples", "INTEGER NOT NULL"),
+        ("complete", "INTEGER NOT NULL"),
+        ("note", "TEXT"),
+    ),
     "subjects": (
         ("subject_id", "TEXT NOT NULL UNIQUE"),
         ("kind", "TEXT NOT NULL"),
@@ -129,6 +139,7 @@ WINDOW_COLUMNS = tuple(name for name, _ in _CHAINED["windows"])
 END_COLUMNS = tuple(name for name, _ in _CHAINED["session_ends"])
 SUBJECT_COLUMNS = tuple(name for name, _ in _CHAINED["subjects"])
 ASSIGNMENT_COLUMNS = tuple(name for name, _ in _CHAINED["assignments"])
+ARCHIVE_COLUMNS = tuple(name for name, _ in _CHAINED["archives"])
 
 STATUSES = ("completed", "aborted", "interrupted")
 SUBJECT_KINDS = ("human", "animal", "cells")
@@ -141,21 +152,25 @@ def _schema() -> list[str]:
         "CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head "
         "BEGIN SELECT RAISE(ABORT, 'the dose log is append-only'); END",
     ]
-    for table, columns in _CHAINED.items():
-        body = ", ".join(f"{name} {decl}" for name, decl in columns)
-        statements.append(
-            f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"
-        )
-        for action in ("UPDATE", "DELETE"):
-            statements.append(
-                f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
-            )
+    for table in _CHAINED:
+        statements += _table_schema(table)
     statements += [
         "CREATE INDEX sessions_started ON sessions(started_utc)",
         "CREATE INDEX sessions_subject ON sessions(subject, started_utc)",
         "CREATE INDEX assignments_subject ON assignments(subject_id)",
     ]
+    return statements
+
+
+def _table_schema(table: str) -> list[str]:
+    """One chained table and its append-only triggers."""
+    body = ", ".join(f"{name} {decl}" for name, decl in _CHAINED[table])
+    statements = [f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"]
+    for action in ("UPDATE", "DELETE"):
+        statements.append(
+            f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
+        )
     return statements
 
 
@@ -304,7 +319,9 @@ class DoseLog:
                 f"{self.path} was written by a newer livctl (log schema {version}, this livctl reads "
                 f"up to {SCHEMA_VERSION}); upgrade livctl"
             )
-        if 0 < version < SCHEMA_VERSION:
+        if version == 2:
+            self._upgrade_from_2()
+        if 0 < version < 2:
             raise LogError(
                 f"{self.path} was written by livctl 0.1 (log schema {version}, without a hash chain); "
                 "this livctl keeps it as it is and writes new logs only: pass another --log PATH"
@@ -325,6 +342,20 @@ class DoseLog:
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade_from_2(self) -> None:
+        """Schema 2 -> 3: add the (empty) archives table. No record changes, so the chain verifies
+        as before; a log that cannot be written (a read-only copy) is read as it is."""
+        db = self._db
+        try:
+            with self._write():
+                if db.execute("PRAGMA user_version").fetchone()[0] == 2:
+                    for statement in _table_schema("archives"):
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "read-only" not in str(exc):
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -386,9 +417,12 @@ class DoseLog:
         row["reasons"] = json.dumps(list(reasons)) if reasons else "[]"
         self._append("windows", row)
 
-    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False) -> bool:
+    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False,
+                    archive: dict | None = None) -> bool:
         """Append a session's end. With `unless_ended`, a session that another process ended
-        meanwhile is left as it is (False); without, ending a session twice is an error."""
+        meanwhile is left as it is (False); without, ending a session twice is an error.
+        `archive` (file, sha256, bytes, samples, complete, note: `livctl.archive.Seal.record()`)
+        is chained just before the end, in the same transaction."""
         if end["status"] not in STATUSES:
             raise ValueError(f"unknown status {end['status']!r}")
         row = dict(end)
@@ -397,6 +431,8 @@ class DoseLog:
             with self._write():
                 if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
                     return False
+                if archive is not None:
+                    self._append_locked("archives", dict(archive, session_id=session_id))
                 self._append_locked("session_ends", row)
         except sqlite3.Error as exc:
             raise self._write_error(exc) from None
@@ -570,6 +606,19 @@ class DoseLog:
             out.append(d)
         return out
 
+    def archives(self, session_id: str | None = None) -> list[dict]:
+        """The sealed raw-signal archives (of one session, or all), each with its record's `seq`."""
+        where, params = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archives'", []):
+            return []  # a read-only log of schema 2
+        rows = self._query(f"SELECT seq, {', '.join(ARCHIVE_COLUMNS)} FROM archives {where} ORDER BY seq", params)
+        out = []
+        for r in rows:
+            d = dict(zip(("seq",) + ARCHIVE_COLUMNS, r))
+            d["complete"] = bool(d["complete"])
+            out.append(d)
+        return out
+
     def chain_head(self) -> tuple[int, str]:
         """(seq, hash as hex) of the last record."""
         seq, digest = self._query("SELECT seq, hash FROM chain_head", [])[0]
@@ -613,10 +662,11 @@ class DoseLog:
             raise LogError(f"{self.path} is damaged at the SQLite level ({damage}); keep the file as it is for inspection")
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
         triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        tables = _present(db)
         warnings = []
-        if triggers < _APPEND_ONLY_TRIGGERS:
+        if triggers < 2 * len(tables) + 1:
             warnings.append("the append-only triggers were removed from this log")
-        total = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _CHAINED)
+        total = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables)
         if workers is None:
             workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_RECORDS else 1
         if workers > 1:
@@ -725,7 +775,7 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
 
     walk = _Walk(last_seq=lo - 1, last_hash=expected_prev if expected_prev is not None else GENESIS_HASH)
     expected_seq = lo
-    for seq, table, row in heapq.merge(*(rows(t) for t in _CHAINED), key=itemgetter(0)):
+    for seq, table, row in heapq.merge(*(rows(t) for t in _present(db)), key=itemgetter(0)):
         prev_hash, stored, values = row[1], row[2], row[3:]
         what = _describe(table, values)
         if walk.first_seq is None:
@@ -750,6 +800,12 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
         if progress is not None and walk.walked % 100_000 == 0:
             progress(walk.walked, total)
     return walk
+
+
+def _present(db: sqlite3.Connection) -> list[str]:
+    """The chained tables this log holds (a read-only log of schema 2 has no archives table)."""
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return [t for t in _CHAINED if t in names]
 
 
 def _hash_matches(table: str, seq: int, prev_hash, values: Sequence, stored) -> bool:
@@ -778,6 +834,8 @@ def _describe(table: str, values: Sequence) -> str:
         return f"window {values[1]} of session {values[0]}"
     if table == "session_ends":
         return f"end of session {values[0]}"
+    if table == "archives":
+        return f"raw-signal archive of session {values[0]}"
     if table == "subjects":
         return f"subject {values[0]}"
     return f"regimen assignment of subject {values[0]}"
