@@ -24,7 +24,9 @@ Layout (format "livctl raw signal", version 1):
                     level (fraction of full scale, peak, after every clamp), ramp_s
     /windows        one row per measured window of a session: index (the dose log's `idx`),
                     phase, t_s, duration_s, start, stop (its rows in /accel), hint_hz (where the
-                    session's fit started), measured (1 when the session measured it)
+                    session's fit started), measured (1 when the session measured it), commands
+                    (how many rows of /commands had been sent when it was measured: the drive the
+                    log gives the window is the last of those)
 
 Sample time: row r of a block is at t0_s + (r - start) / rate_hz. A block with fewer rows than its
 duration holds (a stalled sensor) shows as a jump in the next block's t0_s.
@@ -88,10 +90,11 @@ BLOCK_DTYPE = np.dtype([("t0_s", "<f8"), ("start", "<i8"), ("n", "<i4"), ("drive
 COMMAND_DTYPE = np.dtype([("t_s", "<f8"), ("kind", "S10"), ("frequency_hz", "<f8"), ("level", "<f8"),
                           ("ramp_s", "<f8")])
 WINDOW_DTYPE = np.dtype([("index", "<i4"), ("phase", f"S{PHASE_BYTES}"), ("t_s", "<f8"), ("duration_s", "<f8"),
-                         ("start", "<i8"), ("stop", "<i8"), ("hint_hz", "<f8"), ("measured", "i1")])
+                         ("start", "<i8"), ("stop", "<i8"), ("hint_hz", "<f8"), ("measured", "i1"),
+                         ("commands", "<i4")])
 _STORABLE = ("int16", "int32", "float32", "float64")
 _ROWS = {b"B": struct.Struct("<dqid"), b"C": struct.Struct(f"<d{COMMAND_DTYPE['kind'].itemsize}sddd"),
-         b"W": struct.Struct(f"<i{PHASE_BYTES}sddqqdb")}
+         b"W": struct.Struct(f"<i{PHASE_BYTES}sddqqdbi")}
 """Each table's row as bytes, laid out as its numpy type (packed, little-endian)."""
 
 
@@ -143,7 +146,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def seal_as_found(path: Path, base: Path, note: str) -> Seal | None:
+def seal_as_found(path: Path, base: Path, note: str, samples: int | None = None) -> Seal | None:
     """The seal of an archive its writer never closed (the process died), as the file is now:
     nothing in it is changed. None when there is no file."""
     try:
@@ -151,12 +154,13 @@ def seal_as_found(path: Path, base: Path, note: str) -> Seal | None:
         sha = file_sha256(path)
     except OSError:
         return None
-    samples = 0
-    try:
-        with open_hdf5(path) as f:
-            samples = int(f["accel"].shape[0])
-    except Exception:  # unreadable after the crash: the seal still pins what is there
-        pass
+    if samples is None:
+        samples = 0
+        try:
+            with open_hdf5(path) as f:
+                samples = int(f["accel"].shape[0])
+        except Exception:  # unreadable after the crash: the seal still pins what is there
+            pass
     return Seal(_relative(path, base), sha, size, samples, False, note)
 
 
@@ -274,6 +278,7 @@ class RawArchive:
         self._fill = 0
         self._handed = 0
         self._blocks: list[tuple] = []
+        self._command_count = 0
         self._tables = {b"C": bytearray(), b"W": bytearray()}
         """Rows of the commands and windows tables not yet handed over, as bytes."""
         self._recent: deque = deque(maxlen=4096)
@@ -282,10 +287,12 @@ class RawArchive:
         self._ready = False
         self._backlog: deque = deque()
         """Bytes waiting for the writer's pipe."""
+        self._gone = False
+        """True once the writer cannot be reached (its pipe broke, or it took nothing for too long)."""
         self._last_pump = -math.inf
         self._waiting_since: float | None = None
         spec = {"path": str(self.path), "kind": kind, "rate_hz": self.rate_hz, "dtype": dtype, "scale": float(scale),
-                "chunk_rows": self._chunk_rows, "metadata": metadata or {}}
+                "chunk_rows": self._chunk_rows, "reserve_bytes": DISK_RESERVE_BYTES, "metadata": metadata or {}}
         if self.path.exists():
             raise ArchiveError(f"the raw-signal archive {self.path} exists already; it is never overwritten")
         try:
@@ -294,6 +301,11 @@ class RawArchive:
         except OSError as exc:
             raise ArchiveError(f"cannot start writing the raw-signal archive {self.path}: {_reason(exc)}") from None
         self._out, self._in = self._process.stdin.fileno(), self._process.stdout.fileno()
+        try:  # whoever finds this session's process dead waits for the writer to finish
+            writer_mark(self.path).write_text(f"{self._process.pid}\n")
+        except OSError as exc:
+            self._reap()
+            raise ArchiveError(f"cannot create the raw-signal archive {self.path}: {_reason(exc)}") from None
         self._send(_frame(b"O", json.dumps(spec).encode("utf-8")))
 
     @classmethod
@@ -349,6 +361,7 @@ class RawArchive:
     def add_command(self, kind: str, t_s: float, frequency_hz: float, level: float, ramp_s: float) -> None:
         if not self._closed:
             self._tables[b"C"] += _ROWS[b"C"].pack(t_s, kind.encode("ascii"), frequency_hz, level, ramp_s)
+            self._command_count += 1
 
     def add_window(self, index: int, phase: str, t_s: float, duration_s: float, *, hint_hz: float | None,
                    measured: bool) -> None:
@@ -358,7 +371,8 @@ class RawArchive:
             return
         start, stop = self._rows_between(t_s, t_s + duration_s)
         self._tables[b"W"] += _ROWS[b"W"].pack(index, phase.encode("ascii"), t_s, duration_s, start, stop,
-                                              math.nan if hint_hz is None else hint_hz, 1 if measured else 0)
+                                              math.nan if hint_hz is None else hint_hz, 1 if measured else 0,
+                                              self._command_count)
         self._poll()
 
     def _rows_between(self, from_s: float, to_s: float) -> tuple[int, int]:
@@ -397,7 +411,7 @@ class RawArchive:
         """Queue `pieces` (bytes, buffers) for the writer and pass on what its pipe takes now,
         without waiting; faster than real time, at most every PUMP_INTERVAL_S (each pass wakes
         the writer, which costs more than the copy)."""
-        if self.failure is None:
+        if self.failure is None or (self._closed and not self._gone):  # the end goes even after a failure
             self._backlog.extend(memoryview(piece).cast("B") for piece in pieces)
             now = time.monotonic()
             if now - self._last_pump >= PUMP_INTERVAL_S:
@@ -427,14 +441,16 @@ class RawArchive:
                 self._waiting_since = self._waiting_since or now
                 self._poll()
                 limit = WRITE_TIMEOUT_S if self._ready else START_TIMEOUT_S
-                if self.failure is not None or now - self._waiting_since > limit:
+                if now - self._waiting_since > limit:
                     self.failure = self.failure or f"the disk took no signal for {limit:g} s"
+                    self._gone = True
                     self._backlog.clear()
                     return
                 if now >= deadline:
                     return
                 select.select([], [self._out], [], min(deadline - now, 0.1))
         except OSError as exc:  # the writer is gone
+            self._gone = True
             self._backlog.clear()
             self._poll()
             self.failure = self.failure or f"the archive's writer stopped ({_reason(exc)})"
@@ -448,7 +464,7 @@ class RawArchive:
             if line == "ready":
                 self._ready = True
             elif line.startswith("error "):
-                self.failure = line[len("error "):]
+                self.failure = line[len("error "):]  # what is queued still goes: a frame cut short would jam the pipe
 
     def _read_status(self, timeout_s: float) -> str | None:
         """The writer's next line on its status pipe, waiting at most `timeout_s`; None if none."""
@@ -530,6 +546,8 @@ class RawArchive:
         self.path.unlink(missing_ok=True)
 
     def _reap(self) -> None:
+        """Close the pipes and wait for the writer to end (it removes its mark; if it died without
+        doing so, the mark goes here)."""
         process = self._process
         for stream in (process.stdin, process.stdout):
             try:
@@ -541,6 +559,7 @@ class RawArchive:
         except Exception:
             process.kill()
             process.wait()
+        writer_mark(self.path).unlink(missing_ok=True)
 
 
 # -- the writer process -------------------------------------------------------------------------
@@ -554,6 +573,10 @@ FLUSH_INTERVAL_S = 0.25
 """The writer flushes once nothing more has come for this long, or this long after the last flush
 when data keeps coming (a simulated session faster than real time): in real time, after every
 chunk."""
+DISK_RESERVE_BYTES = 4 << 20
+"""The writer stops taking samples when the disk has less room than this (and the chunk) left: a
+write that fails midway leaves HDF5's metadata naming data that never reached the disk, while this
+room lets the file close whole and the dose log write the session's end."""
 PIPE_BYTES = 1 << 20
 """The pipe to the writer holds this much (about 4 s of a 3-axis 3200 Hz sensor)."""
 
@@ -594,8 +617,20 @@ def _writer_main() -> None:
     writer = _Writer(0, 1)
     opening = writer.receive()
     if opening is not None and opening[0] == b"O":
-        writer.run(json.loads(opening[1]))
+        spec = json.loads(opening[1])
+        try:
+            writer.run(spec)
+        finally:
+            writer_mark(Path(spec["path"])).unlink(missing_ok=True)
     os._exit(0)  # the file is closed and on disk: nothing left for an interpreter shutdown to do
+
+
+class _DiskFull(Exception):
+    """The disk is about to be full: the writer stops before HDF5 would fail midway."""
+
+
+class _Unwritable(Exception):
+    """The file cannot take its final attributes (a write failed): it is sealed as it is."""
 
 
 class _Writer:
@@ -607,7 +642,13 @@ class _Writer:
         self.data_fd = data_fd
         self.status_fd = status_fd
         self.error: str | None = None
+        self.broken = False
+        """True once an HDF5 call failed: from then on the file is not touched."""
         self.dirty = False
+        self.flushed = 0
+        """Sample rows on disk as of the last flush."""
+        self.unflushed = 0
+        """Bytes of samples appended since (at most what the next flush writes)."""
         self.rows = {"accel": 0, "blocks": 0, "commands": 0, "windows": 0}
 
     def configure(self, spec: dict) -> None:
@@ -642,8 +683,7 @@ class _Writer:
                     try:
                         self.flush()
                     except Exception as exc:
-                        self.error = _reason(exc)
-                        self.say(f"error {self.error}")
+                        self.fail(exc)
                     last_flush = time.monotonic()
                     continue
             message = self.receive()
@@ -663,16 +703,23 @@ class _Writer:
                 continue  # said already; the procedure stops and closes
             try:
                 self.handle(kind, payload)
-            except Exception as exc:
-                self.error = _reason(exc)
+            except _DiskFull as exc:  # stopped before the disk was full: what is written is whole
+                self.error = str(exc)
                 self.say(f"error {self.error}")
-        if self.error is None:
+            except Exception as exc:
+                self.fail(exc)
+        if not self.broken:
             try:
                 self.flush()
             except Exception as exc:
-                self.error = _reason(exc)
-                self.say(f"error {self.error}")
+                self.fail(exc)
         self.finish(ended)
+
+    def fail(self, exc: BaseException) -> None:
+        """An HDF5 call failed: the file is left as its last flush made it."""
+        self.broken = True
+        self.error = self.error or _reason(exc)
+        self.say(f"error {self.error}")
 
     def flush(self) -> None:
         """The tables' new rows, then everything to disk (readable from here on, whatever happens)."""
@@ -683,6 +730,8 @@ class _Writer:
                 self.pending[kind] = []
         self.file.flush()
         self.dirty = False
+        self.flushed = self.rows["accel"]
+        self.unflushed = 0
 
     def receive(self) -> tuple[bytes, bytes] | None:
         header = self.read_exact(9)
@@ -727,7 +776,6 @@ class _Writer:
                 self.datasets[name] = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
                                                        chunks=(TABLE_CHUNK_ROWS,))
             f.swmr_mode = True
-            writer_mark(self.path).write_text(f"{os.getpid()}\n")
         except Exception:
             f.close()
             self.path.unlink(missing_ok=True)
@@ -737,6 +785,12 @@ class _Writer:
     def handle(self, kind: bytes, payload: bytes) -> None:
         """Samples are appended at once; table rows wait for the next flush (one write each)."""
         if kind == b"S":
+            free = os.statvfs(self.path.parent)
+            needed = self.spec.get("reserve_bytes", DISK_RESERVE_BYTES) + self.unflushed + len(payload)
+            if free.f_bavail * free.f_frsize < needed:  # what waits in HDF5's cache counts too
+                raise _DiskFull("the disk is full (the archive stopped with room left to close itself and "
+                                "for the dose log)")
+            self.unflushed += len(payload)
             first = struct.unpack("<q", payload[:8])[0]
             self.append("accel", np.frombuffer(payload, dtype=self.dtype, offset=8).reshape(-1, 3), first)
         else:
@@ -758,17 +812,30 @@ class _Writer:
         self.rows[name] = at + values.shape[0]
 
     def finish(self, ended: dict) -> None:
-        """Close the file, write the final attributes, make it durable, name it, seal it."""
+        """Close the file, write the final attributes, make it durable, name it, seal it. After a
+        failed write the file is left as its last flush made it (closing would write metadata
+        that names what never reached the disk): readable in SWMR mode, sealed as it is."""
         import h5py
 
         from livctl.clock import utc_now
 
         problem = self.error
+        if self.broken:
+            try:
+                with open(self.path, "rb+") as raw_file:
+                    os.fsync(raw_file.fileno())
+            except OSError:
+                pass
+            ended = dict(ended, rename_to=None)
+        else:
+            try:
+                self.file.close()
+            except Exception as exc:
+                self.broken = True
+                problem = problem or _reason(exc)
         try:
-            self.file.close()
-        except Exception as exc:
-            problem = problem or _reason(exc)
-        try:
+            if self.broken:
+                raise _Unwritable(problem)
             with h5py.File(self.path, "r+") as f:
                 samples = int(f["accel"].shape[0])
                 _set_attributes(f.attrs, {"ended_utc": _iso(utc_now()), "samples": samples,
@@ -781,13 +848,15 @@ class _Writer:
                 target = self.path.with_name(ended["rename_to"])
                 os.replace(self.path, target)
                 self.path = target
+        except _Unwritable:
+            pass
         except Exception as exc:
             problem = problem or _reason(exc)
             self.say(f"error {problem}")
         writer_mark(Path(self.spec["path"])).unlink(missing_ok=True)
         if "base" not in ended:
             return  # nobody to tell: the next livctl that opens the log seals it as found
-        found = seal_as_found(self.path, Path(ended["base"]), "")
+        found = seal_as_found(self.path, Path(ended["base"]), "", self.flushed if self.broken else None)
         if found is None:
             self.say(f"error the archive {self.path} is gone")
             return
@@ -951,11 +1020,11 @@ def _iso(moment) -> str:
 
 def _reason(exc: BaseException) -> str:
     """One line for a person: the system's words for an OS error (HDF5 wraps them in its own)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
     text = str(exc)
     for known in ("No space left on device", "Disk quota exceeded", "File too large", "Read-only file system",
                   "Permission denied", "Input/output error"):
         if known.lower() in text.lower():
             return known.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -28,6 +28,11 @@ logged.
 Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
 the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
 seconds actually delivered. The session never knows which backend it drives.
+
+A logged session keeps its raw signal (livctl.archive): the guard drives the platform through the
+archive, which writes every block read and every command sent to `<log>.archive/<id>.h5`; each
+logged window is noted there too, and the file's SHA-256 is chained with the session's end. An
+archive that cannot be written stops the session safely, with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from livctl import archive as raw
 from livctl.analysis import AXES, AnalysisError, Measurement, check_spec, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.control import AmplitudeController, ControlSettings
@@ -188,6 +194,8 @@ class Session:
     sample_observer: Callable[[SampleBlock], None] | None = None
     """Sees every block of samples read (a live view); must not block."""
     block_s: float = DEFAULT_BLOCK_S
+    keep_signal: bool = True
+    """Keep the raw signal beside the log (livctl.archive); False only to measure what that costs."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.plan, SessionPlan):
@@ -211,6 +219,8 @@ class Session:
         self._target_drive = 0.0
         self._ceiling_drive = 0.0
         self.session_id: str | None = None
+        self.archive: raw.RawArchive | None = None
+        """The session's raw signal, while it is written (a logged session only)."""
         self.gain_mps2_per_drive: float | None = None
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
@@ -219,12 +229,22 @@ class Session:
 
     def run(self) -> SessionResult:
         rx = self.prescription
+        archive_problem = None
+        if self.log is not None and self.keep_signal:
+            folder = raw.prepare_dir(self.log.path)  # an unwritable place is refused before anything is logged
         if self.log is not None:
             self.session_id = self.log.start_session(self._start_record(), admit=self.plan.admit)
+        if self.log is not None and self.keep_signal:
+            try:
+                self.archive = raw.RawArchive.for_platform(
+                    folder / f"{self.session_id}.h5", self.platform, kind="session", metadata=self._archive_metadata()
+                )
+            except raw.ArchiveError as exc:
+                archive_problem = str(exc)
         status, reason = "completed", None
         failure: BaseException | None = None
         guard = MotionGuard(
-            self.platform,
+            self.platform if self.archive is None else self.archive.watch(self.platform),
             accel_cap_g=self.accel_cap_g,
             ceiling=self.plan.motion.drive_ceiling,
             reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
@@ -235,6 +255,8 @@ class Session:
         self.guard = guard
         with guard:
             try:
+                if archive_problem:
+                    raise SessionAbort(f"the raw signal cannot be kept: {archive_problem}")
                 guard.set_frequency(rx.frequency_hz)
                 if self.platform.has_sensor:
                     self._sensor_check()
@@ -263,7 +285,10 @@ class Session:
             reason = self._wind_down(reason)
         result = self._result(status, reason)
         if self.log is not None and self.session_id is not None:
-            self.log.end_session(self.session_id, result.to_record())
+            seal = None
+            if self.archive is not None:
+                seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
+            self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
         if failure is not None:
             raise failure
         return result
@@ -290,6 +315,13 @@ class Session:
             window_s=self.window_s,
             calibration_id=self.calibration_id,
         )
+
+    def _archive_metadata(self) -> dict:
+        """What the raw signal needs to be analysed again: the session's start record, its id and
+        log, its windows and blocks."""
+        return dict(vars(self._start_record()), id=self.session_id, session_id=self.session_id,
+                    log=str(self.log.path), window_s=self.window_s, block_s=self.block_s,
+                    accel_cap_g=self.accel_cap_g, drive_ceiling=self.plan.motion.drive_ceiling)
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
         t = self._tally
@@ -559,6 +591,7 @@ class Session:
         """Measure, check and log a window; when `react`, let the controller correct the level."""
         rx = self.prescription
         m = None
+        hint_hz = None
         if problem:
             reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
         elif not self.platform.has_sensor:
@@ -566,13 +599,14 @@ class Session:
         elif not measured:
             reasons = ("not measured: the platform was at rest or settling",)
         else:
+            hint_hz = self._frequency_hz
             try:
                 m = measure(
                     samples,
                     self.platform.sensor_rate_hz,
                     axis=self._axis,
                     search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
-                    hint_hz=self._frequency_hz,
+                    hint_hz=hint_hz,
                 )
             except AnalysisError as exc:
                 reasons = (f"no measurement: {exc}",)
@@ -593,6 +627,11 @@ class Session:
             self._tally.add(window)
         if self.log is not None and self.session_id is not None:
             self.log.add_window(self.session_id, window.to_record())
+        archive = self.archive
+        if archive is not None:
+            archive.add_window(window.index, phase, t0_s, duration_s, measured=m is not None, hint_hz=hint_hz)
+            if archive.failure and react and not self.guard.winding_down:
+                raise SessionAbort(f"the raw signal could not be written: {archive.failure}")
         if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
             self._frequency_hz = m.frequency_hz
         if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
