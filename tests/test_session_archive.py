@@ -298,3 +298,33 @@ def test_a_script_gets_the_same_archive_as_the_command(log_path):
         result = run_session(platform, log, SessionRequest(rx))
         check = reanalyse(log, result.session_id)
     assert check.in_spec and all(w.reproduced for w in check.measured)
+
+
+def test_a_calibration_keeps_its_sweeps_raw_signal_beside_its_file(cli, tmp_path):
+    folder = tmp_path / "cal"
+    made = cli("calibrate", "--device", "sim://?id=bench-A", "--speed", "max", "--no-plot", "--quiet",
+               "--calibration-dir", str(folder), "--json")
+    assert made.code == 0, made
+    document = json.loads(made.out)["calibration"]
+    kept = document["raw_signal"]
+    path = folder / kept["file"]
+    assert kept["file"] == f"bench-A.toml.archive/{document['calibration_id']}.h5" and kept["complete"]
+    assert raw.file_sha256(path) == kept["sha256"]
+    data = raw.read_archive(path)
+    assert data.attrs["kind"] == "calibration" and data.attrs["calibration_id"] == document["calibration_id"]
+    assert data.accel_mps2.shape[0] == kept["samples"] and data.attrs["platform_id"] == "bench-A"
+    steps = {round(s["drive"], 9) for p in document["points"] for s in p["steps"]}
+    driven = {round(float(c["level"]), 9) for c in data.commands if c["kind"] == b"drive"}
+    assert steps <= driven  # every measured step's drive went out, and is in the file
+    shown = cli("calibration", "show", "bench-A", "--calibration-dir", str(folder))
+    assert "SHA-256 as recorded" in shown.out
+    path.write_bytes(path.read_bytes()[:-1])
+    assert "CHANGED" in cli("calibration", "show", "bench-A", "--calibration-dir", str(folder)).out
+
+
+def test_a_calibration_that_fails_keeps_no_raw_signal(cli, tmp_path):
+    folder = tmp_path / "cal"
+    failed = cli("calibrate", "--device", "sim://?id=bench-B&fault=actuator_failure", "--speed", "max", "--no-plot",
+                 "--quiet", "--calibration-dir", str(folder))
+    assert failed.code == 1, failed
+    assert not folder.exists() or list(folder.iterdir()) == []  # nothing written, as before

@@ -287,6 +287,9 @@ class Calibration:
     sensor: SensorCheck
     points: tuple[FrequencyPoint, ...]
     format_version: int = FORMAT_VERSION
+    raw_signal: dict[str, Any] | None = None
+    """The sweep's raw signal (livctl.archive): file (relative to the calibration's folder),
+    sha256, samples, complete."""
 
     @property
     def working_point(self) -> FrequencyPoint:
@@ -345,6 +348,7 @@ class Calibration:
                 "max_safe_drive": self.max_safe_drive,
             },
             "points": [_point_to_dict(p) for p in self.points],
+            "raw_signal": self.raw_signal,
         }
         return _drop_none(doc)
 
@@ -391,9 +395,18 @@ class Calibration:
             ),
             points=points,
             format_version=version,
+            raw_signal=_raw_signal_from(r),
         )
         cal.point_at(cal.working_frequency_hz, 1e-6)  # the working frequency must be one of the points
         return cal
+
+
+def _raw_signal_from(r: "_Reader") -> dict[str, Any] | None:
+    if "raw_signal" not in r.t:
+        return None  # calibrated before livctl kept the sweep's signal
+    t = r.table("raw_signal")
+    return {"file": t.get("file", str), "sha256": t.get("sha256", str), "samples": t.get("samples", int),
+            "complete": t.get("complete", bool)}
 
 
 def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
@@ -874,6 +887,9 @@ class Calibrator:
     sensor_model: str | None = None
     stop: StopSignal = field(default_factory=StopSignal)
     observer: CalibrationObserver = field(default_factory=CalibrationObserver)
+    raw_signal: Any = None
+    """A `livctl.archive.RawArchive` that keeps the sweep's raw signal (every block and command),
+    or None."""
 
     def __post_init__(self) -> None:
         self.settings.validate(self.platform.max_drive)
@@ -890,7 +906,8 @@ class Calibrator:
         from livctl.guard import MotionGuard, StopRequested
         from livctl.safety import Trip
 
-        self.guard = MotionGuard(self.platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
+        platform = self.platform if self.raw_signal is None else self.raw_signal.watch(self.platform)
+        self.guard = MotionGuard(platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
                                  ramp_s=self.settings.ramp_s)
         with self.guard:
             try:
