@@ -31,16 +31,15 @@ Layout (format "livctl raw signal", version 1):
 Sample time: row r of a block is at t0_s + (r - start) / rate_hz. A block with fewer rows than its
 duration holds (a stalled sensor) shows as a jump in the next block's t0_s.
 
-Writing: the procedure copies each block into a buffer and hands each second of signal (with the
-tables' new rows) over a pipe to a writer process of its own, a fresh interpreter, so that neither
-the disk nor the packing ever holds the procedure up. The writer packs the counts (HDF5's
+Writing: the procedure keeps each block as the platform returned it and hands whole seconds of
+signal (with the tables' new rows) to a writer thread: in real time each second as soon as it is
+whole, faster than real time in batches at most every 50 ms. The writer packs the counts (HDF5's
 scale-offset filter; floats: shuffle + deflate), appends them and flushes the file in HDF5's
-single-writer mode (SWMR), within a quarter of a second, so the file on disk is always readable.
-If livctl is killed, the writer still writes everything it was handed and closes the file: a crash
-loses less than the last second of signal. (If the writer is killed too, the file holds what it
-had flushed; it opens with `h5py.File(path, "r", swmr=True)`, or after HDF5's `h5clear -s`;
-livctl's readers do that by themselves.) At the end the writer adds the final attributes, makes
-the file durable (fsync) and returns its SHA-256 (`Seal`), which the dose log chains.
+single-writer mode (SWMR), so that the file on disk is always readable: a crash loses less than the
+last second of signal. A file whose writer died with livctl is marked as still open for writing:
+it opens with `h5py.File(path, "r", swmr=True)`, or in any HDF5 reader after HDF5's `h5clear -s`;
+livctl's readers do that by themselves. At the end the writer adds the final attributes, makes
+the file durable (fsync), and `close` returns its SHA-256 (`Seal`), which the dose log chains.
 
 A write that fails (a full disk) never raises inside the motion path: the archive stops and says
 so in `failure`, which the session checks after each window (it then stops safely and logs why).
@@ -49,14 +48,10 @@ so in `failure`, which the session checks after each window (it then stops safel
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import math
 import os
-import select
-import signal
 import struct
-import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -72,11 +67,15 @@ FORMAT_VERSION = 1
 SUFFIX = ".archive"
 """A record's archives live in the folder named after its file plus this."""
 CHUNK_S = 1.0
-"""Signal per chunk: the writer is handed the samples in pieces this long, as soon as each is
-whole. What it was handed it writes even if livctl is killed: a crash loses less than this."""
-PUMP_INTERVAL_S = 0.05
-"""Chunks go to the writer at most this often (wall time): in real time every chunk goes at once;
-a simulated session run faster than real time hands them over in batches."""
+"""Signal per chunk: the writer is handed the samples in whole chunks, each as soon as it is whole
+(in real time). What it was handed it writes even if livctl is killed: a crash loses less than
+this."""
+HAND_OFF_INTERVAL_S = 0.05
+"""Chunks go to the writer at most this often (wall time): in real time every chunk goes as soon as
+it is whole; a simulated session run faster than real time hands them over in batches."""
+BATCH_BYTES = 8 << 20
+"""The most samples (as float64) kept for the writer between two hand-offs."""
+# (a batch's samples are the blocks as the platform returned them, joined by the writer)
 DEFLATE_LEVEL = 1
 """zlib level for samples that are not counts (floats): 1 compresses nearly as well as 9, several
 times faster. Counts are packed by HDF5's scale-offset filter instead (smaller and faster still)."""
@@ -93,8 +92,8 @@ WINDOW_DTYPE = np.dtype([("index", "<i4"), ("phase", f"S{PHASE_BYTES}"), ("t_s",
                          ("start", "<i8"), ("stop", "<i8"), ("hint_hz", "<f8"), ("measured", "i1"),
                          ("commands", "<i4")])
 _STORABLE = ("int16", "int32", "float32", "float64")
-_ROWS = {b"B": struct.Struct("<dqid"), b"C": struct.Struct(f"<d{COMMAND_DTYPE['kind'].itemsize}sddd"),
-         b"W": struct.Struct(f"<i{PHASE_BYTES}sddqqdbi")}
+_ROWS = {"commands": struct.Struct(f"<d{COMMAND_DTYPE['kind'].itemsize}sddd"),
+         "windows": struct.Struct(f"<i{PHASE_BYTES}sddqqdbi")}
 """Each table's row as bytes, laid out as its numpy type (packed, little-endian)."""
 
 
@@ -179,28 +178,10 @@ def sealed_problem(base: str | os.PathLike[str], record: dict) -> str | None:
     return None
 
 
-def writer_mark(path: Path) -> Path:
-    """The file a writer keeps beside its archive while it writes (its process id inside)."""
-    return path.with_name(path.name + ".writing")
-
-
-def seal_left_behind(path: Path, base: Path, *, timeout_s: float = 60.0) -> Seal | None:
-    """The seal of the archive of a session whose livctl process died: once its writer has
-    finished (it writes what it was handed and closes the file), the file as it is. None when
-    there is no file."""
-    mark = writer_mark(path)
-    deadline = time.monotonic() + timeout_s
-    while mark.exists() and time.monotonic() < deadline:
-        try:
-            pid = int(mark.read_text().strip() or 0)
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            break  # the writer is gone too: the file is as it left it
-        time.sleep(0.05)
-    note = "the livctl process ended without closing the session: sealed as found"
-    if mark.exists():
-        note += " (its writer had not finished writing)"
-    return seal_as_found(path, base, note)
+def seal_left_behind(path: Path, base: Path) -> Seal | None:
+    """The seal of the archive of a session whose livctl process died, as the file is: its writer
+    died with the process, and the file holds what it had flushed. None when there is no file."""
+    return seal_as_found(path, base, "the livctl process ended without closing the session: sealed as found")
 
 
 def open_hdf5(path: str | os.PathLike[str]):
@@ -255,12 +236,10 @@ class RawArchive:
     platform to the motion guard through `watch(platform)`, note each measured window with
     `add_window`, and `close` it at the end (or `discard` it).
 
-    The file is written by a writer process of its own (a fresh interpreter started here): the
-    procedure only copies each block into a buffer and, every `CHUNK_S` of signal, hands the
-    buffer over a pipe (kept in memory while the writer starts). The writer encodes, packs and
-    appends it and flushes the file whenever the pipe is empty. So the procedure never waits for
-    the disk or for the packing, and if livctl is killed the writer still writes everything it was
-    handed and closes the file."""
+    The procedure only copies each block into a buffer; whole chunks go to a writer thread (at
+    once in real time, at most every HAND_OFF_INTERVAL_S of wall time faster than that), which
+    packs them and appends them with the tables' new rows and flushes the file. The packing and
+    the disk run outside the interpreter's lock, so the procedure is not held up by them."""
 
     def __init__(self, path: str | os.PathLike[str], *, kind: str, rate_hz: float,
                  sample_format: tuple[str, float] = ("float64", 1.0), metadata: dict[str, Any] | None = None):
@@ -269,44 +248,29 @@ class RawArchive:
         if dtype not in _STORABLE or not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"cannot store samples as {sample_format!r}")
         self.rate_hz = float(rate_hz)
-        self.failure: str | None = None
-        """Why the archive stopped writing (a full disk, a writer that died), or None."""
         self.samples = 0
         self._chunk_rows = max(1, int(round(CHUNK_S * self.rate_hz)))
-        self._encode = _Encoder(dtype, scale)
-        self._buffer = np.empty((self._chunk_rows, 3))
+        self._capacity = max(2 * self._chunk_rows, BATCH_BYTES // 24)
+        self._pending: list[np.ndarray] = []
+        """Blocks not yet handed over (the platform's own arrays: a block is never written to after
+        `read` returns it, which the session's windows rely on too)."""
         self._fill = 0
         self._handed = 0
+        self._last_hand_off = -math.inf
         self._blocks: list[tuple] = []
         self._command_count = 0
-        self._tables = {b"C": bytearray(), b"W": bytearray()}
+        self._tables = {"commands": bytearray(), "windows": bytearray()}
         """Rows of the commands and windows tables not yet handed over, as bytes."""
         self._recent: deque = deque(maxlen=4096)
         self._closed = False
-        self._status = b""
-        self._ready = False
-        self._backlog: deque = deque()
-        """Bytes waiting for the writer's pipe."""
-        self._gone = False
-        """True once the writer cannot be reached (its pipe broke, or it took nothing for too long)."""
-        self._last_pump = -math.inf
-        self._waiting_since: float | None = None
-        spec = {"path": str(self.path), "kind": kind, "rate_hz": self.rate_hz, "dtype": dtype, "scale": float(scale),
-                "chunk_rows": self._chunk_rows, "reserve_bytes": DISK_RESERVE_BYTES, "metadata": metadata or {}}
         if self.path.exists():
             raise ArchiveError(f"the raw-signal archive {self.path} exists already; it is never overwritten")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._process = _start_writer()
-        except OSError as exc:
-            raise ArchiveError(f"cannot start writing the raw-signal archive {self.path}: {_reason(exc)}") from None
-        self._out, self._in = self._process.stdin.fileno(), self._process.stdout.fileno()
-        try:  # whoever finds this session's process dead waits for the writer to finish
-            writer_mark(self.path).write_text(f"{self._process.pid}\n")
-        except OSError as exc:
-            self._reap()
+            self._writer = _Writer(self.path, kind, self.rate_hz, dtype, float(scale), self._chunk_rows, metadata or {})
+        except (OSError, ValueError, RuntimeError) as exc:
             raise ArchiveError(f"cannot create the raw-signal archive {self.path}: {_reason(exc)}") from None
-        self._send(_frame(b"O", json.dumps(spec).encode("utf-8")))
+        self._thread = threading.Thread(target=self._writer.run, name=f"archive {self.path.name}", daemon=True)
+        self._thread.start()
 
     @classmethod
     def for_platform(cls, path: str | os.PathLike[str], platform, *, kind: str, metadata: dict[str, Any]) -> "RawArchive":
@@ -327,6 +291,11 @@ class RawArchive:
         rate = platform.sensor_rate_hz if platform.has_sensor else 1.0
         return cls(path, kind=kind, rate_hz=rate, sample_format=platform.sample_format, metadata=described)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the archive stopped writing (a full disk, a disk that does not answer), or None."""
+        return self._writer.error
+
     # -- what the procedure hands over (never raises: a failure is kept in `failure`) -------------
 
     def watch(self, platform) -> "RecordingPlatform":
@@ -336,7 +305,7 @@ class RawArchive:
 
     def add_samples(self, t0_s: float, rows: np.ndarray, drive: float) -> None:
         """A block of samples, (n, 3) in m/s^2, read while `drive` was the last level commanded."""
-        if self._closed or self.failure is not None:
+        if self._closed or self._writer.error is not None:
             return
         n = rows.shape[0]
         start = self.samples
@@ -344,36 +313,28 @@ class RawArchive:
         self._blocks.append(block)
         self._recent.append(block)
         self.samples = start + n
-        fill = self._fill
-        if fill + n < self._chunk_rows:  # the usual case: the block fits
-            self._buffer[fill : fill + n] = rows
-            self._fill = fill + n
-            return
-        done = 0
-        while done < n:
-            take = min(n - done, self._chunk_rows - self._fill)
-            self._buffer[self._fill : self._fill + take] = rows[done : done + take]
-            self._fill += take
-            done += take
-            if self._fill == self._chunk_rows:
+        if n:
+            self._pending.append(rows)
+            fill = self._fill = self._fill + n
+            if fill >= self._chunk_rows and (fill >= self._capacity or
+                                             time.monotonic() - self._last_hand_off >= HAND_OFF_INTERVAL_S):
                 self._hand_off()
 
     def add_command(self, kind: str, t_s: float, frequency_hz: float, level: float, ramp_s: float) -> None:
         if not self._closed:
-            self._tables[b"C"] += _ROWS[b"C"].pack(t_s, kind.encode("ascii"), frequency_hz, level, ramp_s)
+            self._tables["commands"] += _ROWS["commands"].pack(t_s, kind.encode("ascii"), frequency_hz, level, ramp_s)
             self._command_count += 1
 
     def add_window(self, index: int, phase: str, t_s: float, duration_s: float, *, hint_hz: float | None,
                    measured: bool) -> None:
         """A window of the procedure's own: its rows are the samples of the blocks read from `t_s`
-        to `t_s + duration_s`. Also the moment to hear from the writer (a full disk...)."""
+        to `t_s + duration_s`."""
         if self._closed:
             return
         start, stop = self._rows_between(t_s, t_s + duration_s)
-        self._tables[b"W"] += _ROWS[b"W"].pack(index, phase.encode("ascii"), t_s, duration_s, start, stop,
-                                              math.nan if hint_hz is None else hint_hz, 1 if measured else 0,
-                                              self._command_count)
-        self._poll()
+        self._tables["windows"] += _ROWS["windows"].pack(index, phase.encode("ascii"), t_s, duration_s, start, stop,
+                                                         math.nan if hint_hz is None else hint_hz,
+                                                         1 if measured else 0, self._command_count)
 
     def _rows_between(self, from_s: float, to_s: float) -> tuple[int, int]:
         """Rows of the blocks that start in [from_s, to_s) (half a sample of slack each way)."""
@@ -389,421 +350,229 @@ class RawArchive:
                     stop, found = first + n, True
         return (start, stop) if found else (self.samples, self.samples)
 
-    def _hand_off(self) -> None:
-        """Send the buffered samples and the tables' new rows to the writer."""
-        pieces = []
-        if self._fill:
-            samples = self._encode(self._buffer[: self._fill])
-            pieces += [b"S" + struct.pack("<Qq", 8 + samples.nbytes, self._handed), samples.data]
-        if self._blocks:
-            pack = _ROWS[b"B"].pack
-            pieces.append(_frame(b"B", b"".join([pack(*block) for block in self._blocks])))
-            self._blocks = []
-        for kind, rows in self._tables.items():
-            if rows:
-                pieces.append(_frame(kind, bytes(rows)))
-                rows.clear()
-        self._handed += self._fill
-        self._fill = 0
-        self._send(*pieces)
-
-    def _send(self, *pieces) -> None:
-        """Queue `pieces` (bytes, buffers) for the writer and pass on what its pipe takes now,
-        without waiting; faster than real time, at most every PUMP_INTERVAL_S (each pass wakes
-        the writer, which costs more than the copy)."""
-        if self.failure is None or (self._closed and not self._gone):  # the end goes even after a failure
-            self._backlog.extend(memoryview(piece).cast("B") for piece in pieces)
-            now = time.monotonic()
-            if now - self._last_pump >= PUMP_INTERVAL_S:
-                self._last_pump = now
-                self._pump(0.0)
-
-    def _pump(self, timeout_s: float) -> None:
-        """Write queued data to the writer's pipe, waiting at most `timeout_s` for room. A writer
-        that takes nothing for WRITE_TIMEOUT_S once it is ready (a disk that hangs), or that has
-        gone, is a failure: the procedure is told, never held up."""
-        deadline = time.monotonic() + timeout_s
-        backlog = self._backlog
-        try:
-            while backlog:
-                try:  # as many of the queued pieces as the pipe takes, in one call
-                    written = os.writev(self._out, list(itertools.islice(backlog, 0, 512)))
-                except BlockingIOError:
-                    written = 0
-                if written:
-                    self._waiting_since = None
-                    while written and written >= len(backlog[0]):
-                        written -= len(backlog.popleft())
-                    if written:
-                        backlog[0] = backlog[0][written:]
-                    continue
-                now = time.monotonic()
-                self._waiting_since = self._waiting_since or now
-                self._poll()
-                limit = WRITE_TIMEOUT_S if self._ready else START_TIMEOUT_S
-                if now - self._waiting_since > limit:
-                    self.failure = self.failure or f"the disk took no signal for {limit:g} s"
-                    self._gone = True
-                    self._backlog.clear()
-                    return
-                if now >= deadline:
-                    return
-                select.select([], [self._out], [], min(deadline - now, 0.1))
-        except OSError as exc:  # the writer is gone
-            self._gone = True
-            self._backlog.clear()
-            self._poll()
-            self.failure = self.failure or f"the archive's writer stopped ({_reason(exc)})"
-
-    def _poll(self) -> None:
-        """Hear what the writer said (without waiting): an error ends the archive."""
-        while self.failure is None:
-            line = self._read_status(0.0)
-            if line is None:
-                return
-            if line == "ready":
-                self._ready = True
-            elif line.startswith("error "):
-                self.failure = line[len("error "):]  # what is queued still goes: a frame cut short would jam the pipe
-
-    def _read_status(self, timeout_s: float) -> str | None:
-        """The writer's next line on its status pipe, waiting at most `timeout_s`; None if none."""
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._status:
-            left = max(0.0, deadline - time.monotonic())
-            if left > 0 and not select.select([self._in], [], [], left)[0]:
-                return None
-            try:
-                piece = os.read(self._in, 65536)  # the pipe does not block: nothing there is an error
-            except BlockingIOError:
-                return None
-            except OSError:
-                piece = b""
-            if not piece:
-                if self._ready or self.failure is not None:
-                    return None
-                self.failure = "the archive's writer stopped before it started writing"
-                return None
-            self._status += piece
-        line, _, self._status = self._status.partition(b"\n")
-        return line.decode("utf-8", "replace")
+    def _hand_off(self, *, everything: bool = False) -> None:
+        """Give the writer the whole chunks of samples waiting (with `everything`, the rest too)
+        and the tables' new rows."""
+        self._last_hand_off = time.monotonic()
+        fill = self._fill
+        whole = fill if everything else fill - fill % self._chunk_rows
+        handed, kept, count = [], [], 0
+        for rows in self._pending:
+            n = rows.shape[0]
+            if count + n <= whole:
+                handed.append(rows)
+            elif count >= whole:
+                kept.append(rows)
+            else:  # the block the chunk ends in: its first part goes, the rest waits
+                handed.append(rows[: whole - count])
+                kept.append(rows[whole - count :])
+            count += n
+        tables = {name: bytes(rows) for name, rows in self._tables.items() if rows}
+        for rows in self._tables.values():
+            rows.clear()
+        self._writer.hand(handed, whole, self._handed, self._blocks, tables)
+        self._pending = kept
+        self._blocks = []
+        self._handed += whole
+        self._fill = fill - whole
 
     # -- the end --------------------------------------------------------------------------------
 
     def close(self, base: str | os.PathLike[str], *, status: str, reason: str | None = None,
               rename_to: str | None = None, **final: Any) -> Seal | None:
-        """Hand over what is left, have the writer close the file with its final attributes and
-        seal it (SHA-256). `base` is the folder the seal's file name is relative to; `rename_to`
-        gives the file its final name in its folder. Never raises: a failure makes an incomplete
-        seal (None when no file is left)."""
+        """Hand over what is left, let the writer finish, close the file with its final attributes
+        and seal it (SHA-256). `base` is the folder the seal's file name is relative to;
+        `rename_to` gives the file its final name in its folder. Never raises: a failure makes an
+        incomplete seal (None when no file is left)."""
         if self._closed:
             raise ValueError("the archive is closed already")
         if self._fill or self._blocks or any(self._tables.values()):
-            self._hand_off()
+            self._hand_off(everything=True)
         self._closed = True
-        counts = {"samples_not_finite": self._encode.nonfinite, "samples_inexact": self._encode.inexact}
-        end = {"attrs": {"status": status, "reason": reason, **counts, **final}, "base": str(base),
-               "rename_to": rename_to}
-        self._send(_frame(b"E", json.dumps(end).encode("utf-8")))
-        self._pump(CLOSE_TIMEOUT_S)
-        seal = None
-        problem = self.failure
-        deadline = time.monotonic() + CLOSE_TIMEOUT_S
-        while True:
-            line = self._read_status(max(0.0, deadline - time.monotonic()))
-            if line is None:
-                problem = problem or "the archive's writer did not finish"
-                break
-            if line.startswith("error "):
-                problem = problem or line[len("error "):]
-            elif line.startswith("seal "):
-                seal = Seal(**json.loads(line[len("seal "):]))
-                break
-        self._reap()
-        if rename_to is not None and seal is None:
-            renamed = self.path.with_name(rename_to)
-            if renamed.exists():
-                self.path = renamed
-        if seal is None:
-            seal = seal_as_found(self.path, Path(base), "")
-        if seal is None:
-            return None
-        if problem is not None:
-            note = f"the raw signal could not be written whole: {problem}"
-            seal = Seal(seal.file, seal.sha256, seal.bytes, seal.samples, False, note)
-        self.failure = problem
-        return seal
+        writer = self._writer
+        writer.hand(None, 0, 0, [], {})
+        self._thread.join(CLOSE_TIMEOUT_S)
+        if self._thread.is_alive():  # a disk that does not answer holds the writer: seal what is there
+            writer.error = writer.error or f"the disk took no signal for {CLOSE_TIMEOUT_S:g} s"
+            return _incomplete(seal_as_found(self.path, Path(base), ""), writer.error)
+        self.path = writer.finish({"status": status, "reason": reason, **final}, rename_to)
+        found = seal_as_found(self.path, Path(base), "", writer.flushed if writer.broken else None)
+        return _incomplete(found, writer.error) if writer.error else _complete(found)
 
     def discard(self) -> None:
         """Stop and remove the file (a procedure that left no record to chain it to)."""
         if not self._closed:
             self._closed = True
-            self._backlog.clear()
-            self._send(_frame(b"X", b""))
-            self._pump(CLOSE_TIMEOUT_S)
-            self._read_status(CLOSE_TIMEOUT_S)
-            self._reap()
+            self._writer.hand(None, 0, 0, [], {})
+            self._thread.join(CLOSE_TIMEOUT_S)
+            self._writer.close_quietly()
         self.path.unlink(missing_ok=True)
 
-    def _reap(self) -> None:
-        """Close the pipes and wait for the writer to end (it removes its mark; if it died without
-        doing so, the mark goes here)."""
-        process = self._process
-        for stream in (process.stdin, process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            process.wait(CLOSE_TIMEOUT_S)
-        except Exception:
-            process.kill()
-            process.wait()
-        writer_mark(self.path).unlink(missing_ok=True)
+
+def _complete(found: Seal | None) -> Seal | None:
+    return None if found is None else Seal(found.file, found.sha256, found.bytes, found.samples, True, None)
 
 
-# -- the writer process -------------------------------------------------------------------------
+def _incomplete(found: Seal | None, problem: str) -> Seal | None:
+    if found is None:
+        return None
+    return Seal(found.file, found.sha256, found.bytes, found.samples, False,
+                f"the raw signal could not be written whole: {problem}")
+
+
+# -- the writer thread --------------------------------------------------------------------------
 
 CLOSE_TIMEOUT_S = 60.0
-"""How long closing may take (the last chunks, the final attributes, fsync, SHA-256)."""
-START_TIMEOUT_S = 60.0
-"""How long the writer may take to start (a fresh interpreter importing numpy and h5py, on a
-loaded machine) before its silence counts as a failure."""
+"""How long the writer may take to finish what it was handed when the procedure closes."""
 FLUSH_INTERVAL_S = 0.25
-"""The writer flushes once nothing more has come for this long, or this long after the last flush
-when data keeps coming (a simulated session faster than real time): in real time, after every
-chunk."""
+"""Handed faster than real time, the writer flushes at least this often (wall time); in real time
+it flushes every chunk it is handed."""
 DISK_RESERVE_BYTES = 4 << 20
-"""The writer stops taking samples when the disk has less room than this (and the chunk) left: a
+"""The writer stops taking samples when the disk has less room than this (and the batch) left: a
 write that fails midway leaves HDF5's metadata naming data that never reached the disk, while this
 room lets the file close whole and the dose log write the session's end."""
-PIPE_BYTES = 1 << 20
-"""The pipe to the writer holds this much (about 4 s of a 3-axis 3200 Hz sensor)."""
-
-
-def _frame(kind: bytes, payload: bytes) -> bytes:
-    return kind + struct.pack("<Q", len(payload)) + payload
-
-
-def _start_writer():
-    """Start the writer: a fresh interpreter (nothing shared with this process), in a session of
-    its own so that Ctrl-C reaches only livctl, which then closes the archive. Its stdin is the
-    data pipe, its stdout the status lines."""
-    import subprocess
-
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from livctl.archive import _writer_main; _writer_main()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-        start_new_session=True, close_fds=True,
-    )
-    try:
-        import fcntl
-
-        fcntl.fcntl(process.stdin.fileno(), 1031, PIPE_BYTES)  # F_SETPIPE_SZ; the default 64 KiB works too
-    except (OSError, ImportError):
-        pass
-    os.set_blocking(process.stdin.fileno(), False)
-    os.set_blocking(process.stdout.fileno(), False)
-    return process
-
-
-def _writer_main() -> None:
-    """The writer process: its first frame says what to write."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the procedure stops and closes the archive itself
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    writer = _Writer(0, 1)
-    opening = writer.receive()
-    if opening is not None and opening[0] == b"O":
-        spec = json.loads(opening[1])
-        try:
-            writer.run(spec)
-        finally:
-            writer_mark(Path(spec["path"])).unlink(missing_ok=True)
-    os._exit(0)  # the file is closed and on disk: nothing left for an interpreter shutdown to do
+MAX_BATCHES = 8
+"""Batches that may wait for the writer; more means a disk that does not keep up."""
+WRITER_NICENESS = 10
+"""The writer thread's scheduling priority below the procedure's (Linux schedules threads apart):
+in real time it needs a fraction of a millisecond per second of signal, so it never falls behind."""
 
 
 class _DiskFull(Exception):
     """The disk is about to be full: the writer stops before HDF5 would fail midway."""
 
 
-class _Unwritable(Exception):
-    """The file cannot take its final attributes (a write failed): it is sealed as it is."""
-
-
 class _Writer:
-    """The writer process: creates the file, appends what the pipe brings, flushes when the pipe
-    is empty, and closes the file (with its final attributes) at the end, or when the procedure's
-    process went away without closing it."""
+    """Creates the file (in the procedure's thread: a file that cannot be created is refused at
+    once), then, in a thread of its own, packs and appends each batch it is handed, flushes, and
+    at the end adds the final attributes. After an HDF5 call fails, the file is left as its last
+    flush made it (closing it would write metadata naming what never reached the disk)."""
 
-    def __init__(self, data_fd: int, status_fd: int):
-        self.data_fd = data_fd
-        self.status_fd = status_fd
-        self.error: str | None = None
-        self.broken = False
-        """True once an HDF5 call failed: from then on the file is not touched."""
-        self.dirty = False
-        self.flushed = 0
-        """Sample rows on disk as of the last flush."""
-        self.unflushed = 0
-        """Bytes of samples appended since (at most what the next flush writes)."""
-        self.rows = {"accel": 0, "blocks": 0, "commands": 0, "windows": 0}
-
-    def configure(self, spec: dict) -> None:
-        self.spec = spec
-        self.path = Path(spec["path"])
-        self.dtype = np.dtype(spec["dtype"])
-        self.scale = float(spec["scale"])
-        self.integer = self.dtype.kind == "i"
-        self.missing = int(np.iinfo(self.dtype).min) if self.integer else None
-
-    def say(self, line: str) -> None:
-        try:
-            os.write(self.status_fd, (line.replace("\n", " ") + "\n").encode("utf-8"))
-        except OSError:
-            pass
-
-    def run(self, spec: dict) -> None:
-        try:
-            self.configure(spec)
-            self.file = self.create()
-        except Exception as exc:
-            self.say(f"error {_reason(exc)}")
-            return
-        self.say("ready")
-        ended = None
-        self.pending = {b"B": [], b"C": [], b"W": []}
-        last_flush = time.monotonic()
-        while ended is None:
-            if self.dirty and self.error is None:  # flush once nothing more comes for a while
-                wait = last_flush + FLUSH_INTERVAL_S - time.monotonic()
-                if wait <= 0 or not select.select([self.data_fd], [], [], wait)[0]:
-                    try:
-                        self.flush()
-                    except Exception as exc:
-                        self.fail(exc)
-                    last_flush = time.monotonic()
-                    continue
-            message = self.receive()
-            if message is None:  # the procedure's process went away without closing
-                ended = {"attrs": {"status": "unfinished",
-                                   "reason": "the livctl process ended before it closed the archive"}}
-                break
-            kind, payload = message
-            if kind == b"X":
-                self.discard()
-                self.say("discarded")
-                return
-            if kind == b"E":
-                ended = json.loads(payload)
-                break
-            if self.error is not None:
-                continue  # said already; the procedure stops and closes
-            try:
-                self.handle(kind, payload)
-            except _DiskFull as exc:  # stopped before the disk was full: what is written is whole
-                self.error = str(exc)
-                self.say(f"error {self.error}")
-            except Exception as exc:
-                self.fail(exc)
-        if not self.broken:
-            try:
-                self.flush()
-            except Exception as exc:
-                self.fail(exc)
-        self.finish(ended)
-
-    def fail(self, exc: BaseException) -> None:
-        """An HDF5 call failed: the file is left as its last flush made it."""
-        self.broken = True
-        self.error = self.error or _reason(exc)
-        self.say(f"error {self.error}")
-
-    def flush(self) -> None:
-        """The tables' new rows, then everything to disk (readable from here on, whatever happens)."""
-        for kind, name, dtype in ((b"B", "blocks", BLOCK_DTYPE), (b"C", "commands", COMMAND_DTYPE),
-                                  (b"W", "windows", WINDOW_DTYPE)):
-            if self.pending[kind]:
-                self.append(name, np.frombuffer(b"".join(self.pending[kind]), dtype=dtype), self.rows[name])
-                self.pending[kind] = []
-        self.file.flush()
-        self.dirty = False
-        self.flushed = self.rows["accel"]
-        self.unflushed = 0
-
-    def receive(self) -> tuple[bytes, bytes] | None:
-        header = self.read_exact(9)
-        if header is None:
-            return None
-        size = struct.unpack("<Q", header[1:])[0]
-        payload = self.read_exact(size) if size else b""
-        return None if payload is None else (header[:1], payload)
-
-    def read_exact(self, size: int) -> bytes | None:
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        while view:
-            got = os.readv(self.data_fd, [view])
-            if not got:
-                return None
-            view = view[got:]
-        return bytes(buffer)
-
-    def create(self):
+    def __init__(self, path: Path, kind: str, rate_hz: float, dtype: str, scale: float, chunk_rows: int,
+                 metadata: dict[str, Any]):
         import h5py
 
         from livctl import __version__
         from livctl.clock import utc_now
 
-        spec = self.spec
-        f = h5py.File(self.path, "w-", libver=("v110", "v110"))
+        self.path = path
+        self.rate_hz = rate_hz
+        self.encode = _Encoder(dtype, scale)
+        self.error: str | None = None
+        self.broken = False
+        """True once an HDF5 call failed: from then on the file is not touched."""
+        self.flushed = 0
+        """Sample rows on disk as of the last flush."""
+        self.rows = {"accel": 0, "blocks": 0, "commands": 0, "windows": 0}
+        self.batches: deque = deque()
+        self.ready = threading.Condition()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(path, "w-", libver=("v110", "v110"))
         try:
-            _set_attributes(f.attrs, {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": spec["kind"],
+            _set_attributes(f.attrs, {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
                                       "livctl_version": __version__, "started_utc": _iso(utc_now()),
-                                      "rate_hz": spec["rate_hz"], "axes": "x,y,z", **spec["metadata"]})
-            if self.integer:  # counts: HDF5's scale-offset filter packs them in the bits they need, losslessly
-                packing = {"scaleoffset": 0, "fillvalue": self.missing}
+                                      "rate_hz": rate_hz, "axes": "x,y,z", **metadata})
+            missing = self.encode.missing
+            if self.encode.integer:  # counts: HDF5's scale-offset filter packs them in the bits they need, losslessly
+                packing = {"scaleoffset": 0, "fillvalue": missing}
             else:
                 packing = {"compression": "gzip", "compression_opts": DEFLATE_LEVEL, "shuffle": True}
-            accel = f.create_dataset("accel", shape=(0, 3), maxshape=(None, 3), dtype=self.dtype,
-                                     chunks=(spec["chunk_rows"], 1), **packing)
-            _set_attributes(accel.attrs, {"scale_factor": self.scale, "units": "m/s^2", "axes": "x,y,z",
-                                          "rate_hz": spec["rate_hz"], "missing_value": self.missing})
+            accel = f.create_dataset("accel", shape=(0, 3), maxshape=(None, 3), dtype=self.encode.dtype,
+                                     chunks=(chunk_rows, 1), **packing)
+            _set_attributes(accel.attrs, {"scale_factor": scale, "units": "m/s^2", "axes": "x,y,z",
+                                          "rate_hz": rate_hz, "missing_value": missing})
             self.datasets = {"accel": accel}
-            for name, dtype in (("blocks", BLOCK_DTYPE), ("commands", COMMAND_DTYPE), ("windows", WINDOW_DTYPE)):
-                self.datasets[name] = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+            for name, table_dtype in (("blocks", BLOCK_DTYPE), ("commands", COMMAND_DTYPE), ("windows", WINDOW_DTYPE)):
+                self.datasets[name] = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=table_dtype,
                                                        chunks=(TABLE_CHUNK_ROWS,))
             f.swmr_mode = True
         except Exception:
             f.close()
-            self.path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             raise
-        return f
+        self.file = f
 
-    def handle(self, kind: bytes, payload: bytes) -> None:
-        """Samples are appended at once; table rows wait for the next flush (one write each)."""
-        if kind == b"S":
-            free = os.statvfs(self.path.parent)
-            needed = self.spec.get("reserve_bytes", DISK_RESERVE_BYTES) + self.unflushed + len(payload)
-            if free.f_bavail * free.f_frsize < needed:  # what waits in HDF5's cache counts too
-                raise _DiskFull("the disk is full (the archive stopped with room left to close itself and "
-                                "for the dose log)")
-            self.unflushed += len(payload)
-            first = struct.unpack("<q", payload[:8])[0]
-            self.append("accel", np.frombuffer(payload, dtype=self.dtype, offset=8).reshape(-1, 3), first)
-        else:
-            self.pending[kind].append(payload)
-        self.dirty = True
+    # -- the procedure's side -------------------------------------------------------------------
+
+    def hand(self, blocks, rows: int, first: int, table_blocks: list, tables: dict) -> None:
+        """Queue a batch: arrays of samples holding `rows` rows from row `first` (None: the end).
+        Never waits long: a writer more than MAX_BATCHES behind for WRITE_TIMEOUT_S is a failure."""
+        with self.ready:
+            if blocks is not None and len(self.batches) >= MAX_BATCHES:
+                if not self.ready.wait_for(lambda: len(self.batches) < MAX_BATCHES or self.error, WRITE_TIMEOUT_S):
+                    self.error = self.error or f"the disk took no signal for {WRITE_TIMEOUT_S:g} s"
+            if self.error is not None and blocks is not None:
+                return
+            self.batches.append(None if blocks is None else (blocks, rows, first, table_blocks, tables))
+            self.ready.notify_all()
+
+    # -- the writer's side ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:  # behind the procedure (and the motion guard) when both want the processor
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
+        except (AttributeError, OSError):
+            pass
+        last_flush = time.monotonic()
+        pending = {"blocks": [], "commands": [], "windows": []}
+        while True:
+            with self.ready:
+                self.ready.wait_for(lambda: self.batches)
+                batch = self.batches[0]
+            if batch is None:
+                break
+            arrays, rows, first, blocks, tables = batch
+            if self.error is None:
+                try:
+                    if arrays:
+                        self.append_samples(np.concatenate(arrays) if len(arrays) > 1 else arrays[0], first)
+                    if blocks:
+                        pending["blocks"].append(np.array(blocks, dtype=BLOCK_DTYPE))
+                    for name, data in tables.items():
+                        pending[name].append(np.frombuffer(data, dtype=TABLE_DTYPES[name]))
+                    with self.ready:
+                        more = len(self.batches) > 1
+                    if not more or time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
+                        self.flush(pending)
+                        last_flush = time.monotonic()
+                except _DiskFull as exc:  # stopped before the disk was full: what is written is whole
+                    self.error = str(exc)
+                except Exception as exc:
+                    self.broken = True
+                    self.error = self.error or _reason(exc)
+            with self.ready:
+                self.batches.popleft()
+                self.ready.notify_all()
+        if self.error is None or not self.broken:
+            try:
+                self.flush(pending)
+            except Exception as exc:
+                self.broken = True
+                self.error = self.error or _reason(exc)
+
+    def append_samples(self, samples: np.ndarray, first: int) -> None:
+        if not samples.shape[0]:
+            return
+        stored = self.encode(samples)
+        free = os.statvfs(self.path.parent)
+        unflushed = (self.rows["accel"] - self.flushed) * 3 * stored.itemsize
+        if free.f_bavail * free.f_frsize < DISK_RESERVE_BYTES + unflushed + stored.nbytes:  # cached data counts too
+            raise _DiskFull("the disk is full (the archive stopped with room left to close itself and for the dose log)")
+        self.append("accel", np.ascontiguousarray(stored), first)
+
+    def flush(self, pending: dict) -> None:
+        """The tables' new rows, then everything to disk (readable from here on, whatever happens)."""
+        for name, parts in pending.items():
+            if parts:
+                self.append(name, np.concatenate(parts), self.rows[name])
+                parts.clear()
+        self.file.flush()
+        self.flushed = self.rows["accel"]
 
     def append(self, name: str, values: np.ndarray, at: int) -> None:
         """Write `values` as rows `at`... of a dataset, growing it (HDF5's own calls)."""
         import h5py
 
-        if not values.shape[0]:
-            return
-        values = np.ascontiguousarray(values)
         dsid = self.datasets[name].id
         dsid.set_extent((at + values.shape[0],) + values.shape[1:])
         file_space = dsid.get_space()
@@ -811,65 +580,47 @@ class _Writer:
         dsid.write(h5py.h5s.create_simple(values.shape), file_space, values)
         self.rows[name] = at + values.shape[0]
 
-    def finish(self, ended: dict) -> None:
-        """Close the file, write the final attributes, make it durable, name it, seal it. After a
-        failed write the file is left as its last flush made it (closing would write metadata
-        that names what never reached the disk): readable in SWMR mode, sealed as it is."""
+    def finish(self, attrs: dict, rename_to: str | None) -> Path:
+        """Close the file, write the final attributes, make it durable, name it; returns its path.
+        After a failed HDF5 call the file is only made durable, as it is."""
         import h5py
 
         from livctl.clock import utc_now
 
-        problem = self.error
-        if self.broken:
-            try:
-                with open(self.path, "rb+") as raw_file:
-                    os.fsync(raw_file.fileno())
-            except OSError:
-                pass
-            ended = dict(ended, rename_to=None)
-        else:
+        if not self.broken:
             try:
                 self.file.close()
             except Exception as exc:
                 self.broken = True
-                problem = problem or _reason(exc)
+                self.error = self.error or _reason(exc)
         try:
-            if self.broken:
-                raise _Unwritable(problem)
-            with h5py.File(self.path, "r+") as f:
-                samples = int(f["accel"].shape[0])
-                _set_attributes(f.attrs, {"ended_utc": _iso(utc_now()), "samples": samples,
-                                          "duration_s": samples / self.spec["rate_hz"],
-                                          "write_failure": problem, **ended["attrs"]})
-                f.attrs["complete"] = 0 if problem or "base" not in ended else 1
-            with open(self.path, "rb+") as raw:
-                os.fsync(raw.fileno())
-            if ended.get("rename_to"):
-                target = self.path.with_name(ended["rename_to"])
+            if not self.broken:
+                with h5py.File(self.path, "r+") as f:
+                    samples = int(f["accel"].shape[0])
+                    _set_attributes(f.attrs, {"ended_utc": _iso(utc_now()), "samples": samples,
+                                              "duration_s": samples / self.rate_hz,
+                                              "samples_not_finite": self.encode.nonfinite,
+                                              "samples_inexact": self.encode.inexact,
+                                              "write_failure": self.error, **attrs})
+                    f.attrs["complete"] = 0 if self.error else 1
+            with open(self.path, "rb+") as raw_file:
+                os.fsync(raw_file.fileno())
+            if rename_to is not None and not self.broken:
+                target = self.path.with_name(rename_to)
                 os.replace(self.path, target)
                 self.path = target
-        except _Unwritable:
-            pass
         except Exception as exc:
-            problem = problem or _reason(exc)
-            self.say(f"error {problem}")
-        writer_mark(Path(self.spec["path"])).unlink(missing_ok=True)
-        if "base" not in ended:
-            return  # nobody to tell: the next livctl that opens the log seals it as found
-        found = seal_as_found(self.path, Path(ended["base"]), "", self.flushed if self.broken else None)
-        if found is None:
-            self.say(f"error the archive {self.path} is gone")
-            return
-        self.say("seal " + json.dumps(Seal(found.file, found.sha256, found.bytes, found.samples, problem is None,
-                                           None).record()))
+            self.error = self.error or _reason(exc)
+        return self.path
 
-    def discard(self) -> None:
+    def close_quietly(self) -> None:
         try:
             self.file.close()
         except Exception:
             pass
-        self.path.unlink(missing_ok=True)
-        writer_mark(self.path).unlink(missing_ok=True)
+
+
+TABLE_DTYPES = {"blocks": BLOCK_DTYPE, "commands": COMMAND_DTYPE, "windows": WINDOW_DTYPE}
 
 
 class RecordingPlatform:
@@ -884,6 +635,16 @@ class RecordingPlatform:
 
     def __getattr__(self, name: str):
         return getattr(self._platform, name)
+
+    # what the motion guard asks for every block, passed on without the detour of __getattr__
+    has_sensor = property(lambda self: self._platform.has_sensor)
+    sensor_range_mps2 = property(lambda self: self._platform.sensor_range_mps2)
+    sensor_rate_hz = property(lambda self: self._platform.sensor_rate_hz)
+    max_drive = property(lambda self: self._platform.max_drive)
+    commanded_drive = property(lambda self: self._platform.commanded_drive)
+
+    def prefetch(self, duration_s: float) -> None:
+        self._platform.prefetch(duration_s)
 
     def read(self, duration_s: float):
         block = self._platform.read(duration_s)

@@ -249,7 +249,9 @@ class Platform(ABC):
         """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist.
 
         A block may hold fewer samples than the duration implies when the sensor delivers fewer
-        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`. A device
+        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`. The
+        array is the caller's: the platform never writes to it afterwards (a session's windows and
+        its raw-signal archive keep blocks as they are). A device
         that cut its output on its own over-acceleration trip raises `DeviceTripped`.
         """
 
