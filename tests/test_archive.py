@@ -42,7 +42,7 @@ def feed(archive: raw.RawArchive, accel: np.ndarray, block: int = 320, t0_s: flo
         archive.add_samples(t0_s + k / RATE_HZ, accel[k : k + block], drive=0.25)
 
 
-def feed_in_real_time(archive: raw.RawArchive, accel: np.ndarray, speed: float = 20.0) -> None:
+def feed_in_real_time(archive: raw.RawArchive, accel: np.ndarray, speed: float = 4.0) -> None:
     """Blocks of 0.1 s at `speed` times real time: each second goes to the writer when it is whole."""
     for k in range(0, accel.shape[0], 320):
         archive.add_samples(k / RATE_HZ, accel[k : k + 320], drive=0.25)

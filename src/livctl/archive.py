@@ -33,7 +33,7 @@ duration holds (a stalled sensor) shows as a jump in the next block's t0_s.
 
 Writing: the procedure keeps each block as the platform returned it and hands whole seconds of
 signal (with the tables' new rows) to a writer thread: in real time each second as soon as it is
-whole, faster than real time in batches at most every 50 ms. The writer packs the counts (HDF5's
+whole, faster than real time in batches at most every 0.2 s. The writer packs the counts (HDF5's
 scale-offset filter; floats: shuffle + deflate), appends them and flushes the file in HDF5's
 single-writer mode (SWMR), so that the file on disk is always readable: a crash loses less than the
 last second of signal. A file whose writer died with livctl is marked as still open for writing:
@@ -70,7 +70,7 @@ CHUNK_S = 1.0
 """Signal per chunk: the writer is handed the samples in whole chunks, each as soon as it is whole
 (in real time). What it was handed it writes even if livctl is killed: a crash loses less than
 this."""
-HAND_OFF_INTERVAL_S = 0.05
+HAND_OFF_INTERVAL_S = 0.2
 """Chunks go to the writer at most this often (wall time): in real time every chunk goes as soon as
 it is whole; a simulated session run faster than real time hands them over in batches."""
 BATCH_BYTES = 8 << 20
@@ -433,6 +433,8 @@ write that fails midway leaves HDF5's metadata naming data that never reached th
 room lets the file close whole and the dose log write the session's end."""
 MAX_BATCHES = 8
 """Batches that may wait for the writer; more means a disk that does not keep up."""
+PIECE_CHUNKS = 8
+"""The writer packs a batch this many chunks at a time."""
 WRITER_NICENESS = 10
 """The writer thread's scheduling priority below the procedure's (Linux schedules threads apart):
 in real time it needs a fraction of a millisecond per second of signal, so it never falls behind."""
@@ -457,6 +459,7 @@ class _Writer:
 
         self.path = path
         self.rate_hz = rate_hz
+        self.chunk_rows = chunk_rows
         self.encode = _Encoder(dtype, scale)
         self.error: str | None = None
         self.broken = False
@@ -551,14 +554,29 @@ class _Writer:
                 self.error = self.error or _reason(exc)
 
     def append_samples(self, samples: np.ndarray, first: int) -> None:
-        if not samples.shape[0]:
-            return
-        stored = self.encode(samples)
+        """Pack and append, a few chunks at a time (a piece stays in the processor's cache, and a
+        disk that fills up is noticed within a piece)."""
+        step = PIECE_CHUNKS * self.chunk_rows
+        for at in range(0, samples.shape[0], step):
+            stored = np.ascontiguousarray(self.encode(samples[at : at + step]))
+            if not self.room_for(stored.nbytes):
+                if self.rows["accel"] > self.flushed:
+                    self.flush_samples()  # what HDF5 still caches may take less room than counted
+                if not self.room_for(stored.nbytes):
+                    raise _DiskFull("the disk is full (the archive stopped with room left to close itself and "
+                                    "for the dose log)")
+            self.append("accel", stored, first + at)
+
+    def room_for(self, nbytes: int) -> bool:
+        """Whether the disk keeps DISK_RESERVE_BYTES free after `nbytes` more and what HDF5 still
+        caches (counted unpacked: the most it can take)."""
         free = os.statvfs(self.path.parent)
-        unflushed = (self.rows["accel"] - self.flushed) * 3 * stored.itemsize
-        if free.f_bavail * free.f_frsize < DISK_RESERVE_BYTES + unflushed + stored.nbytes:  # cached data counts too
-            raise _DiskFull("the disk is full (the archive stopped with room left to close itself and for the dose log)")
-        self.append("accel", np.ascontiguousarray(stored), first)
+        cached = (self.rows["accel"] - self.flushed) * 3 * self.encode.dtype.itemsize
+        return free.f_bavail * free.f_frsize >= DISK_RESERVE_BYTES + cached + nbytes
+
+    def flush_samples(self) -> None:
+        self.file.flush()
+        self.flushed = self.rows["accel"]
 
     def flush(self, pending: dict) -> None:
         """The tables' new rows, then everything to disk (readable from here on, whatever happens)."""

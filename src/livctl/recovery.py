@@ -3,10 +3,10 @@
 Such a session has a start and windows in the dose log but no end. The next livctl that opens the
 log on the same host finds it, sees that the process that ran it is gone, and appends the end the
 process could not write: status `interrupted`, the seconds delivered as its logged windows show,
-and the last measured window. Its raw-signal archive (written by a process of its own, which
-finishes the file when livctl dies) is sealed as found and chained before that end. Sessions of
-other hosts are left alone (their processes cannot be checked from here); a session whose process
-still runs is left alone.
+and the last measured window. Its raw-signal archive (the signal up to its writer's last flush,
+less than a second before the process died) is sealed as found and chained before that end.
+Sessions of other hosts are left alone (their processes cannot be checked from here); a session
+whose process still runs is left alone.
 """
 
 from __future__ import annotations
