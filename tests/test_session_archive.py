@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from conftest import livctl_env, run_livctl
+from conftest import REPO, livctl_env, run_livctl
 
 from livctl import archive as raw
 from livctl.backends import open_platform
@@ -323,3 +323,19 @@ def test_a_calibration_that_fails_keeps_no_raw_signal(cli, tmp_path):
                  "--quiet", "--calibration-dir", str(folder))
     assert failed.code == 1, failed
     assert not folder.exists() or list(folder.iterdir()) == []  # nothing written, as before
+
+
+def test_the_documented_script_reads_an_archive_without_livctl_and_gets_the_logs_windows(cli, log_path, tmp_path):
+    document = (REPO / "docs" / "archive.md").read_text()
+    script = document.split("<!-- check_archive.py -->\n```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "check_archive.py").write_text(script)
+    result, _, windows = _session(log_path, minutes=1.0)
+    archive, table = tmp_path / "s.h5", tmp_path / "windows.csv"
+    assert cli("log", "export", "--raw", result.session_id, "--out", str(archive), "--log", str(log_path)).code == 0
+    assert cli("log", "export", "--csv", "--windows", "--out", str(table), "--log", str(log_path)).code == 0
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # h5py and numpy only: no livctl
+    done = subprocess.run([sys.executable, str(tmp_path / "check_archive.py"), str(archive), str(table)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    delivered = sum(1 for w in windows if w["phase"] == "deliver")
+    assert done.stdout.strip().splitlines()[-1].startswith(f"{delivered} of {delivered} delivery windows agree")
