@@ -67,21 +67,20 @@ FORMAT_VERSION = 1
 SUFFIX = ".archive"
 """A record's archives live in the folder named after its file plus this."""
 CHUNK_S = 1.0
-"""Signal per chunk: the writer is handed the samples in whole chunks, each as soon as it is whole
-(in real time). What it was handed it writes even if livctl is killed: a crash loses less than
-this."""
+"""Signal per chunk (and per HDF5 chunk of an axis): in real time the writer is handed each chunk
+as soon as it is whole and flushes it at once, so a crash loses less than this."""
 HAND_OFF_INTERVAL_S = 0.2
 """Chunks go to the writer at most this often (wall time): in real time every chunk goes as soon as
 it is whole; a simulated session run faster than real time hands them over in batches."""
 BATCH_BYTES = 8 << 20
-"""The most samples (as float64) kept for the writer between two hand-offs."""
-# (a batch's samples are the blocks as the platform returned them, joined by the writer)
+"""The most samples (as float64) kept for the writer between two hand-offs; a batch's samples are
+the blocks as the platform returned them, joined by the writer."""
 DEFLATE_LEVEL = 1
 """zlib level for samples that are not counts (floats): 1 compresses nearly as well as 9, several
 times faster. Counts are packed by HDF5's scale-offset filter instead (smaller and faster still)."""
 WRITE_TIMEOUT_S = 5.0
-"""A writer that takes nothing for this long (a disk that hangs) stops the archive: the procedure
-is told, rather than held up."""
+"""A writer that stays MAX_BATCHES behind for this long (a disk that hangs) stops the archive: the
+procedure is told, rather than held up."""
 TABLE_CHUNK_ROWS = 256
 PHASE_BYTES = 10
 
@@ -236,10 +235,10 @@ class RawArchive:
     platform to the motion guard through `watch(platform)`, note each measured window with
     `add_window`, and `close` it at the end (or `discard` it).
 
-    The procedure only copies each block into a buffer; whole chunks go to a writer thread (at
-    once in real time, at most every HAND_OFF_INTERVAL_S of wall time faster than that), which
-    packs them and appends them with the tables' new rows and flushes the file. The packing and
-    the disk run outside the interpreter's lock, so the procedure is not held up by them."""
+    The procedure only keeps each block (the platform's own array); whole chunks go to a writer
+    thread (at once in real time, at most every HAND_OFF_INTERVAL_S of wall time faster than
+    that), which packs and appends them with the tables' new rows and flushes the file. HDF5's
+    packing and the disk run outside the interpreter's lock, at the writer's lower priority."""
 
     def __init__(self, path: str | os.PathLike[str], *, kind: str, rate_hz: float,
                  sample_format: tuple[str, float] = ("float64", 1.0), metadata: dict[str, Any] | None = None):

@@ -135,6 +135,9 @@ def reanalyse(log, session_id: str) -> Reanalysis:
             reasons += [f"delivery: {r}" for r in validation.reasons]
     except RecordingError as exc:  # NaN from a corrupted sensor, no vibration at all...
         reasons.append(f"delivery: it cannot be validated as a recording: {exc}")
+    if not any(w.logged.get("frequency_hz") is not None for w in checks):
+        reasons.append("the session measured no window (no accelerometer, or none that delivered samples): "
+                       "there is no figure to reproduce")
     if not record["complete"]:
         reasons.append(f"the archive is incomplete: {record['note']}")
     return Reanalysis(session, record, path, data, rx, checks, validation, tuple(reasons))
