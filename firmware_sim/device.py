@@ -87,7 +87,7 @@ REPLAY_HISTORY_S = 5.0
 
 LIMIT_RAMP_S = 0.1
 """A drive above a newly lowered limit comes down to it this fast."""
-HARD_TRIP_FACTOR = 1.5
+HARD_TRIP_FACTOR = 1.4
 """A single sample this many times over the trip threshold cuts at once."""
 REST_TIME_CONSTANT_S = 0.25
 """The at-rest reading of gravity the trip subtracts follows the sensor this fast while the drive is off."""

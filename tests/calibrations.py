@@ -21,6 +21,7 @@ def write_calibration(
     device: str = "audio://system",
     rate_hz: float = 48000.0,
     gravity_g: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    drives: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2),
 ) -> Calibration:
     """A calibration of a linear platform (`gain_g_per_drive` peak g per unit drive at every
     frequency), saved as `<directory>/<platform_id>.toml`, made "on the platform" (not simulated)."""
@@ -29,7 +30,7 @@ def write_calibration(
         steps = [
             Step(drive=d, peak_mps2=g_to_mps2(gain_g_per_drive * d), peak_u_mps2=g_to_mps2(gain_g_per_drive * d) * 1e-3,
                  frequency_hz=f, thd_percent=0.5, snr_db=40.0, samples=int(rate_hz))
-            for d in (0.02, 0.05, 0.1, 0.2)
+            for d in drives
         ]
         points.append(frequency_point(f, steps, accel_cap_g=1.0, max_drive=max_drive))
     calibration = Calibration(

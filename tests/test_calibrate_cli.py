@@ -312,3 +312,21 @@ def test_steps_and_levels_are_read_strictly(cli, tmp_path):
                        (["--levels", "5,,10"], "separated by commas")):
         result = cli("calibrate", "--device", "sim://", "--speed", "max", "--no-plot", *args)
         assert result.code == 2 and says in result.err and result.err.count("\n") == 1
+
+
+def test_a_calibration_whose_probe_kept_a_step_at_the_guards_first_drives_reads_back(cli, tmp_path):
+    """A 0.5 kg cage at 45 Hz sits at the plate's resonance: behind a serial link its response showed
+    at 2.5e-5 of full scale, a step the calibration kept and its reader once refused (a file livctl
+    wrote and could not read)."""
+    from calibrations import write_calibration
+    from livctl.calibration import load_calibration
+
+    directory = tmp_path / "calibration"
+    write_calibration(directory, "sim", gain_g_per_drive=15.5, frequencies_hz=(45.0,), device="sim://",
+                      gravity_g=(0.01, 0.006, 1.0), drives=(2.5e-5, 1e-4, 4e-4, 1.6e-3, 6.4e-3))
+    (path,) = directory.glob("*.toml")
+    assert min(s.drive for p in load_calibration(path).points for s in p.steps) == 2.5e-05
+    session = cli("session", "--device", "sim://?load_kg=0.5&sensor=adxl355", "--freq", "45", "--accel", "0.6",
+                  "--minutes", "0.1", "--speed", "max", "--calibration-dir", str(directory),
+                  "--log", str(tmp_path / "log.sqlite"), "--quiet")
+    assert session.code == 0, session

@@ -87,7 +87,7 @@ def test_json_document_with_provenance_and_windows(cli, study, tmp_path):
         (["--csv", "--from", "March"], "is not a date"),
         (["--csv", "--tz", "Nowhere/Land"], "unknown time zone"),
         (["--csv", "--from", "2026-03-10", "--to", "2026-03-01"], "--from 2026-03-10 is after --to 2026-03-01"),
-        ([], "one of the arguments --csv --json is required"),
+        ([], "say what to export: --csv or --json"),
     ],
 )
 def test_bad_exports(cli, study, args, fragment):

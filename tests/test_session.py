@@ -211,14 +211,16 @@ def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(l
     assert drives[1] == drives[0]
 
 
-def test_a_dose_log_that_fills_mid_session_stops_it_with_exit_1_and_the_record_is_closed(log_path):
-    # a file-size limit stands in for a full disk: SQLite's writes fail part-way through the delivery
+def test_a_disk_limit_mid_session_stops_it_with_exit_1_and_the_record_is_closed(log_path):
+    """A file-size limit stands in for a full disk. The raw signal grows fastest: its archive stops
+    while there is room to close it and to log the session's end, and the session stops with the
+    reason; never a traceback, never a crash (HDF5 cannot close a file whose write failed)."""
     import resource
     import signal
     import subprocess
     import sys
 
-    from conftest import livctl_env, run_livctl
+    from conftest import livctl_env
 
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
@@ -226,14 +228,51 @@ def test_a_dose_log_that_fills_mid_session_stops_it_with_exit_1_and_the_record_i
 
     result = subprocess.run(
         [sys.executable, "-m", "livctl", "session", "--device", "sim://", "--minutes", "5", "--speed", "max",
-         "--log", str(log_path), "--quiet"],
+         "--log", str(log_path), "--json", "--quiet"],
         preexec_fn=limit, capture_output=True, text=True, env=livctl_env(), timeout=120,
     )
     assert result.returncode == 1, result.stderr  # it drove: never 2
-    *notes, line = result.stderr.strip().splitlines()
-    assert all("no calibration for platform 'sim'" in note for note in notes)  # said of every sim:// session
-    assert line.startswith("livctl: error: the platform was stopped (aborted: the dose log could not be written: ")
-    assert line.endswith("the next livctl closes it as interrupted")
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "aborted" and "the raw signal could not be written" in summary["reason"]
+    with DoseLog(log_path, create=False) as log:
+        record = log.find_session(summary["session_id"])
+        windows = log.windows(summary["session_id"])
+    delivered = sum(w["duration_s"] for w in windows if w["phase"] == DELIVER)
+    assert record["status"] == "aborted" and record["delivered_s"] == pytest.approx(delivered) and 0 < delivered < 300
+
+
+def test_a_dose_log_that_fills_mid_session_stops_it_with_exit_1_and_the_record_is_closed(log_path):
+    """Without the raw signal (a script may go without it), the log itself fills: the session stops
+    safely with SessionNotRecorded, and the next livctl closes the record from its logged windows."""
+    import subprocess
+    import sys
+
+    from conftest import livctl_env, run_livctl
+
+    script = (
+        "import math, resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))\n"
+        "from livctl.backends import open_platform\n"
+        "from livctl.doselog import DoseLog\n"
+        "from livctl.errors import SessionNotRecorded\n"
+        "from livctl.preparation import SessionRequest, prepare_session\n"
+        "from livctl.prescription import Prescription\n"
+        "from livctl.session import Session\n"
+        "with DoseLog(sys.argv[1]) as log, open_platform('sim://', speed=math.inf) as p:\n"
+        "    plan = prepare_session(p, log, SessionRequest(Prescription(30.0, 0.3, 300.0)))\n"
+        "    try:\n"
+        "        Session(plan, p, log, keep_signal=False).run()\n"
+        "    except SessionNotRecorded as exc:\n"
+        "        print(exc)\n"
+        "        sys.exit(1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(log_path)], capture_output=True, text=True,
+                            env=livctl_env(), timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("the platform was stopped (aborted: the dose log could not be written: ")
+    assert result.stdout.strip().endswith("the next livctl closes it as interrupted")
     # with room again, the next livctl closes the session from its logged windows
     listing = run_livctl("log", "--log", str(log_path), "--json")
     (session,) = json.loads(listing.stdout)

@@ -43,7 +43,7 @@ from livctl import __version__
 from livctl.analysis import AnalysisError, Measurement, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.clock import utc_now
-from livctl.errors import LivctlError, PlatformError, UsageError
+from livctl.errors import LivctlError, UsageError
 from livctl.files import atomic_output, read_toml
 from livctl.inputs import EARLIEST_DATE, Range
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
@@ -284,6 +284,9 @@ class Calibration:
     sensor: SensorCheck
     points: tuple[FrequencyPoint, ...]
     format_version: int = FORMAT_VERSION
+    raw_signal: dict[str, Any] | None = None
+    """The sweep's raw signal (livctl.archive): file (relative to the calibration's folder),
+    sha256, samples, complete."""
 
     @property
     def working_point(self) -> FrequencyPoint:
@@ -342,6 +345,7 @@ class Calibration:
                 "max_safe_drive": self.max_safe_drive,
             },
             "points": [_point_to_dict(p) for p in self.points],
+            "raw_signal": self.raw_signal,
         }
         return _drop_none(doc)
 
@@ -403,6 +407,7 @@ class Calibration:
             ),
             points=points,
             format_version=version,
+            raw_signal=_raw_signal_from(r),
         )
         cal.point_at(cal.working_frequency_hz, 1e-6)  # the working frequency must be one of the points
         limits.number("max_safe_drive", 0.0, 1.0, low_open=True, required=False)  # a summary: the points' rule
@@ -416,13 +421,24 @@ MAX_LOAD_KG = 10_000.0
 MAX_RATE_HZ = 1e6
 MAX_SENSOR_G = 1000.0
 """No accelerometer a platform carries reads more than this (ADXL345: 16 g)."""
-MIN_STEP_DRIVE = 1e-4
-"""A step below 0.01 % of full scale measures noise only (`--levels 1e-308` wrote one at 0 %)."""
+MIN_STEP_DRIVE = 1e-6
+"""No step a calibration takes is below this share of full scale (`--levels 1e-308` once wrote one
+at 0 %): its probe starts at the guard's first drive, 2.5e-5 of full scale on a platform answering
+20 g per full drive, and keeps the steps whose response showed (a platform at its resonance answers
+there)."""
 MIN_SAFE_DRIVE = 1e-3
 """A largest safe drive below 0.1 % of full scale moves nothing measurable: a session's pre-check
 would step at drive 0 for ever. Such a calibration is refused."""
 MAX_GAIN_G_PER_DRIVE = 1e4
 MAX_STEPS = 10_000
+
+
+def _raw_signal_from(r: "_Reader") -> dict[str, Any] | None:
+    if "raw_signal" not in r.t:
+        return None  # calibrated before livctl kept the sweep's signal
+    t = r.table("raw_signal")
+    return {"file": t.get("file", str), "sha256": t.get("sha256", str), "samples": t.get("samples", int),
+            "complete": t.get("complete", bool)}
 
 
 def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
@@ -951,6 +967,9 @@ class Calibrator:
     sensor_model: str | None = None
     stop: StopSignal = field(default_factory=StopSignal)
     observer: CalibrationObserver = field(default_factory=CalibrationObserver)
+    raw_signal: Any = None
+    """A `livctl.archive.RawArchive` that keeps the sweep's raw signal (every block and command),
+    or None."""
 
     def __post_init__(self) -> None:
         self.settings.validate(self.platform.max_drive)
@@ -968,7 +987,8 @@ class Calibrator:
         from livctl.safety import Trip
         from livctl.sensorwatch import SensorUntrusted
 
-        self.guard = MotionGuard(self.platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
+        platform = self.platform if self.raw_signal is None else self.raw_signal.watch(self.platform)
+        self.guard = MotionGuard(platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
                                  ramp_s=self.settings.ramp_s)
         with self.guard:
             try:

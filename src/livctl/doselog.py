@@ -39,8 +39,9 @@ from livctl import __version__
 from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
 
-SCHEMA_VERSION = 3
-"""3 added `sessions.practice`; a log of schema 2 gains the column when opened (see ADDED_COLUMNS)."""
+SCHEMA_VERSION = 4
+"""3 added `sessions.practice` (ADDED_COLUMNS), 4 the `archives` table (a session's raw signal,
+ADDED_TABLES); a log of an older schema gains them when opened, with no record changed."""
 _DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 """What reading a damaged file can raise: SQLite's errors, and a schema or error message whose
 damaged bytes are no longer UTF-8."""
@@ -113,6 +114,15 @@ _CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
         ("in_spec", "INTEGER NOT NULL"),
         ("window_count", "INTEGER NOT NULL"),
     ),
+    "archives": (
+        ("session_id", "TEXT NOT NULL UNIQUE REFERENCES sessions(session_id)"),
+        ("file", "TEXT NOT NULL"),
+        ("sha256", "TEXT NOT NULL"),
+        ("bytes", "INTEGER NOT NULL"),
+        ("samples", "INTEGER NOT NULL"),
+        ("complete", "INTEGER NOT NULL"),
+        ("note", "TEXT"),
+    ),
     "subjects": (
         ("subject_id", "TEXT NOT NULL UNIQUE"),
         ("kind", "TEXT NOT NULL"),
@@ -131,6 +141,8 @@ _CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 ADDED_COLUMNS: dict[str, tuple[tuple[str, int], ...]] = {"sessions": (("practice", 3),)}
+ADDED_TABLES: dict[str, int] = {"archives": 4}
+"""Chained tables added after schema 2, with the schema that added them (created empty on upgrade)."""
 """Columns added after schema 2, last in their table, with the schema that added them. They are
 NULL in records written before them and are then left out of the canonical form (a trailing NULL
 of an added column is not hashed), so older records keep their hashes and older logs verify."""
@@ -140,6 +152,7 @@ WINDOW_COLUMNS = tuple(name for name, _ in _CHAINED["windows"])
 END_COLUMNS = tuple(name for name, _ in _CHAINED["session_ends"])
 SUBJECT_COLUMNS = tuple(name for name, _ in _CHAINED["subjects"])
 ASSIGNMENT_COLUMNS = tuple(name for name, _ in _CHAINED["assignments"])
+ARCHIVE_COLUMNS = tuple(name for name, _ in _CHAINED["archives"])
 
 STATUSES = ("completed", "aborted", "interrupted")
 SUBJECT_KINDS = ("human", "animal", "cells")
@@ -152,21 +165,25 @@ def _schema() -> list[str]:
         "CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head "
         "BEGIN SELECT RAISE(ABORT, 'the dose log is append-only'); END",
     ]
-    for table, columns in _CHAINED.items():
-        body = ", ".join(f"{name} {decl}" for name, decl in columns)
-        statements.append(
-            f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"
-        )
-        for action in ("UPDATE", "DELETE"):
-            statements.append(
-                f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
-            )
+    for table in _CHAINED:
+        statements += _table_schema(table)
     statements += [
         "CREATE INDEX sessions_started ON sessions(started_utc)",
         "CREATE INDEX sessions_subject ON sessions(subject, started_utc)",
         "CREATE INDEX assignments_subject ON assignments(subject_id)",
     ]
+    return statements
+
+
+def _table_schema(table: str) -> list[str]:
+    """One chained table and its append-only triggers."""
+    body = ", ".join(f"{name} {decl}" for name, decl in _CHAINED[table])
+    statements = [f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"]
+    for action in ("UPDATE", "DELETE"):
+        statements.append(
+            f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
+        )
     return statements
 
 
@@ -370,16 +387,30 @@ class DoseLog:
         db.execute("PRAGMA foreign_keys = ON")
 
     def _upgrade(self) -> None:
-        """Add the columns of later schemas to a log of schema 2 (no record changes: see ADDED_COLUMNS)."""
+        """Add the columns and tables of later schemas to a log of an older one (no record changes:
+        see ADDED_COLUMNS and ADDED_TABLES); a log that cannot be written (a read-only copy) is read
+        as it is."""
+        if self.read_only:
+            return
         db = self._db
-        with self._write():
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for table, columns in ADDED_COLUMNS.items():
-                declared = dict(_CHAINED[table])
-                for name, added_in in columns:
-                    if version < added_in:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared[name]}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            with self._write():
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for table, columns in ADDED_COLUMNS.items():
+                    declared = dict(_CHAINED[table])
+                    present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                    for name, added_in in columns:
+                        if version < added_in and name not in present:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared[name]}")
+                for table, added_in in ADDED_TABLES.items():
+                    if version < added_in and table not in tables:
+                        for statement in _table_schema(table):
+                            db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "read-only" not in str(exc):
+                raise
 
     def check_damage(self) -> None:
         """The quick check run whenever the log is opened: LogError (one line) when the file is
@@ -414,12 +445,14 @@ class DoseLog:
         if db.execute("PRAGMA user_version").fetchone()[0] == 0:
             return None  # being created by another process: nothing to check yet
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
-        last = max(db.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0] for table in _CHAINED)
+        tables = _present(db)  # a log of an older schema, read as it is, lacks the tables added since
+        last = max(db.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0] for table in tables)
         if last != head_seq:
             return f"its chain head says record {head_seq} is the last, but the last record is {last}"
         if head_seq == 0:
             return None
-        for table, columns in _CHAINED.items():
+        for table in tables:
+            columns = _CHAINED[table]
             # a log of an older schema (not yet upgraded) lacks the added columns: they read as NULL
             present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
             names = ", ".join(name if name in present else "NULL" for name, _ in columns)
@@ -430,14 +463,19 @@ class DoseLog:
                 return None
         return f"its last record ({head_seq}) is missing"
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with the write lock up front (BEGIN IMMEDIATE)."""
+    def check_writable(self) -> None:
+        """LogError (one line) when this log cannot be written here: before anything else is made
+        for a record (a session's raw-signal folder), as before any append."""
         if self.read_only:
             raise LogError(
                 f"the dose log {self.path} cannot be written here (read-only file, folder or medium): it can be "
                 "read and verified only; nothing was written"
             )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the write lock up front (BEGIN IMMEDIATE)."""
+        self.check_writable()
         if not self._checked:
             self.check_damage()
         db = self._db
@@ -498,9 +536,12 @@ class DoseLog:
         row["reasons"] = json.dumps(list(reasons)) if reasons else "[]"
         self._append("windows", row)
 
-    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False) -> bool:
+    def end_session(self, session_id: str, end: dict, *, unless_ended: bool = False,
+                    archive: dict | None = None) -> bool:
         """Append a session's end. With `unless_ended`, a session that another process ended
-        meanwhile is left as it is (False); without, ending a session twice is an error."""
+        meanwhile is left as it is (False); without, ending a session twice is an error.
+        `archive` (file, sha256, bytes, samples, complete, note: `livctl.archive.Seal.record()`)
+        is chained just before the end, in the same transaction."""
         if end["status"] not in STATUSES:
             raise ValueError(f"unknown status {end['status']!r}")
         row = dict(end)
@@ -509,6 +550,8 @@ class DoseLog:
             with self._write():
                 if unless_ended and self._query("SELECT 1 FROM session_ends WHERE session_id = ?", [session_id]):
                     return False
+                if archive is not None:
+                    self._append_locked("archives", dict(archive, session_id=session_id))
                 self._append_locked("session_ends", row)
         except _DB_ERRORS as exc:
             raise self._write_error(exc) from None
@@ -682,6 +725,19 @@ class DoseLog:
             out.append(d)
         return out
 
+    def archives(self, session_id: str | None = None) -> list[dict]:
+        """The sealed raw-signal archives (of one session, or all), each with its record's `seq`."""
+        where, params = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archives'", []):
+            return []  # a read-only log of schema 2
+        rows = self._query(f"SELECT seq, {', '.join(ARCHIVE_COLUMNS)} FROM archives {where} ORDER BY seq", params)
+        out = []
+        for r in rows:
+            d = dict(zip(("seq",) + ARCHIVE_COLUMNS, r))
+            d["complete"] = bool(d["complete"])
+            out.append(d)
+        return out
+
     def chain_head(self) -> tuple[int, str]:
         """(seq, hash as hex) of the last record."""
         seq, digest = self._query("SELECT seq, hash FROM chain_head", [])[0]
@@ -731,10 +787,11 @@ class DoseLog:
             )
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
         triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+        tables = _present(db)
         warnings = []
-        if triggers < _APPEND_ONLY_TRIGGERS:
+        if triggers < 2 * len(tables) + 1:
             warnings.append("the append-only triggers were removed from this log")
-        total = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in _CHAINED)
+        total = sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables)
         if workers is None:
             workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_RECORDS else 1
         if workers > 1:
@@ -843,7 +900,7 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
 
     walk = _Walk(last_seq=lo - 1, last_hash=expected_prev if expected_prev is not None else GENESIS_HASH)
     expected_seq = lo
-    for seq, table, row in heapq.merge(*(rows(t) for t in _CHAINED), key=itemgetter(0)):
+    for seq, table, row in heapq.merge(*(rows(t) for t in _present(db)), key=itemgetter(0)):
         prev_hash, stored, values = row[1], row[2], row[3:]
         what = _describe(table, values)
         if walk.first_seq is None:
@@ -868,6 +925,12 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
         if progress is not None and walk.walked % 100_000 == 0:
             progress(walk.walked, total)
     return walk
+
+
+def _present(db: sqlite3.Connection) -> list[str]:
+    """The chained tables this log holds (a read-only log of schema 2 has no archives table)."""
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return [t for t in _CHAINED if t in names]
 
 
 def _hash_matches(table: str, seq: int, prev_hash, values: Sequence, stored) -> bool:
@@ -897,6 +960,8 @@ def _describe(table: str, values: Sequence) -> str:
         return f"window {values[1]} of session {values[0]}"
     if table == "session_ends":
         return f"end of session {values[0]}"
+    if table == "archives":
+        return f"raw-signal archive of session {values[0]}"
     if table == "subjects":
         return f"subject {values[0]}"
     return f"regimen assignment of subject {values[0]}"

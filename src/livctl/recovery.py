@@ -3,8 +3,10 @@
 Such a session has a start and windows in the dose log but no end. The next livctl that opens the
 log on the same host finds it, sees that the process that ran it is gone, and appends the end the
 process could not write: status `interrupted`, the seconds delivered as its logged windows show,
-and the last measured window. Sessions of other hosts are left alone (their processes cannot be
-checked from here); a session whose process still runs is left alone.
+and the last measured window. Its raw-signal archive (the signal up to its writer's last flush,
+less than a second before the process died) is sealed as found and chained before that end.
+Sessions of other hosts are left alone (their processes cannot be checked from here); a session
+whose process still runs is left alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 
+from livctl import archive as raw
 from livctl.doselog import DoseLog
 
 
@@ -41,8 +44,10 @@ def close_orphans(log: DoseLog) -> list[str]:
         if pid == os.getpid() or _process_alive(pid):
             continue
         end = _end_from_windows(session, log.windows(session["session_id"]))
+        archive = raw.archive_dir(log.path) / f"{session['session_id']}.h5"
+        seal = raw.seal_left_behind(archive, log.path.parent)
         # another livctl starting on this host may be closing it too: one of them does
-        if log.end_session(session["session_id"], end, unless_ended=True):
+        if log.end_session(session["session_id"], end, unless_ended=True, archive=seal.record() if seal else None):
             closed.append(session["session_id"])
     return closed
 

@@ -55,9 +55,9 @@ CLOCK_WARMUP_S = 0.25
 CLOCK_SIGMAS = 4.0
 CLOCK_KNOWN_SE = 2e-4
 """The clock's rate is known once its standard error is at most this (0.02 Hz at 100 Hz): from then
-on the log is corrected by it (a session waits for it before its dose, `CLOCK_WAIT_S`)."""
+on the log is corrected by it (a session listens at rest for it before anything moves, `CLOCK_WAIT_S`)."""
 CLOCK_WAIT_S = 15.0
-"""How long a session's pre-check holds its level for the clock to become known, at most."""
+"""How long a session's sensor check listens at rest for the clock to become known, at most."""
 CLOCK_CORRECT_MIN_FRACTION = 1e-4
 """Clock errors from this (100 ppm: twice a common crystal's tolerance) up to the limit are
 corrected in the log, once known beyond 3 standard errors; smaller ones change 90 Hz by under

@@ -28,6 +28,11 @@ logged.
 Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
 the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
 seconds actually delivered. The session never knows which backend it drives.
+
+A logged session keeps its raw signal (livctl.archive): the guard drives the platform through the
+archive, which writes every block read and every command sent to `<log>.archive/<id>.h5`; each
+logged window is noted there too, and the file's SHA-256 is chained with the session's end. An
+archive that cannot be written stops the session safely, with the reason.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from livctl import archive as raw
 from livctl.analysis import AXES, AnalysisError, Measurement, check_spec, measure
 from livctl.backends import Platform, SampleBlock
 from livctl.blockfit import fit_block
@@ -209,6 +215,8 @@ class Session:
     sample_observer: Callable[[SampleBlock], None] | None = None
     """Sees every block of samples read (a live view); must not block."""
     block_s: float = DEFAULT_BLOCK_S
+    keep_signal: bool = True
+    """Keep the raw signal beside the log (livctl.archive); False only to measure what that costs."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.plan, SessionPlan):
@@ -232,6 +240,8 @@ class Session:
         self._target_drive = 0.0
         self._ceiling_drive = 0.0
         self.session_id: str | None = None
+        self.archive: raw.RawArchive | None = None
+        """The session's raw signal, while it is written (a logged session only)."""
         self.gain_mps2_per_drive: float | None = None
         self._log_failed = False
         self._win_gains: list[float] = []
@@ -252,11 +262,23 @@ class Session:
 
     def run(self) -> SessionResult:
         rx = self.prescription
+        archive_problem = None
+        if self.log is not None and self.keep_signal:
+            self.log.check_writable()  # a read-only log says so, before its raw-signal folder is made
+            folder = raw.prepare_dir(self.log.path)  # an unwritable place is refused before anything is logged
         if self.log is not None:
             self.session_id = self.log.start_session(self._start_record(), admit=self.plan.admit)
+        if self.log is not None and self.keep_signal:
+            try:
+                self.archive = raw.RawArchive.for_platform(
+                    folder / f"{self.session_id}.h5", self.platform, kind="session", metadata=self._archive_metadata()
+                )
+            except raw.ArchiveError as exc:
+                archive_problem = str(exc)
+        self._archive_problem = archive_problem
         failure: BaseException | None = None
         guard = MotionGuard(
-            self.platform,
+            self.platform if self.archive is None else self.archive.watch(self.platform),
             accel_cap_g=self.accel_cap_g,
             ceiling=self.plan.motion.drive_ceiling,
             reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
@@ -277,8 +299,11 @@ class Session:
                 status, reason, failure = self._drive_through(guard)
         result = self._result(status, reason)
         if self.log is not None and self.session_id is not None:
+            seal = None
+            if self.archive is not None:
+                seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
             try:
-                self.log.end_session(self.session_id, result.to_record())
+                self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
             except LogError as exc:
                 raise SessionNotRecorded(
                     f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
@@ -294,6 +319,8 @@ class Session:
         status, reason = "completed", None
         failure: BaseException | None = None
         try:
+            if self._archive_problem:
+                raise SessionAbort(f"the raw signal cannot be kept: {self._archive_problem}")
             guard.set_frequency(self.prescription.frequency_hz)
             if self.platform.has_sensor:
                 self._sensor_check()
@@ -349,6 +376,13 @@ class Session:
             calibration_id=self.calibration_id,
             practice=self.plan.practice,
         )
+
+    def _archive_metadata(self) -> dict:
+        """What the raw signal needs to be analysed again: the session's start record, its id and
+        log, its windows and blocks."""
+        return dict(vars(self._start_record()), id=self.session_id, session_id=self.session_id,
+                    log=str(self.log.path), window_s=self.window_s, block_s=self.block_s,
+                    accel_cap_g=self.accel_cap_g, drive_ceiling=self.plan.motion.drive_ceiling)
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
         t = self._tally
@@ -425,6 +459,7 @@ class Session:
                 f"sensor check: noise of {1000 * noise_g:.0f} mg RMS at rest is too high to verify "
                 f"{self.prescription.peak_g:g} g within {100 * self.prescription.tolerance.accel_fraction:g} %"
             )
+        self._await_clock()
 
     def _precheck(self) -> None:
         """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level.
@@ -479,7 +514,6 @@ class Session:
                 "check the amplifier, the actuator and the sensor"
             )
         self._confirm_proportional(steps, level, m)
-        self._await_clock()
         self._frequency_hz = m.frequency_hz
         gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
@@ -536,13 +570,13 @@ class Session:
                 )
 
     def _await_clock(self) -> None:
-        """Hold the pre-check's level until the platform's clock is known (livctl.sensorwatch:
-        CLOCK_KNOWN_SE), so every window of the dose is logged in this computer's time; at most
-        CLOCK_WAIT_S (a virtual clock is known at once; a serial board in a few seconds)."""
+        """Listen at rest until the platform's clock is known (livctl.sensorwatch: CLOCK_KNOWN_SE),
+        so every window of the dose is logged in this computer's time; at most CLOCK_WAIT_S (a
+        simulator's clock is known after 2 s of samples, a serial board's in a few more)."""
         clock = self.guard.watch.clock
         waited_s = 0.0
         while not clock.known and waited_s < CLOCK_WAIT_S:
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
             self._notify(PRECHECK, window)
             waited_s += window.duration_s
 
@@ -706,6 +740,7 @@ class Session:
         """Measure, check and log a window; when `react`, let the controller correct the level."""
         rx = self.prescription
         m = None
+        hint_hz = None
         if problem:
             reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
         elif not self.platform.has_sensor:
@@ -713,13 +748,14 @@ class Session:
         elif not measured:
             reasons = ("not measured: the platform was at rest or settling",)
         else:
+            hint_hz = self._frequency_hz
             try:
                 m = measure(
                     samples,
                     self.platform.sensor_rate_hz,
                     axis=self._axis,
                     search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
-                    hint_hz=self._frequency_hz,
+                    hint_hz=hint_hz,
                 )
             except AnalysisError as exc:
                 reasons = (f"no measurement: {exc}",)
@@ -752,6 +788,11 @@ class Session:
                 self._log_failed = True  # the ramp-down goes on unlogged
                 if react and not self.guard.winding_down:
                     raise _LogWriteFailed(str(exc)) from None
+        archive = self.archive
+        if archive is not None:
+            archive.add_window(window.index, phase, t0_s, duration_s, measured=m is not None, hint_hz=hint_hz)
+            if archive.failure and react and not self.guard.winding_down:
+                raise SessionAbort(f"the raw signal could not be written: {archive.failure}")
         if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
             self._frequency_hz = m.frequency_hz
         if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:

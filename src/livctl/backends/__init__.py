@@ -177,6 +177,10 @@ class Platform(ABC):
     """Accelerometers on the plate: 2 when a second, independent one checks the first."""
     has_load_cell: bool = False
     """True when the platform reads what stands on it (`SampleBlock.load_kg`)."""
+    sample_format: tuple[str, float] = ("float64", 1.0)
+    """How the samples `read` returns are stored without loss: a numpy type and the m/s^2 that one
+    unit of it stands for (an ADXL345's counts: ("int16", 0.0383)). The raw-signal archive stores
+    them so."""
 
     def __init__(self, url: str, clock: "Clock"):
         self.url = url
@@ -278,7 +282,9 @@ class Platform(ABC):
         """The next `duration_s` of accelerometer samples; blocks (on the platform's clock) until they exist.
 
         A block may hold fewer samples than the duration implies when the sensor delivers fewer
-        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`. A device
+        (a stalled or unplugged sensor); the platform's time still moves by `duration_s`. The
+        array is the caller's: the platform never writes to it afterwards (a session's windows and
+        its raw-signal archive keep blocks as they are). A device
         that cut its output on its own over-acceleration trip raises `DeviceTripped`.
         """
 

@@ -421,6 +421,7 @@ class AudioPlatform(Platform):
         self._in_scale_mps2 = g_to_mps2(limits.in_g_per_fs) if limits.in_g_per_fs else None
         if self._in_scale_mps2:
             self.sensor_range_mps2 = self._in_scale_mps2  # a full-scale input is clipped
+            self.sample_format = ("float32", self._in_scale_mps2)  # the card's float32 samples
         self.full_scale_drive = limits.max_level or 0.0
         self._trip = _Trip()
         self._trip_reported = False

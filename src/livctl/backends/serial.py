@@ -281,6 +281,7 @@ class SerialPlatform(Platform):
                 self._set("SENS:CHAN 2", "SENS:CHAN?", [2], link=link)
                 self.sensor_count = 2
             self.has_load_cell = link.query("SENS:LOAD?", float, timeout_s=0.5) >= 0
+        self.sample_format = ("int16" if range_g / mps2_to_g(scale) < 2**15 - 1 else "int32", scale)  # frame counts
         self._send_limit(link, self.max_drive)
         if math.isfinite(self.trip_mps2):
             self._send_trip(link, self.trip_mps2)

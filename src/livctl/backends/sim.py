@@ -27,6 +27,7 @@ import numpy as np
 
 from firmware_sim import SENSORS, PlantParams, SimConfig, SimulatedPlatform
 from firmware_sim.faults import FAULTS, Fault
+from firmware_sim.sensor import G_MPS2
 from livctl.backends import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
 from livctl.errors import DeviceTripped, DeviceURLError, PlatformError
@@ -133,6 +134,8 @@ class SimPlatform(Platform):
         self.sensor_count = config.sensors
         self.has_load_cell = config.load_cell
         self._columns = 3 * config.sensors
+        steps = sensor.range_g / sensor.lsb_g
+        self.sample_format = ("int16" if steps < 2**15 - 1 else "int32", sensor.lsb_g * G_MPS2)  # the sensor's counts
         self._link_lost_at = self.device.link_lost_at
         # samples rendered ahead: rows for sample indices [_buf_start, _buf_start + len(_buf))
         self._pos = 0

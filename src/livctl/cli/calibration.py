@@ -77,6 +77,16 @@ def calibration_json(cal: "Calibration") -> dict[str, Any]:
     return doc
 
 
+def raw_signal_state(cal: "Calibration", path: Path) -> str:
+    """Whether the sweep's raw signal is there with the SHA-256 the calibration file holds."""
+    from livctl.archive import sealed_problem
+
+    problem = sealed_problem(Path(path).parent, cal.raw_signal)
+    if problem is not None:
+        return problem.upper() if "missing" in problem else f"CHANGED: {problem}"
+    return "SHA-256 as recorded" + ("" if cal.raw_signal["complete"] else " (incomplete)")
+
+
 def render_calibration(cal: "Calibration", path: Path, *, headline: str = "in", steps: bool = False) -> str:
     """A calibration for a person: who, when, sensor, and per frequency the fit and its limits."""
     from livctl.units import mps2_to_g
@@ -93,6 +103,9 @@ def render_calibration(cal: "Calibration", path: Path, *, headline: str = "in", 
         f"  limits      cap {cal.accel_cap_g:g} g peak; largest safe drive at {cal.working_frequency_hz:g} Hz "
         f"{100 * cal.max_safe_drive:.1f} % of full scale",
     ]
+    if cal.raw_signal is not None:
+        lines.append(f"  raw signal  {cal.raw_signal['file']}, {cal.raw_signal['samples']:,} samples: "
+                     f"{raw_signal_state(cal, path)}")
     for p in cal.points:
         g = p.gain
         working = " (working)" if p.frequency_hz == cal.working_frequency_hz else ""

@@ -12,6 +12,7 @@ from pathlib import Path
 from livctl.cli import EXIT_FAILED, EXIT_OK
 from livctl.cli.common import (
     add_json_option,
+    add_log_option,
     add_tolerance_options,
     chosen_preset,
     fmt,
@@ -58,7 +59,12 @@ Files (the format is recognised from the contents):
   WAV   1-3 channels as x, y, z; --full-scale-g says what full scale means
 
 Prescription: --freq and --accel (peak g), or --preset. Tolerances: +-1 Hz,
-+-10 % of the peak g, THD at most 10 %, unless overridden."""
++-10 % of the peak g, THD at most 10 %, unless overridden.
+
+A session of the dose log (--session ID) is checked against its own raw
+signal: the archive's SHA-256 against the one the log chained, every logged
+window measured again from its samples (its figures must come back), and the
+delivery validated as above against the session's prescription."""
 
 EPILOG = """\
 examples:
@@ -71,10 +77,13 @@ examples:
       (the delivery only)
   livctl validate logger.txt --columns "time=Zeit,z=Beschl Z" --time-unit ms \\
       --freq 30 --accel 0.3
+  livctl validate --session s-1a2b3c      (a logged session, from its raw signal)
 
 exit codes: 0 in spec; 1 out of spec, not one steady tone, or a figure that
-cannot be measured; 2 bad usage or an unusable recording (one line says what
-was expected and what was found)"""
+cannot be measured (for a session: or a window whose figures do not come back
+from its raw signal); 2 bad usage or an unusable recording (one line says what
+was expected and what was found), or a session whose raw signal is missing or
+altered"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", metavar="FILE", help="the recording: CSV, firmware dump or WAV")
+    p.add_argument("file", metavar="FILE", nargs="?", help="the recording: CSV, firmware dump or WAV")
+    logged = p.add_argument_group("a logged session")
+    logged.add_argument("--session", metavar="ID",
+                        help="check a session of the dose log against its raw signal (instead of FILE)")
+    add_log_option(logged)
     rx = p.add_argument_group("prescription")
     rx.add_argument("--preset", metavar="NAME", help="a shipped protocol (see `livctl presets`)")
     rx.add_argument("--freq", type=positive_number("Hz"), metavar="HZ", help="prescribed frequency, Hz")
@@ -160,6 +173,12 @@ def plot_path(text: str | None) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
+    if args.session is not None:
+        return run_session_check(args)
+    if args.file is None:
+        raise UsageError("say what to validate: a recording FILE, or --session ID for a session of the dose log")
+    if args.log is not None:
+        raise UsageError("--log goes with --session; a recording FILE is validated on its own")
     build_prescription(args, 1.0)  # bad arguments fail before the file is read
     png = plot_path(args.plot)
     with warnings.catch_warnings():
@@ -326,4 +345,68 @@ def render(result) -> str:
     if result.method != "coherent fit":
         lines.append(_wrap(f"note: the tone is not steady enough for one fit (coherence {result.coherence:.3f}); "
                            "the figures are its windows' averages", "", "  "))
+    return "\n".join(lines)
+
+
+SESSION_OPTIONS = ("preset", "freq", "accel", "tol_freq", "tol_accel", "max_thd", "axis", "start", "end", "units",
+                   "time_unit", "columns", "rate", "full_scale_g")
+
+
+def run_session_check(args: argparse.Namespace) -> int:
+    """`livctl validate --session ID`: the session's raw signal against its dose log."""
+    import warnings
+
+    from livctl.cli.common import log_path
+    from livctl.cli.log import open_log
+
+    if args.file is not None:
+        raise UsageError("give a recording FILE or --session ID, not both")
+    given = [f"--{name.replace('_', '-')}" for name in SESSION_OPTIONS if getattr(args, name) is not None]
+    if args.window != 1.0:
+        given.append("--window")
+    if given:
+        raise UsageError(f"a session is checked against its own prescription, window and sensor; "
+                         f"{', '.join(given)} does not apply with --session")
+    png = plot_path(args.plot)
+    log_path(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from livctl.reanalysis import reanalyse
+
+        with open_log(args) as log:
+            check = reanalyse(log, args.session)
+    if png is not None and check.validation is not None:
+        from livctl.validation_plot import write_plot
+
+        write_plot(check.validation, png)
+    if args.json:
+        print_json(check.to_dict())
+    else:
+        print(render_session_check(check))
+        if png is not None and check.validation is not None:
+            print(f"figure: {png}")
+    return EXIT_OK if check.in_spec else EXIT_FAILED
+
+
+def render_session_check(check) -> str:
+    """The session's check in at most 80 columns: the archive, the windows, then the delivery as
+    `render` shows a recording."""
+    s, a = check.session, check.archive
+    measured = check.measured
+    reproduced = sum(w.reproduced for w in measured)
+    worst = max((w.worst for w in measured if w.worst), key=lambda pair: pair[1], default=None)
+    verdict = "IN SPEC" if check.in_spec else "OUT OF SPEC"
+    lines = [
+        f"{verdict}: session {s['session_id']} ({s['status']}) from its raw signal",
+        _wrap(f"archive {a['file']}: {a['samples']:,} samples at {check.data.rate_hz:g} Hz, SHA-256 as chained "
+              f"in the log (record {a['seq']}){'' if a['complete'] else '; INCOMPLETE: ' + str(a['note'])}", "  ", "  "),
+        _wrap(f"windows: {reproduced} of {len(measured)} measured windows reproduced"
+              + (f" (largest difference {worst[1]:.1e} of the logged value, {worst[0]})" if worst else "")
+              + f"; {len(check.windows) - len(measured)} logged without a measurement", "  ", "  "),
+    ]
+    lines += [_wrap(reason, "  - ", "    ") for reason in check.reasons if not reason.startswith("delivery: ")]
+    if check.validation is not None:
+        lines.append("")
+        lines.append("the delivery, validated as a recording:")
+        lines.append(render(check.validation))
     return "\n".join(lines)
