@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from livctl.cli.common import station
-    from livctl.schedule import Plan, parse_instant
+    from livctl.study.schedule import Plan, parse_instant
 
     lab_zone, note = station().timezone()
     at = utc_now() if args.at is None else parse_instant(args.at, ZoneInfo(lab_zone))

@@ -99,8 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def open_log(args: argparse.Namespace):
     """The log named by --log, after closing the sessions of livctl processes that died."""
     from livctl.cli.session import report_orphans
-    from livctl.doselog import DoseLog
-    from livctl.recovery import close_orphans
+    from livctl.records.doselog import DoseLog
+    from livctl.records.recovery import close_orphans
 
     log = DoseLog(log_path(args), create=False)
     report_orphans(close_orphans(log))
@@ -169,7 +169,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
     from livctl.errors import LogError
 
     with DoseLog(log_path(args), create=False) as log:  # only reads: no orphan is closed here
@@ -196,7 +196,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def check_raw_signal(log) -> dict:
     """Every sealed archive against the SHA-256 the log chained; sessions still running (not yet
     sealed) and sessions without an archive (older logs) are counted."""
-    from livctl.archive import sealed_problem
+    from livctl.records.archive import sealed_problem
 
     records = log.archives()
     sealed = {r["session_id"] for r in records}
@@ -237,10 +237,10 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError("say what to export: --csv or --json (or --raw ID for one session's raw signal)")
     from livctl import __version__
     from livctl.clock import utc_now
-    from livctl.doselog import iso_utc
-    from livctl.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
-    from livctl.files import atomic_output
-    from livctl.regimen import zone
+    from livctl.records.doselog import iso_utc
+    from livctl.records.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
+    from livctl.records.files import atomic_output
+    from livctl.study.regimen import zone
     from livctl.cli.common import station
 
     check_date_range(args)
@@ -307,9 +307,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 def export_raw(args: argparse.Namespace) -> int:
     """`livctl log export --raw ID`: the session's archive, checked against the SHA-256 its end chained."""
-    from livctl.archive import read_archive, sealed_problem
+    from livctl.records.archive import read_archive, sealed_problem
     from livctl.errors import LogError, UsageError
-    from livctl.files import atomic_output
+    from livctl.records.files import atomic_output
 
     unused = [name for name, given in (("--json", args.format == "json"), ("--windows", args.windows),
                                        ("--subject", args.subject), ("--from", args.date_from),

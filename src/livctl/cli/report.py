@@ -59,7 +59,7 @@ def _file_stem(subject: str) -> str:
 
 
 def _pdf():
-    from livctl import report_pdf
+    from livctl.study import pdf as report_pdf
 
     return report_pdf
 
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
     from livctl.errors import UsageError
-    from livctl.files import write_atomic
+    from livctl.records.files import write_atomic
     from livctl.cli.common import station
-    from livctl.report import StudyReport, build_subject_report
+    from livctl.study.report import StudyReport, build_subject_report
 
     check_date_range(args)
     settings = station()
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print_json([r.summary() for r in reports])
         return 0
-    from livctl import report as rpt
+    from livctl.study import report as rpt
 
     out = Path(args.out)
     written = []
