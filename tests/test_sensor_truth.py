@@ -278,3 +278,26 @@ def test_two_accelerometers_that_agree_deliver_and_the_log_says_so(tmp_path):
     result, windows = _session("sim://?load_kg=70&sensors=2", rx, tmp_path / "log.sqlite")
     assert result.status == "completed" and result.in_spec
     assert all(w["in_spec"] for w in windows if w["phase"] == DELIVER)
+
+
+def test_a_sensor_refused_at_rest_moves_nothing_and_the_summary_reads_at_80_columns(tmp_path, monkeypatch):
+    """Refused before anything moved: no ramp-down is run or logged, and the reason, folded at the
+    terminal's width under its heading, is whole."""
+    from livctl.cli.session import render_summary
+
+    rx = Prescription(30.0, 0.3, 10.0)
+    result, windows = _session("sim://?sensor_scale=1.05", rx, tmp_path / "log.sqlite")
+    assert result.status == "aborted" and result.reason.startswith("sensor check:")
+    assert windows and all(w["drive"] == 0.0 and w["phase"] != "ramp_down" for w in windows)
+    monkeypatch.setenv("COLUMNS", "80")
+    summary = render_summary(dict(
+        session_id="s-1", status="aborted", reason=result.reason, in_spec=False, delivered_s=0.0, in_spec_s=0.0,
+        in_spec_fraction=None, mean_frequency_hz=None, mean_peak_g=None, mean_thd_percent=None, subject=None,
+        operator="root", device="sim://", simulated=True, time_base="virtual time", log="log.sqlite",
+        prescription=dict(frequency_hz=30.0, peak_g=0.3, duration_s=10.0, preset=None,
+                          tolerance=dict(min_in_spec_fraction=0.9)),
+    ))
+    lines = summary.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    reason = [line for line in lines if line.startswith("  reason") or line.startswith(" " * 15)]
+    assert " ".join(part.strip() for part in reason).replace("reason ", "", 1).strip() == result.reason

@@ -142,15 +142,17 @@ def test_a_stop_during_the_precheck_ends_it_after_the_step_in_progress(log_path)
     stop = threading.Event()
 
     def observer(progress):
-        if progress.phase == PRECHECK:
-            stop.set()  # Ctrl-C while the first pre-check step is measured
+        if progress.phase == PRECHECK and progress.window.drive > 0:
+            stop.set()  # Ctrl-C while the first pre-check step is measured (not while listening at rest)
 
     result, record, windows, _, platform = _run("sim://", rx, log_path, stop=stop, observer=observer)
     assert result.status == "interrupted" and record["status"] == "interrupted"
     assert result.delivered_s == 0.0
     phases = [w["phase"] for w in windows]
-    # the sensor check and one measured step (the default plate needs four), then straight down
-    assert phases == [PRECHECK, PRECHECK] + [RAMP_DOWN] * (len(phases) - 2) and len(phases) > 2
+    driven = [w for w in windows if w["phase"] == PRECHECK and w["drive"] > 0]
+    # the sensor check at rest, one measured step (the default plate needs four), then straight down
+    assert len(driven) == 1 and phases[-1] == RAMP_DOWN
+    assert phases == [PRECHECK] * phases.index(RAMP_DOWN) + [RAMP_DOWN] * (len(phases) - phases.index(RAMP_DOWN))
     assert platform.device.drive_level == 0.0
 
 

@@ -179,6 +179,8 @@ class MotionGuard:
         """Why the drive was cut at once, if it was."""
         self.winding_down = False
         self.finished = False
+        self.ever_driven = False
+        """True once any drive above zero was commanded: a platform never driven needs no ramp-down."""
         self._read_to_s = 0.0
         self._steady_from_s = 0.0
         self.watch = SensorWatch(platform.sensor_rate_hz if platform.has_sensor else 1.0,
@@ -235,6 +237,8 @@ class MotionGuard:
             self.drive_level = 0.0
             raise
         self._commanded(commanded, ramp_s)
+        if commanded > 0:
+            self.ever_driven = True
         return commanded
 
     def _commanded(self, level: float, ramp_s: float) -> None:
@@ -380,6 +384,9 @@ class MotionGuard:
     def wind_down(self, ramp_s: float | None = None) -> str | None:
         """Ramp to zero reading as it goes (the cap still checked), then cut. Returns why the ramp
         was cut short, or None."""
+        if not self.ever_driven:  # nothing ever moved: nothing to ramp down
+            self.finish()
+            return None
         ramp = self.ramp_s if ramp_s is None else ramp_s
         self.begin_wind_down(ramp)
         short: str | None = None

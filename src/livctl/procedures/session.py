@@ -641,7 +641,7 @@ class Session:
         """Ramp the drive to zero, measuring as it goes (the guard still checks the cap), then cut;
         skipped when the drive was already cut at once."""
         guard = self.guard
-        if guard.cut_reason is None and not guard.finished:
+        if guard.cut_reason is None and not guard.finished and guard.ever_driven:
             guard.begin_wind_down(self.prescription.ramp_s)
             self._drive = guard.drive_level
             try:
