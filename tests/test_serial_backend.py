@@ -83,7 +83,11 @@ def _assert_log_true(log_path, summary):
             assert w["reasons"][0].startswith("no measurement")
         else:
             assert w["frequency_hz"] == pytest.approx(30.0, abs=0.05) and w["peak_g"] == pytest.approx(0.3, rel=0.05)
-    assert windows and windows[-1]["phase"] == "ramp_down" and windows[-1]["drive"] == 0.0
+    assert windows
+    if any(w["drive"] > 0 for w in windows):  # driven: ramped down to zero before the cut
+        assert windows[-1]["phase"] == "ramp_down" and windows[-1]["drive"] == 0.0
+    else:  # the fault showed at rest (a noisy link can): nothing moved, so nothing to ramp down
+        assert all(w["phase"] == "precheck" for w in windows)
     return record, windows
 
 
