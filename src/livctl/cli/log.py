@@ -97,7 +97,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_log(args: argparse.Namespace):
-    """The log named by --log, after closing the sessions of livctl processes that died."""
+    """The log named by --log, after closing the sessions of livctl processes that died; with
+    `--log postgresql://...` (or `--log server`, the configuration's), the study server's records of
+    every station the role may read (livctl.multisite.study)."""
+    from livctl.cli.server import study_log_url
+
+    url = study_log_url(args)
+    if url is not None:
+        from livctl.multisite.study import StudyLog
+
+        return StudyLog(url)
     from livctl.cli.session import report_orphans
     from livctl.records.doselog import DoseLog
     from livctl.records.recovery import close_orphans
@@ -169,9 +178,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from livctl.cli.server import run_study_verify, study_log_url
     from livctl.records.doselog import DoseLog
     from livctl.errors import LogError
 
+    if study_log_url(args) is not None:
+        return run_study_verify(args)
     with DoseLog(log_path(args), create=False) as log:  # only reads: no orphan is closed here
         check = log.verify(verify_progress())
         raw = None if args.no_raw or not check.ok else check_raw_signal(log)

@@ -201,6 +201,8 @@ def _data_home(environ: Mapping[str, str]) -> Path:
 STATION_FIELDS: tuple[Field, ...] = (
     Field("device", "text", "the platform sessions run on, as a device URL", env="LIVCTL_DEVICE"),
     Field("log", "path", "the dose log file", env="LIVCTL_LOG"),
+    Field("server", "text", "the study server `livctl sync` sends this station's records to, as a PostgreSQL URL "
+          "without a password (docs/multisite.md)", env="LIVCTL_SERVER"),
     Field("calibration_dir", "path", "where calibration files are", env="LIVCTL_CALIBRATION_DIR"),
     Field("timezone", "timezone", "the lab's time zone: its days count bouts, reports and exports",
           env="LIVCTL_TIMEZONE"),
