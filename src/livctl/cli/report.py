@@ -91,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
                                         timezone=timezone, timezone_note=timezone_note)
                    for subject_id in ids]
         path = str(log.path.resolve())
+        stations = log.stations() if hasattr(log, "stations") else None  # a study server: each station's summary
     if any(r.timezone_note for r in reports):
         print(f"livctl: {timezone_note}", file=sys.stderr)
     generated = reports[0].generated_utc
     if args.json:
         if args.study:
-            print_json(StudyReport(reports, check, path, generated).summary())
+            summary = StudyReport(reports, check, path, generated).summary()
+            print_json(summary if stations is None else dict(summary, stations=stations))
         else:
             print_json([r.summary() for r in reports])
         return 0
@@ -125,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         compliance = "-" if r.compliance is None else f"{100 * r.compliance:.0f} %"
         print(f"{r.subject}: {r.compliant_bouts} of {r.prescribed_bouts} prescribed bouts in spec ({compliance}), "
               f"{sum(d.in_spec_s for d in r.days) / 60:.0f} verified in-spec minutes, {r.first} - {r.last}")
+    if stations is not None:
+        from livctl.cli.server import station_table
+
+        print(station_table(stations))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from livctl.cli.common import add_json_option, date_arg, print_json, table
+from livctl.cli.common import add_json_option, date_arg, positive_int, print_json, table
 
 EPILOG = """\
 A study server is one PostgreSQL database (docs/multisite.md). An administrator (a superuser, or
@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     su.add_argument("--kind", required=True, choices=("human", "animal", "cells"))
     su.add_argument("--regimen", metavar="NAME|FILE", help="a regimen preset or TOML file (`livctl regimen list`)")
     su.add_argument("--start", type=date_arg, metavar="DATE", help="the regimen's first day (default: today)")
+    length = su.add_mutually_exclusive_group()
+    length.add_argument("--weeks", type=positive_int, metavar="N", help="the regimen's length in weeks")
+    length.add_argument("--days", type=positive_int, metavar="N", help="the regimen's length in days")
     su.add_argument("--tz", metavar="ZONE", help="the regimen's time zone (default: the configuration's lab zone)")
     su.add_argument("--note")
     su.add_argument("--operator", help="who registers it (default: the configuration's, else the login name)")
@@ -141,7 +144,7 @@ def run_add_subject(args: argparse.Namespace) -> int:
         from livctl.cli.common import station
         from livctl.study.regimen import resolve_regimen
 
-        resolved, source = resolve_regimen(args.regimen, start=args.start, timezone=args.tz,
+        resolved, source = resolve_regimen(args.regimen, start=args.start, weeks=args.weeks, days=args.days, timezone=args.tz,
                                            default_timezone=station().timezone()[0])
         regimen = (resolved.name, resolved.to_dict(), source)
     url, conn = _connect(args)

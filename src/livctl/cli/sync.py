@@ -78,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
             pull(conn, log, result)
         pushed = push(conn, url, log, progress=_progress())
         pushed.pulled_subjects, pushed.pulled_assignments = result.pulled_subjects, result.pulled_assignments
+    if pushed.note:
+        print(f"livctl: {pushed.note}", file=sys.stderr)
     if args.json:
         print_json(dict(pushed.to_dict(), log=str(path), server=url))
         return 0
     if pushed.pulled_subjects or pushed.pulled_assignments:
         print(f"pulled {len(pushed.pulled_subjects)} subjects and {pushed.pulled_assignments} regimen assignments "
               "from the study server")
-    if pushed.note:
-        print(f"livctl: {pushed.note}", file=sys.stderr)
     print(f"station {pushed.station}: sent {pushed.sent:,} records in {pushed.batches} batches; the server holds "
           f"records 1-{pushed.server_head_seq:,}, head {pushed.server_head_hash}")
     return 0

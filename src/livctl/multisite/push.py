@@ -225,7 +225,7 @@ def push(conn, url: str, log: DoseLog, *, batch_records: int = BATCH_RECORDS,
                     last = records[-1]
                     conn.execute("INSERT INTO livctl.syncs (station, head_seq, head_hash, records) "
                                  "VALUES (%s, %s, %s, %s)", (station, last[0], last[3], len(records)))
-            except psycopg.errors.IntegrityConstraintViolation as exc:
+            except psycopg.IntegrityError as exc:  # the server's chain trigger, or a record it holds
                 raise SyncRefused(f"the study server refused station {station}'s records: "
                                   f"{exc.diag.message_primary or exc}") from None
             result.sent += len(records)
