@@ -16,10 +16,9 @@ The local log is read on its own read-only connection; sessions may go on writin
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
@@ -86,20 +85,21 @@ class LocalChain:
     def close(self) -> None:
         self._db.close()
 
-    def records(self, after_seq: int, upto_seq: int) -> Iterator[tuple[int, str, bytes, bytes, tuple]]:
-        """(seq, table, prev_hash, hash, values) for after_seq < seq <= upto_seq, in order."""
-        def rows(table: str):
+    def records(self, after_seq: int, upto_seq: int) -> list[tuple[int, str, bytes, bytes, tuple]]:
+        """(seq, table, prev_hash, hash, values) for after_seq < seq <= upto_seq, in chain order."""
+        out = []
+        for table in self.tables:
             columns = RECORD_COLUMNS[table]
             present = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             names = ", ".join(c if c in present else "NULL" for c in columns)  # an older schema read as it is
-            sql = f"SELECT seq, prev_hash, hash, {names} FROM {table} WHERE seq > ? AND seq <= ? ORDER BY seq"
-            for r in self._db.execute(sql, (after_seq, upto_seq)):
-                yield r[0], table, r[1], r[2], r[3:]
-
-        return heapq.merge(*(rows(t) for t in self.tables), key=itemgetter(0))
+            sql = f"SELECT seq, prev_hash, hash, {names} FROM {table} WHERE seq > ? AND seq <= ?"
+            out += [(r[0], table, r[1], r[2], r[3:]) for r in self._db.execute(sql, (after_seq, upto_seq))]
+        out.sort(key=itemgetter(0))
+        return out
 
     def record(self, seq: int):
-        return next(iter(self.records(seq - 1, seq)), None)
+        found = self.records(seq - 1, seq)
+        return found[0] if found else None
 
 
 def _server_hash(conn, station: str, seq: int) -> bytes | None:
@@ -154,27 +154,25 @@ def _check_continues(conn, local: LocalChain, station: str, local_head: int) -> 
     return head_seq, head_hash
 
 
-def _checked(records, prev_seq: int, prev_hash: bytes, path) -> list:
+def _checked(records: list, prev_seq: int, prev_hash: bytes, path) -> list:
     """The records, each hashed again and linked to the one before; SyncRefused at the first bad one."""
-    out = []
     for seq, table, stored_prev, stored, values in records:
-        what = f"record {seq} ({describe(table, values)})"
         if seq != prev_seq + 1:
-            raise SyncRefused(f"{path}: record {prev_seq + 1} is missing (the next is {what}); records from "
-                              f"{prev_seq + 1} on were not sent; `livctl log verify` tells more")
-        if not isinstance(stored_prev, bytes) or stored_prev != prev_hash:
-            raise SyncRefused(f"{path}: {what} does not follow record {prev_seq}: records were moved, replaced or "
-                              f"rewritten; records from {seq} on were not sent")
+            raise SyncRefused(f"{path}: record {prev_seq + 1} is missing (the next is record {seq}, "
+                              f"{describe(table, values)}); records from {prev_seq + 1} on were not sent; "
+                              "`livctl log verify` tells more")
+        if stored_prev != prev_hash:
+            raise SyncRefused(f"{path}: record {seq} ({describe(table, values)}) does not follow record {prev_seq}: "
+                              f"records were moved, replaced or rewritten; records from {seq} on were not sent")
         try:
-            good = isinstance(stored, bytes) and record_hash(table, seq, stored_prev, values) == stored
-        except (TypeError, ValueError):
+            good = record_hash(table, seq, stored_prev, values) == stored
+        except (TypeError, ValueError):  # a value livctl never writes (a BLOB, say)
             good = False
         if not good:
-            raise SyncRefused(f"{path}: {what} was changed after it was written (its content does not match its "
-                              f"hash); records from {seq} on were not sent")
-        out.append((seq, table, stored_prev, stored, values))
+            raise SyncRefused(f"{path}: record {seq} ({describe(table, values)}) was changed after it was written "
+                              f"(its content does not match its hash); records from {seq} on were not sent")
         prev_seq, prev_hash = seq, stored
-    return out
+    return records
 
 
 def _copy_batch(conn, station: str, records: list) -> None:
@@ -184,7 +182,8 @@ def _copy_batch(conn, station: str, records: list) -> None:
     records.sort(key=itemgetter(1, 0))
     for table, rows in groupby(records, key=itemgetter(1)):
         columns = ", ".join(RECORD_COLUMNS[table])
-        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE livctl.{table}) ON COMMIT DELETE ROWS")
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE livctl.{table}) ON COMMIT DELETE ROWS; "
+                     f"CREATE INDEX IF NOT EXISTS stage_{table}_seq ON stage_{table} (seq)")
         with conn.cursor().copy(f"COPY stage_{table} (station, seq, prev_hash, hash, {columns}) FROM STDIN") as copy:
             for seq, _, prev_hash, digest, values in rows:
                 copy.write_row((station, seq, prev_hash, digest, *values))
