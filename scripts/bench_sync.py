@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """How fast a study server takes 50 stations' year of dose records, and how fast it reports and verifies.
 
-    python scripts/bench_sync.py [--scale 0.05] [--stations 50] [--workers 2] [--keep]
+    python scripts/bench_sync.py [--scale 0.1] [--stations 50] [--workers 2] [--keep]
 
 Simulates `--stations` stations (default 50), each with one subject on a two-bouts-a-day regimen
-for `--scale` of a year (1.0: 365 days; the default 0.05 is 18 days): every bout is a session of
+for `--scale` of a year (1.0: 365 days; the default 0.1 is 36 days): every bout is a session of
 10-20 minutes in 1 s windows (600-1200 window records), its start and its end. At --scale 1 that is
 about 36 500 sessions and 33 million records, the issue's "about 25 million window records" and
 more. Station logs are written straight into real dose-log files (the same rows, seq, prev_hash
@@ -168,7 +168,7 @@ def pool_map(function, jobs, workers: int) -> list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=0.05, help="share of a year per station (default 0.05: 18 days)")
+    parser.add_argument("--scale", type=float, default=0.1, help="share of a year per station (default 0.1: 36 days)")
     parser.add_argument("--stations", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="stations syncing at once (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the station logs and the server's directory")
