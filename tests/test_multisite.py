@@ -421,3 +421,25 @@ def test_server_init_is_idempotent_and_sync_reads_the_configuration(study, cli, 
     assert status.code == 0 and json.loads(status.out)[0]["records"] == records_of(path)
     listed = cli("log", "--log", "server", "--json")
     assert listed.code == 0 and {s["station"] for s in json.loads(listed.out)} == {"ward"}
+
+
+def test_one_session_and_the_per_station_summary_read_from_the_server(study, cli, tmp_path, monkeypatch):
+    path = tmp_path / "ward.sqlite"
+    station_log(path, monkeypatch, cli, "P-1", days=1, windows=7)
+    assert cli("sync", "--server", study.add_station("ward"), "--log", str(path)).code == 0
+    [session] = json.loads(cli("log", "--log", study.coord_url(), "--json", "--limit", "1").out)
+    shown = cli("log", "show", session["session_id"][:8], "--windows", "--json", "--log", study.coord_url())
+    assert shown.code == 0, shown
+    shown = json.loads(shown.out)
+    assert shown["station"] == "ward" and len(shown["windows"]) == 7
+    local = cli("log", "show", session["session_id"], "--windows", "--json", "--log", str(path))
+    assert json.loads(local.out)["windows"] == shown["windows"]
+    raw = cli("log", "export", "--raw", session["session_id"], "--out", str(tmp_path / "x.h5"), "--no-verify",
+              "--log", study.coord_url())
+    _one_line_error(raw)
+    verify = cli("log", "verify", "--log", study.coord_url())
+    assert verify.code == 0 and "ward" in verify.out and "intact" in verify.out
+    report = cli("report", "--study", "--out", str(tmp_path / "out"), "--log", study.coord_url())
+    assert report.code == 0, report
+    assert "ward" in report.out and (tmp_path / "out" / "report-study.html").exists()
+    _one_line_error(cli("server"), "choose an action")

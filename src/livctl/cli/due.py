@@ -14,7 +14,8 @@ examples:
   livctl due                                  every subject, now
   livctl due --subject P-017 --json
   livctl due --at 2026-03-02T23:30            as it will be (or was) then, local time
-  livctl due --at 2026-03-02T22:30Z"""
+  livctl due --at 2026-03-02T22:30Z
+  livctl due --log postgresql://alice@study.example.org/livctl    every station's subjects (docs/multisite.md)"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,7 +27,9 @@ inserted or reordered record breaks the chain. Prints the number of records and 
 write the head down (reports print it) and a later verify proves nothing before it changed since.
 Then every session's raw signal (<log>.archive/<session>.h5) is checked against the SHA-256 its
 session's end chained: a missing or altered file is named (--no-raw skips this).
-A broken chain or archive is an error naming the first bad one (exit 2); nothing is repaired."""
+A broken chain or archive is an error naming the first bad one (exit 2); nothing is repaired.
+With --log postgresql://... (a study server, docs/multisite.md): every station's chain on the
+server, one line per station (records, head, last sync); a broken one is named (exit 1)."""
 
 EXPORT_EPILOG = """\
 examples:
@@ -36,6 +38,7 @@ examples:
   livctl log export --json --from 2026-03-01 --to 2026-03-31 --status completed --out march.json
   livctl log export --raw s-1a2b3c --out s-1a2b3c.h5      # the session's raw signal, as sealed
   livctl log export --raw s-1a2b3c --csv --out s-1a2b3c.csv
+  livctl log export --csv --log postgresql://alice@study.example.org/livctl   every station's sessions
 
 Dates are calendar days in --tz (default: the system's time zone), both ends included. The log's
 chain is verified first (exit 2 if broken); --no-verify skips that and says so in the JSON.

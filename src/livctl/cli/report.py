@@ -27,7 +27,10 @@ examples:
   livctl report --subject P-017
   livctl report --subject P-017 --subject P-018 --format pdf --out reports/
   livctl report --study --out reports/ --to 2026-05-31
-  livctl report --subject P-017 --json        the numbers, no files"""
+  livctl report --subject P-017 --json        the numbers, no files
+  livctl report --study --log postgresql://alice@study.example.org/livctl
+                                              every station's subjects, from the study server
+                                              (docs/multisite.md), with each station's summary"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
