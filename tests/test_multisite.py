@@ -304,6 +304,14 @@ def test_the_server_refuses_a_record_that_does_not_continue_the_chain_even_witho
     result = cli("log", "verify", "--log", study.coord_url())
     assert result.code == 1
     assert f"station ward: record {head + 1} (subject X) does not match its hash" in result.err
+    other = tmp_path / "other.sqlite"
+    station_log(other, monkeypatch, cli, "P-2", days=1)
+    assert cli("sync", "--server", study.add_station("other"), "--log", str(other)).code == 0
+    from livctl.multisite.study import StudyLog
+
+    with StudyLog(study.coord_url()) as log:  # processes walking stations in one exported snapshot: the same
+        one, two = log.verify_stations(workers=1), log.verify_stations(workers=2)
+    assert one == two and [c.ok for c in one] == [True, False]
 
 
 # -- privileges ----------------------------------------------------------------------------------

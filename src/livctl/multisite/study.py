@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -255,65 +256,35 @@ class StudyLog:
                  "head_hash": bytes(r[3]).hex() if r[3] is not None else GENESIS_HASH.hex(),
                  "last_sync_utc": None if r[5] is None else r[5].isoformat(timespec="seconds")} for r in rows]
 
-    def verify_stations(self, progress: Callable[[int, int], None] | None = None) -> list[StationCheck]:
-        """Every station's chain walked on the server (one snapshot): each record hashed again
+    def verify_stations(self, progress: Callable[[int, int], None] | None = None, *,
+                        workers: int | None = None) -> list[StationCheck]:
+        """Every station's chain walked on the server, in one snapshot: each record hashed again
         from its stored values, each link and position checked, the head compared with the last
-        sync's."""
+        sync's. More than PARALLEL_MIN_RECORDS records are walked by `workers` processes (default:
+        one per CPU), each on its own connection importing this snapshot, a station at a time."""
         import psycopg
 
-        stations = self.stations()
-        total = sum(s["records"] for s in stations)
-        done = 0
-        checks = []
         try:
             with self._conn.transaction():
                 self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                for index, s in enumerate(stations):
-                    check = self._walk(index, s, lambda n: progress(done + n, total) if progress else None)
-                    done += check.records
-                    checks.append(check)
+                stations = self.stations()
+                total = sum(s["records"] for s in stations)
+                if workers is None:
+                    workers = (os.cpu_count() or 1) if total >= PARALLEL_MIN_RECORDS else 1
+                workers = min(workers, len(stations))
+                if workers > 1:
+                    snapshot = self._conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+                    checks = _walk_in_parallel(str(self.path), snapshot, stations, workers, progress, total)
+                else:
+                    checks, done = [], 0
+                    for s in stations:
+                        checks.append(walk_station(self._conn, s, lambda n: progress and progress(done + n, total)))
+                        done += checks[-1].records
         except psycopg.Error as exc:
             raise LogError(f"cannot read the study server {self.path}: {' '.join(str(exc).split())}") from None
         if progress is not None:
             progress(total, total)
         return checks
-
-    def _walk(self, index: int, station: dict, progress) -> StationCheck:
-        name = station["station"]
-
-        def rows(table: str):
-            columns = RECORD_COLUMNS[table]
-            cur = self._conn.cursor(name=f"walk_{index}_{table}")
-            cur.itersize = 20_000
-            cur.execute(f"SELECT seq, prev_hash, hash, {', '.join(columns)} FROM livctl.{table} "
-                        "WHERE station = %s ORDER BY seq", (name,))
-            for r in cur:
-                yield r[0], table, r
-
-        walked, last_seq, last_hash = 0, 0, GENESIS_HASH
-        bad_seq = problem = None
-        for seq, table, r in heapq.merge(*(rows(t) for t in RECORD_COLUMNS), key=itemgetter(0)):
-            prev_hash, stored, values = bytes(r[1]), bytes(r[2]), r[3:]
-            what = f"record {seq} ({describe(table, values)})"
-            if seq != last_seq + 1:
-                bad_seq, problem = last_seq + 1, f"record {last_seq + 1} is missing (the next is {what})"
-                break
-            if record_hash(table, seq, prev_hash, values) != stored:
-                bad_seq, problem = seq, f"{what} does not match its hash: its content was changed"
-                break
-            if prev_hash != last_hash:
-                bad_seq, problem = seq, f"{what} does not follow record {seq - 1}"
-                break
-            walked, last_seq, last_hash = walked + 1, seq, stored
-            if walked % 100_000 == 0:
-                progress(walked)
-        if problem is None and (station["head_seq"] != last_seq or station["head_hash"] != last_hash.hex()):
-            bad_seq = last_seq
-            problem = (f"its last sync says record {station['head_seq']} ({station['head_hash'][:16]}...) is the head, "
-                       f"but the chain ends at record {last_seq}")
-        if problem is not None:
-            problem = f"station {name}: {problem}"
-        return StationCheck(name, walked, last_seq, last_hash.hex(), station["last_sync_utc"], bad_seq, problem)
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> ChainCheck:
         """Every station's chain (verify_stations) as one check: the first bad station's problem,
@@ -332,3 +303,79 @@ class StudyLog:
         if not check.ok:
             raise LogError(f"{self.path} fails verification: {check.problem}; nothing was repaired")
         return check
+
+
+PARALLEL_MIN_RECORDS = 500_000
+"""A study with more records than this is verified by one process per CPU."""
+
+
+def walk_station(conn, station: dict, progress: Callable[[int], None] | None = None) -> StationCheck:
+    """Walk one station's chain in seq order across its tables (inside the caller's transaction)."""
+    name = station["station"]
+
+    def rows(table: str):
+        columns = RECORD_COLUMNS[table]
+        cur = conn.cursor(name=f"walk_{table}_{name}".replace("-", "_").replace(".", "_"))
+        cur.itersize = 20_000
+        cur.execute(f"SELECT seq, prev_hash, hash, {', '.join(columns)} FROM livctl.{table} "
+                    "WHERE station = %s ORDER BY seq", (name,))
+        try:
+            for r in cur:
+                yield r[0], table, r
+        finally:
+            cur.close()
+
+    walked, last_seq, last_hash = 0, 0, GENESIS_HASH
+    bad_seq = problem = None
+    for seq, table, r in heapq.merge(*(rows(t) for t in RECORD_COLUMNS), key=itemgetter(0)):
+        prev_hash, stored, values = r[1], r[2], r[3:]
+        if seq != last_seq + 1:
+            bad_seq = last_seq + 1
+            problem = f"record {bad_seq} is missing (the next is record {seq}, {describe(table, values)})"
+            break
+        if record_hash(table, seq, prev_hash, values) != stored:
+            bad_seq, problem = seq, f"record {seq} ({describe(table, values)}) does not match its hash: its content was changed"
+            break
+        if prev_hash != last_hash:
+            bad_seq, problem = seq, f"record {seq} ({describe(table, values)}) does not follow record {seq - 1}"
+            break
+        walked, last_seq, last_hash = walked + 1, seq, stored
+        if progress is not None and walked % 100_000 == 0:
+            progress(walked)
+    if problem is None and (station["head_seq"] != last_seq or station["head_hash"] != last_hash.hex()):
+        bad_seq = last_seq
+        problem = (f"its last sync says record {station['head_seq']} ({station['head_hash'][:16]}...) is the head, "
+                   f"but the chain ends at record {last_seq}")
+    if problem is not None:
+        problem = f"station {name}: {problem}"
+    return StationCheck(name, walked, last_seq, last_hash.hex(), station["last_sync_utc"], bad_seq, problem)
+
+
+def _walk_exported(url: str, snapshot: str, station: dict) -> StationCheck:
+    """`walk_station` in a worker process, in the snapshot the parent exported."""
+    with connect(url) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute("SET TRANSACTION SNAPSHOT %s" % _literal(snapshot))
+        return walk_station(conn, station)
+
+
+def _literal(text: str) -> str:
+    if not all(c.isalnum() or c == "-" for c in text):
+        raise ValueError(f"unexpected snapshot id {text!r}")
+    return f"'{text}'"
+
+
+def _walk_in_parallel(url: str, snapshot: str, stations: list[dict], workers: int, progress, total: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = 0
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_walk_exported, url, snapshot, s) for s in stations]
+        checks = []
+        for future in futures:
+            checks.append(future.result())
+            done += checks[-1].records
+            if progress is not None:
+                progress(min(done, total), total)
+    return checks
