@@ -451,3 +451,27 @@ def test_one_session_and_the_per_station_summary_read_from_the_server(study, cli
     assert report.code == 0, report
     assert "ward" in report.out and (tmp_path / "out" / "report-study.html").exists()
     _one_line_error(cli("server"), "choose an action")
+
+
+def test_a_server_lost_mid_sync_is_a_one_line_error_and_the_next_sync_sends_the_rest(study, cli, tmp_path,
+                                                                                      monkeypatch):
+    from livctl.multisite import push
+
+    path = tmp_path / "ward.sqlite"
+    station_log(path, monkeypatch, cli, "P-1", days=3)
+    url = study.add_station("ward")
+    copy_batch, original_push, batches = push._copy_batch, push.push, []
+
+    def lost_on_the_third(conn, station, records):
+        batches.append(len(records))
+        if len(batches) == 3:
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        copy_batch(conn, station, records)
+
+    monkeypatch.setattr(push, "_copy_batch", lost_on_the_third)
+    monkeypatch.setattr(push, "push", lambda *a, **k: original_push(*a, batch_records=40, **k))
+    _one_line_error(cli("sync", "--server", url, "--log", str(path)), "the sync to", "next `livctl sync`")
+    assert server_seqs(study, "ward") == list(range(1, 81))
+    monkeypatch.setattr(push, "_copy_batch", copy_batch)
+    assert cli("sync", "--server", url, "--log", str(path)).code == 0
+    assert server_seqs(study, "ward") == list(range(1, records_of(path) + 1))

@@ -69,14 +69,22 @@ def run(args: argparse.Namespace) -> int:
     from livctl.multisite.push import SyncResult, my_station, pull, push
     from livctl.records.doselog import DoseLog
 
+    import psycopg
+
+    from livctl.multisite.connect import ServerError
+
     url = server_url(args)
     path = log_path(args)
     with DoseLog(path, create=False) as log, connect(url) as conn:
-        check_version(conn, url)
-        result = SyncResult(station=my_station(conn, url))
-        if not args.no_pull:
-            pull(conn, log, result)
-        pushed = push(conn, url, log, progress=_progress())
+        try:
+            check_version(conn, url)
+            result = SyncResult(station=my_station(conn, url))
+            if not args.no_pull:
+                pull(conn, log, result)
+            pushed = push(conn, url, log, progress=_progress())
+        except psycopg.Error as exc:  # the server went away, refused a privilege, timed out
+            raise ServerError(f"the sync to {url} stopped: {' '.join(str(exc).split())}; the batches sent before "
+                              "stay on the server, and the next `livctl sync` sends the rest") from None
         pushed.pulled_subjects, pushed.pulled_assignments = result.pulled_subjects, result.pulled_assignments
     if pushed.note:
         print(f"livctl: {pushed.note}", file=sys.stderr)

@@ -16,7 +16,8 @@ CONNECT_TIMEOUT_S = 10
 """How long a connection may take before the command gives up (libpq's connect_timeout)."""
 STATEMENT_TIMEOUT_S = 600
 """Longest single statement (a study-wide query, a batch's COPY): a server that stops answering
-ends the command instead of hanging it."""
+ends the command instead of hanging it (with TCP keepalives, which find a vanished server or
+network within about a minute)."""
 
 
 class ServerError(UsageError):
@@ -53,7 +54,8 @@ def connect(url: str, *, autocommit: bool = True):
     check_url(url)
     try:
         conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit,
-                               application_name="livctl",
+                               application_name="livctl", keepalives=1, keepalives_idle=30,
+                               keepalives_interval=10, keepalives_count=3,
                                options=f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}")
     except psycopg.Error as exc:
         raise ServerError(f"cannot connect to the study server {url}: {_one_line(exc)}") from None

@@ -126,7 +126,7 @@ _CHAIN_VIEW = "\n  UNION ALL ".join(
 )
 
 _SCHEMA_1 = f"""
-CREATE FUNCTION livctl.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION livctl.refuse_change() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION 'livctl.% is append-only: % refused', TG_TABLE_NAME, TG_OP
     USING ERRCODE = 'insufficient_privilege';
@@ -143,10 +143,10 @@ CREATE POLICY station_reads_own ON livctl.stations FOR SELECT TO {STATION_GROUP}
 CREATE POLICY coordinator_reads_all ON livctl.stations FOR SELECT TO {COORDINATOR_GROUP} USING (true);
 GRANT SELECT ON livctl.stations TO {STATION_GROUP}, {COORDINATOR_GROUP};
 
-CREATE FUNCTION livctl.my_station() RETURNS text LANGUAGE sql STABLE
+CREATE FUNCTION livctl.my_station() RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
   AS $$ SELECT station FROM livctl.stations WHERE role = current_user $$;
 
-CREATE FUNCTION livctl.check_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION livctl.check_chain() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   st text;
   first_seq bigint;
