@@ -156,6 +156,10 @@ def test_three_stations_sync_at_once_and_the_study_report_is_the_sum_of_theirs(s
     export = cli("log", "export", "--csv", "--log", study.coord_url())
     assert export.code == 0, export
     assert len(export.out.strip().splitlines()) == 1 + 2 * (3 + 4 + 5)
+    export = json.loads(cli("log", "export", "--json", "--log", study.coord_url()).out)
+    assert len(export["sessions"]) == 2 * (3 + 4 + 5) and len(export["stations"]) == 3
+    due = cli("due", "--log", study.coord_url(), "--at", "2026-03-03T12:00Z")
+    assert due.code == 0 and all(station in due.out for station in logs)
 
 
 def test_a_sync_killed_at_any_point_and_run_again_sends_each_record_exactly_once(study, cli, tmp_path, monkeypatch):
@@ -475,3 +479,22 @@ def test_a_server_lost_mid_sync_is_a_one_line_error_and_the_next_sync_sends_the_
     monkeypatch.setattr(push, "_copy_batch", copy_batch)
     assert cli("sync", "--server", url, "--log", str(path)).code == 0
     assert server_seqs(study, "ward") == list(range(1, records_of(path) + 1))
+
+
+def test_no_superuser_is_needed_after_the_administrator_role_and_database_exist(pg, cli, tmp_path, monkeypatch):
+    name = "n" + uuid.uuid4().hex[:10]
+    pg.psql(f"CREATE ROLE {name}_admin LOGIN CREATEROLE")
+    pg.psql(f"CREATE DATABASE {name} OWNER {name}_admin")
+    admin = pg.url(f"{name}_admin", name)
+    for args in (("init",), ("add-station", "ward", "--role", f"{name}_ward"),
+                 ("add-coordinator", f"{name}_coord")):
+        result = cli("server", *args, "--server", admin)
+        assert result.code == 0, result
+    path = tmp_path / "ward.sqlite"
+    station_log(path, monkeypatch, cli, "P-1", days=1)
+    assert cli("sync", "--server", pg.url(f"{name}_ward", name), "--log", str(path)).code == 0
+    assert cli("log", "verify", "--log", pg.url(f"{name}_coord", name)).code == 0
+    with psycopg.connect(admin, autocommit=True) as conn:
+        assert not conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("DELETE FROM livctl.windows")

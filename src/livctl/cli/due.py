@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         ids = args.subject or [s["subject_id"] for s in log.subjects()]
         dues = [Plan.from_log(log, subject_id).due(at) for subject_id in ids]
+        stations = log.stations() if hasattr(log, "stations") else None  # a study server: each station's summary
     if note:  # after the work: a refusal stays one line
         print(f"livctl: {note}", file=sys.stderr)
     if args.json:
@@ -69,4 +70,9 @@ def run(args: argparse.Namespace) -> int:
             d.message,
         ])
     print(table(rows, ["subject", "regimen", "today", "bouts", "next"]))
+    if stations is not None:
+        from livctl.cli.server import station_table
+
+        print()
+        print(station_table(stations))
     return 0

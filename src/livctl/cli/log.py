@@ -294,6 +294,7 @@ def run_export(args: argparse.Namespace) -> int:
                 "exported_utc": iso_utc(utc_now()),
                 "livctl_version": __version__,
                 "chain": {"verified": False} if check is None else dict(check.to_dict(), verified=True),
+                **({"stations": log.stations()} if hasattr(log, "stations") else {}),  # a study server's
                 "filters": {
                     "subjects": args.subject, "from": None if args.date_from is None else args.date_from.isoformat(),
                     "to": None if args.date_to is None else args.date_to.isoformat(), "timezone": str(tz),
