@@ -27,6 +27,12 @@ psycopg = pytest.importorskip("psycopg")
 UTC = dt.timezone.utc
 
 
+@pytest.fixture(autouse=True)
+def _no_configured_server(monkeypatch):
+    """No test reads the developer's study server."""
+    monkeypatch.delenv("LIVCTL_SERVER", raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg():
     why = pgserver.available()

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_version(conn, url)
             result = SyncResult(station=my_station(conn, url))
-            if not args.no_pull:
+            if not args.no_pull and not log.read_only:  # a read-only copy of a log is sent, not added to
                 pull(conn, log, result)
             pushed = push(conn, url, log, progress=_progress())
         except psycopg.Error as exc:  # the server went away, refused a privilege, timed out
