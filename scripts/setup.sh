@@ -24,9 +24,9 @@ if ((${#missing[@]})); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# postgresql: the multi-site tests start a private PostgreSQL 15 server of their own in a temporary
+# postgresql: the multi-site tests start a private PostgreSQL server of their own in a temporary
 # directory (tests/pgserver.py); only the server binaries are needed, not a running cluster.
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && ! command -v pg_ctl >/dev/null 2>&1; then
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
     echo "livctl setup: installing postgresql (server binaries for the multi-site tests)"
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

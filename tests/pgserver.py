@@ -1,7 +1,7 @@
 """A private, throwaway PostgreSQL instance for tests and benchmarks.
 
-`PrivateServer` runs initdb and postgres (the distribution's binaries, /usr/lib/postgresql/15/bin
-unless $LIVCTL_PG_BIN says otherwise) in a temporary directory, listening only on a Unix socket in
+`PrivateServer` runs initdb and postgres (the distribution's binaries, the newest under
+/usr/lib/postgresql unless $LIVCTL_PG_BIN says otherwise) in a temporary directory, listening only on a Unix socket in
 that directory (no TCP at all), and removes it when stopped. As root, the server runs as the
 unprivileged `postgres` user (`runuser`), since initdb and postgres refuse to run as root. Never a
 shared server: each instance is its own cluster.
@@ -16,7 +16,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("LIVCTL_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _server_binaries() -> Path:
+    """$LIVCTL_PG_BIN, else the newest of the distribution's PostgreSQL versions installed (Debian
+    12 ships 15, Debian 13 ships 17), else where Debian 12 puts them."""
+    if os.environ.get("LIVCTL_PG_BIN"):
+        return Path(os.environ["LIVCTL_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_binaries()
 PORT = 5432  # names the socket file only: the server listens on no TCP address
 
 

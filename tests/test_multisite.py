@@ -18,12 +18,12 @@ import uuid
 import pytest
 
 import pgserver
+import psycopg  # the dev extra installs it: these tests fail, never skip, without it
 from conftest import livctl_env
 from studylog import LogClock, write_bout
 
 from livctl.records.doselog import DoseLog
 
-psycopg = pytest.importorskip("psycopg")
 UTC = dt.timezone.utc
 
 
