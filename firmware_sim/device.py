@@ -48,7 +48,7 @@ from firmware_sim.faults import WATCHDOG_RAMP_S, WATCHDOG_S, Fault
 from firmware_sim.plant import Plant, PlantParams
 from firmware_sim.sensor import G_MPS2, SENSORS, Accelerometer, SensorParams
 from firmware_sim.truth import TruthRecorder
-from livctl.waveform import SineSynth
+from livctl.dsp.waveform import SineSynth
 
 
 @dataclass(frozen=True)

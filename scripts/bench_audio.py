@@ -69,9 +69,9 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, server: JackServer) -> int:
-    from livctl.analysis import measure
-    from livctl.backends import audio, open_platform
-    from livctl.waveform import SineSynth
+    from livctl.dsp.estimator import measure
+    from livctl.platforms import audio, open_platform
+    from livctl.dsp.waveform import SineSynth
 
     period_us = 1e6 * args.block / args.rate
     livctl_callback = audio._OutputCallback

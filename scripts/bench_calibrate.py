@@ -31,9 +31,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
-from livctl.analysis import measure  # noqa: E402
-from livctl.backends import open_platform  # noqa: E402
-from livctl.calibration import CalibrationObserver, Calibrator  # noqa: E402
+from livctl.dsp.estimator import measure  # noqa: E402
+from livctl.platforms import open_platform  # noqa: E402
+from livctl.records.calibration import CalibrationObserver, Calibrator  # noqa: E402
 from livctl.cli.common import StopEvent  # noqa: E402
 
 
@@ -96,7 +96,7 @@ def main() -> None:
 
     from pyqtgraph.Qt import QtWidgets
 
-    from livctl import live
+    from livctl.ui import live
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["bench"])
     feed = live.LiveFeed(title="bench", frequency_hz=30.0, tolerance_hz=1.0, accel_cap_g=1.0)

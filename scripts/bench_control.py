@@ -37,13 +37,13 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from livctl.analysis import block_levels  # noqa: E402
-from livctl.backends import open_platform  # noqa: E402
-from livctl.control import ControlSettings  # noqa: E402
+from livctl.dsp.estimator import block_levels  # noqa: E402
+from livctl.platforms import open_platform  # noqa: E402
+from livctl.procedures.control import ControlSettings  # noqa: E402
 from livctl.prescription import Prescription  # noqa: E402
-from livctl.safety import SafetyLimits  # noqa: E402
-from livctl.preparation import SessionRequest, prepare_session  # noqa: E402
-from livctl.session import DELIVER, Session, run_session  # noqa: E402
+from livctl.procedures.safety import SafetyLimits  # noqa: E402
+from livctl.procedures.prepare import SessionRequest, prepare_session  # noqa: E402
+from livctl.procedures.session import DELIVER, Session, run_session  # noqa: E402
 
 TARGET_G = 0.3
 FREQUENCY_HZ = 30.0

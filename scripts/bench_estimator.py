@@ -11,7 +11,7 @@ Three parts; each prints livctl's figures and, beside them, a baseline's.
    A^2 / 2 sigma^2) from 0 to 40 dB; 1 s windows at 1000 Hz and at 3200 Hz. RMS error of
    frequency and amplitude over the square root of the CRLB,
        var(f) >= 12 fs^2 / ((2 pi)^2 eta N (N^2 - 1)),   var(A) >= 2 sigma^2 / N,
-   for livctl (`livctl.analysis.fit_tone`, as sessions and `livctl validate` use it) and two
+   for livctl (`livctl.dsp.estimator.fit_tone`, as sessions and `livctl validate` use it) and two
    common estimators on the same samples: the argmax-FFT (rectangular window's largest bin,
    amplitude 2|X|/N) and the flat-top periodogram's largest bin, both after removing the mean.
 2. distorted: the same windows with 20 % THD (harmonics 2-5 at 17, 8, 5 and 4 % of the
@@ -23,8 +23,8 @@ Three parts; each prints livctl's figures and, beside them, a baseline's.
    +- 2 standard deviations.
 3. drifting: whole recordings of 10 s at 1 kHz, 30 Hz with 20 % THD, whose time stamps drift (a
    random walk of 20-150 us RMS), half of them with the samples taken at the stamped instants and
-   half evenly sampled while the stamps wander, read by `livctl.recordings.recording_from_samples`
-   and validated (`livctl.validation.validate`). Coverage of the printed 95 % interval (+- 2
+   half evenly sampled while the stamps wander, read by `livctl.offline.recordings.recording_from_samples`
+   and validated (`livctl.offline.validation.validate`). Coverage of the printed 95 % interval (+- 2
    standard uncertainties, the fit's and the time stamps') for frequency and peak, and the RMS
    error over the stated standard deviation. Baseline on the same samples: the stamps believed when
    they wander by more than 1 % of a period (the rule livctl used before), and an interval from
@@ -56,7 +56,7 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from scipy.signal import windows  # noqa: E402
 
-from livctl.analysis import fit_tone  # noqa: E402
+from livctl.dsp.estimator import fit_tone  # noqa: E402
 
 G = 9.80665
 SNRS_DB = (0, 5, 10, 15, 20, 25, 30, 35, 40)
@@ -68,7 +68,7 @@ SHARES = (0.17, 0.08, 0.05, 0.04)
 TARGET = 1.10
 COVERAGE_TARGET = 0.95
 K = 2.0
-"""The printed interval's coverage factor (livctl.validation.COVERAGE_FACTOR)."""
+"""The printed interval's coverage factor (livctl.offline.validation.COVERAGE_FACTOR)."""
 
 
 def crlb(amplitude: float, sigma: float, n: int, rate: float) -> tuple[float, float]:
@@ -198,8 +198,8 @@ def distorted(args, rng) -> tuple[float, float]:
 
 def drifting(args, rng) -> float:
     from livctl.prescription import Prescription
-    from livctl.recordings import JITTER_RESAMPLE_FRACTION, Recording, recording_from_samples
-    from livctl.validation import validate
+    from livctl.offline.recordings import JITTER_RESAMPLE_FRACTION, Recording, recording_from_samples
+    from livctl.offline.validation import validate
     from tests.synthetic import drift, platform_axes, tone
 
     rate, n = 1000.0, 10_000

@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-from livctl import doselog  # noqa: E402
-from livctl.doselog import WINDOW_COLUMNS, DoseLog, SessionStart  # noqa: E402
+from livctl.records import doselog  # noqa: E402
+from livctl.records.doselog import WINDOW_COLUMNS, DoseLog, SessionStart  # noqa: E402
 
 START_DATE = dt.date(2026, 1, 5)
 PHASES = ["precheck"] * 4 + ["ramp_up"] * 2 + ["deliver"] * 600 + ["ramp_down"] * 2
@@ -186,7 +186,7 @@ def main() -> int:
     scan_s, scanned = plain_scan(log_path)
     size_mb = log_path.stat().st_size / 1e6
 
-    from livctl.report import build_subject_report, render, subject_figure
+    from livctl.study.report import build_subject_report, render, subject_figure
 
     with DoseLog(log_path, create=False) as log:
         start = time.perf_counter()

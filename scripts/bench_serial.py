@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 
 from firmware_sim import SimulatedPlatform  # noqa: E402
 from firmware_sim.board import Board, pattern_counts  # noqa: E402
-from livctl.backends import open_platform  # noqa: E402
-from livctl.backends.serial_link import SerialLink, open_port  # noqa: E402
-from livctl.backends.serial_protocol import Frame, SampleAssembler, Samples, StreamDecoder  # noqa: E402
+from livctl.platforms import open_platform  # noqa: E402
+from livctl.platforms.serial.link import SerialLink, open_port  # noqa: E402
+from livctl.platforms.serial.protocol import Frame, SampleAssembler, Samples, StreamDecoder  # noqa: E402
 
 
 def start_sim(tmp: Path, name: str, *args: str) -> tuple[subprocess.Popen, str, Path]:

@@ -38,11 +38,11 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
-from livctl.backends import open_platform  # noqa: E402
-from livctl.doselog import DoseLog  # noqa: E402
-from livctl.preparation import SessionRequest, prepare_session  # noqa: E402
+from livctl.platforms import open_platform  # noqa: E402
+from livctl.records.doselog import DoseLog  # noqa: E402
+from livctl.procedures.prepare import SessionRequest, prepare_session  # noqa: E402
 from livctl.prescription import Prescription  # noqa: E402
-from livctl.session import Session  # noqa: E402
+from livctl.procedures.session import Session  # noqa: E402
 
 
 def session_in_process(minutes: float, log_path: Path, keep_signal: bool = True) -> tuple[float, float, float, object]:

@@ -6,7 +6,7 @@
 Builds a 3-axis recording at 3200 Hz with the simulated platform (ADXL345: gravity, noise,
 quantisation, cross-axis leakage, the actuator's harmonics), 20 minutes by default (11.5 M
 samples), and prints:
-- the wall time of `livctl.validation.validate` on it (every 1 s window and the whole-record
+- the wall time of `livctl.offline.validation.validate` on it (every 1 s window and the whole-record
   fit, spec check included), median and best of the repeats;
 - the baseline measured in the same run: one `scipy.fft.rfft` over the same samples (each axis);
 - their ratio (target: at most 4);
@@ -37,8 +37,8 @@ import scipy.fft  # noqa: E402
 
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
 from livctl.prescription import Prescription  # noqa: E402
-from livctl.recordings import Recording, read_recording  # noqa: E402
-from livctl.validation import validate  # noqa: E402
+from livctl.offline.recordings import Recording, read_recording  # noqa: E402
+from livctl.offline.validation import validate  # noqa: E402
 
 G = 9.80665
 

@@ -50,14 +50,14 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from firmware_sim.truth import read_truth  # noqa: E402
-from livctl.backends import open_platform  # noqa: E402
-from livctl.control import ControlSettings  # noqa: E402
-from livctl.doselog import DoseLog  # noqa: E402
-from livctl.preparation import SessionRequest  # noqa: E402
+from livctl.platforms import open_platform  # noqa: E402
+from livctl.procedures.control import ControlSettings  # noqa: E402
+from livctl.records.doselog import DoseLog  # noqa: E402
+from livctl.procedures.prepare import SessionRequest  # noqa: E402
 from livctl.prescription import get_preset  # noqa: E402
-from livctl.safety import SafetyLimits  # noqa: E402
-from livctl.session import DELIVER, run_session  # noqa: E402
-from livctl.stopping import StopSignal  # noqa: E402
+from livctl.procedures.safety import SafetyLimits  # noqa: E402
+from livctl.procedures.session import DELIVER, run_session  # noqa: E402
+from livctl.procedures.stopping import StopSignal  # noqa: E402
 
 PRESETS = (("human-30hz-0.4g", 70.0), ("mouse-45hz-0.6g", 0.5), ("cells-90hz-0.7g", 0.5))
 """The reference presets and the load each is run with."""
@@ -269,8 +269,8 @@ def run_sim_case(case: Case, preset_name: str, load_kg: float, workdir: Path) ->
     control = ControlSettings(**case.control)
     with DoseLog(log_path) as log, platform:
         request = SessionRequest(rx, window_s=case.window_s, limits=limits)
-        from livctl.preparation import prepare_session
-        from livctl.session import Session
+        from livctl.procedures.prepare import prepare_session
+        from livctl.procedures.session import Session
 
         session = Session(prepare_session(platform, log, request), platform, log, control=control, stop=stop,
                           sample_observer=stop_when)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from livctl import __version__
-from livctl.calibration import Calibration, SensorCheck, Step, frequency_point, save_calibration
+from livctl.records.calibration import Calibration, SensorCheck, Step, frequency_point, save_calibration
 from livctl.units import g_to_mps2
 
 

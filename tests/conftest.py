@@ -64,9 +64,9 @@ def rig(monkeypatch, cli):
     """`rig://`, the simulator reporting itself as real hardware (tests/realish_backend.py), in this
     process; `rig(platform_id, load_kg=70)` calibrates one (into $LIVCTL_CALIBRATION_DIR, as a
     real platform needs) and returns its URL."""
-    from livctl import backends
+    from livctl import platforms
 
-    monkeypatch.setitem(backends.BACKENDS, "rig", "realish_backend")
+    monkeypatch.setitem(platforms.BACKENDS, "rig", "realish_backend")
 
     def calibrated(platform_id: str = "rig-1", load_kg: float = 70.0) -> str:
         url = f"rig://?id={platform_id}&load_kg={load_kg:g}"

@@ -148,7 +148,7 @@ def _log_problems(case: Case, sandbox: Path) -> list[str]:
     path = sandbox / "doses.sqlite"
     if not path.exists():
         return []
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
     from livctl.errors import LogError
 
     before = getattr(case, "_log_verdict_before", None)
@@ -237,7 +237,7 @@ class Sandbox:
 
 
 def _verdict(path: Path):
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
     from livctl.errors import LogError
 
     try:
@@ -253,8 +253,8 @@ def make_study_log(path: Path) -> Path:
     import datetime as dt
 
     sys.path.insert(0, str(REPO / "tests"))
-    from livctl.doselog import DoseLog
-    from livctl.regimen import resolve_regimen
+    from livctl.records.doselog import DoseLog
+    from livctl.study.regimen import resolve_regimen
     from studylog import write_bout
 
     utc = dt.timezone.utc
@@ -329,14 +329,14 @@ def warm_up() -> None:
     import scipy.io.wavfile  # noqa: F401
     import scipy.signal  # noqa: F401
 
-    import livctl.analysis  # noqa: F401
-    import livctl.backends.sim  # noqa: F401
-    import livctl.calibration  # noqa: F401
+    import livctl.dsp.estimator  # noqa: F401
+    import livctl.platforms.sim  # noqa: F401
+    import livctl.records.calibration  # noqa: F401
     import livctl.cli  # noqa: F401
-    import livctl.recordings  # noqa: F401
-    import livctl.report  # noqa: F401
-    import livctl.session  # noqa: F401
-    import livctl.validation  # noqa: F401
+    import livctl.offline.recordings  # noqa: F401
+    import livctl.study.report  # noqa: F401
+    import livctl.procedures.session  # noqa: F401
+    import livctl.offline.validation  # noqa: F401
 
 
 _DEFAULT_WARNING_FILTERS = [
@@ -470,7 +470,7 @@ def run_serial_case(case: Case) -> tuple[Outcome, list[str]]:
 
     from firmware_sim import SimConfig, SimulatedPlatform
     from firmware_sim.board import Board
-    from livctl.backends.serial_protocol import SampleAssembler, Samples, StreamDecoder
+    from livctl.platforms.serial.protocol import SampleAssembler, Samples, StreamDecoder
 
     commands, mutations = case.serial
     started = time.monotonic()
@@ -793,8 +793,8 @@ def calibration_template() -> dict:
     if _CALIBRATION_TEMPLATE is None:
         import math as _math
 
-        from livctl.backends import open_platform
-        from livctl.calibration import Calibrator, SweepSettings
+        from livctl.platforms import open_platform
+        from livctl.records.calibration import Calibrator, SweepSettings
 
         with open_platform("sim://?seed=4", speed=_math.inf) as platform:
             cal = Calibrator(platform, SweepSettings(), operator="fuzz").run()

@@ -4,10 +4,10 @@ as real hardware), for tests that run livctl as a process on a "real" platform:
 
 import sys
 
-from livctl import backends
+from livctl import platforms
 from livctl.cli import main
 
-backends.BACKENDS["rig"] = "realish_backend"
+platforms.BACKENDS["rig"] = "realish_backend"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ do not wait out whole sessions in real time."""
 
 import math
 
-from livctl.backends.sim import SimPlatform
+from livctl.platforms.sim import SimPlatform
 
 
 class RealishPlatform(SimPlatform):

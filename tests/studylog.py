@@ -1,6 +1,6 @@
 """Helpers that write study records into a real dose log at chosen wall-clock times.
 
-The dose log stamps records with `livctl.doselog.utc_now`; `LogClock` replaces it so a test can
+The dose log stamps records with `livctl.records.doselog.utc_now`; `LogClock` replaces it so a test can
 write a bout at 23:40 local time, or a year of study, without waiting.
 """
 
@@ -10,18 +10,18 @@ import datetime as dt
 import math
 from pathlib import Path
 
-from livctl.doselog import DoseLog, SessionStart
+from livctl.records.doselog import DoseLog, SessionStart
 
 UTC = dt.timezone.utc
 
 
 class LogClock:
-    """A settable stand-in for `livctl.doselog.utc_now` (and `livctl.schedule.utc_now`)."""
+    """A settable stand-in for `livctl.records.doselog.utc_now` (and `livctl.study.schedule.utc_now`)."""
 
     def __init__(self, monkeypatch, start: dt.datetime):
         self.now = start.astimezone(UTC)
-        monkeypatch.setattr("livctl.doselog.utc_now", self)
-        monkeypatch.setattr("livctl.schedule.utc_now", self)
+        monkeypatch.setattr("livctl.records.doselog.utc_now", self)
+        monkeypatch.setattr("livctl.study.schedule.utc_now", self)
 
     def __call__(self) -> dt.datetime:
         return self.now
@@ -87,7 +87,7 @@ def build_study(log_path, monkeypatch, cli) -> dict:
     H-9 (human, a 90 Hz regimen): one bout on 3 March.
     `cli(*args)` runs a livctl command and returns an object with `.code`.
     """
-    from livctl.schedule import admission
+    from livctl.study.schedule import admission
 
     berlin = dt.timezone(dt.timedelta(hours=1))  # CET, before the change to summer time
     for args in (
@@ -158,7 +158,7 @@ def build_four_week_study(log_path, monkeypatch, cli) -> dict:
     """
     from zoneinfo import ZoneInfo
 
-    from livctl.schedule import admission
+    from livctl.study.schedule import admission
 
     for subject, kind, regimen, zone, extra in (
         ("P-017", "human", "human-30hz-0.4g", "Europe/Berlin", ()),

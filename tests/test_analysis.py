@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from firmware_sim import SimConfig, SimulatedPlatform
-from livctl import analysis
-from livctl.analysis import AnalysisError, check_spec, fit_record, fit_tone, measure, measure_windows
+from livctl.dsp import estimator as analysis
+from livctl.dsp.estimator import AnalysisError, check_spec, fit_record, fit_tone, measure, measure_windows
 from livctl.prescription import Prescription
 from synthetic import crlb_sd, effective_noise, platform_axes, tone
 

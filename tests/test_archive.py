@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import livctl_env
 
-from livctl import archive as raw
-from livctl.backends import SampleBlock
+from livctl.records import archive as raw
+from livctl.platforms import SampleBlock
 
 LSB_MPS2 = 0.0039 * 9.80665  # an ADXL345 count
 RATE_HZ = 3200.0
@@ -217,7 +217,7 @@ def test_a_full_disk_stops_the_archive_whole_with_room_left_for_its_end(small_di
 
 
 def test_the_recording_platform_records_every_command_as_the_platform_got_it(tmp_path):
-    from livctl.backends import open_platform
+    from livctl.platforms import open_platform
 
     archive = new_archive(tmp_path / "a.h5")
     with open_platform("sim://", speed=math.inf) as platform:

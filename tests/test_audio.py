@@ -27,17 +27,17 @@ from contextlib import contextmanager
 
 from calibrations import write_calibration
 from jackserver import JackServer, JackUnavailable, sensor_noise
-from livctl.analysis import measure
-from livctl.backends import open_platform
-from livctl.backends.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, _Trip, list_devices
-from livctl.doselog import DoseLog
+from livctl.dsp.estimator import measure
+from livctl.platforms import open_platform
+from livctl.platforms.audio import AudioDeviceError, _Command, _InputCallback, _OutputCallback, _Trip, list_devices
+from livctl.records.doselog import DoseLog
 from livctl.errors import DeviceOpenError, DeviceTripped, UsageError
-from livctl.preparation import SessionRequest, prepare_session
+from livctl.procedures.prepare import SessionRequest, prepare_session
 from livctl.prescription import Prescription
 from livctl.cli.session import ProgressDisplay
-from livctl.session import DELIVER, NOT_MEASURED, Session
+from livctl.procedures.session import DELIVER, NOT_MEASURED, Session
 from livctl.units import g_to_mps2
-from livctl.waveform import SineSynth
+from livctl.dsp.waveform import SineSynth
 
 RATE = 48000.0
 IN_G_PER_FS = 2.0
@@ -550,11 +550,11 @@ def _wait_for_line(stream, text: str, timeout_s: float) -> str:
 
 _SESSION_UNTIL_THE_SERVER_GOES = """
 import json, sys
-from livctl.backends import open_platform
-from livctl.doselog import DoseLog
-from livctl.preparation import SessionRequest
+from livctl.platforms import open_platform
+from livctl.records.doselog import DoseLog
+from livctl.procedures.prepare import SessionRequest
 from livctl.prescription import Prescription
-from livctl.session import run_session
+from livctl.procedures.session import run_session
 
 rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=60.0, ramp_s=0.5)
 with DoseLog(sys.argv[1]) as log, open_platform("audio://system?max_level=0.5&g_per_fs=1") as platform:
@@ -625,7 +625,7 @@ def test_without_portaudio_audio_urls_are_a_one_line_error_and_nothing_else_brea
                      "--log", str(tmp_path / "log.sqlite"), env=env)
     assert sim.returncode == 0, sim.stderr
     listing = subprocess.run(
-        [sys.executable, "-c", "from livctl.backends.audio import list_devices; list_devices()"],
+        [sys.executable, "-c", "from livctl.platforms.audio import list_devices; list_devices()"],
         capture_output=True, text=True, env=env,
     )
     assert "AudioDeviceError" in listing.stderr and "needs the PortAudio library" in listing.stderr
@@ -661,7 +661,7 @@ def test_tone_works_on_any_platform_with_a_sensor(cli):
 def test_a_tone_asked_past_the_cap_stops_short_of_it(cli, monkeypatch):
     # full drive on the default simulated plate gives about 1.5 g peak: the guard raises the drive
     # only as far as the measured response says stays under 95 % of the 1 g cap
-    from livctl.backends.sim import SimPlatform
+    from livctl.platforms.sim import SimPlatform
 
     platforms = []
     original = SimPlatform.open
@@ -684,7 +684,7 @@ def test_a_tone_asked_past_the_cap_stops_short_of_it(cli, monkeypatch):
 def test_a_tone_that_goes_over_the_cap_is_cut_at_once(cli, monkeypatch):
     # the plant's gain trebles 3 s in: the platform's own trip cuts the drive within a few cycles,
     # and the tone ends (exit 1) at the block that reports it
-    from livctl.backends.sim import SimPlatform
+    from livctl.platforms.sim import SimPlatform
 
     platforms = []
     original = SimPlatform.open

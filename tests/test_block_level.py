@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from livctl.analysis import amplitude_at, block_levels
+from livctl.dsp.estimator import amplitude_at, block_levels
 
 RATE = 3200.0
 

@@ -20,7 +20,7 @@ from firmware_sim.board import (
     Board,
     pattern_counts,
 )
-from livctl.backends.serial_protocol import Frame, SampleAssembler, StreamDecoder
+from livctl.platforms.serial.protocol import Frame, SampleAssembler, StreamDecoder
 
 RATE = 3200.0
 

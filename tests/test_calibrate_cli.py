@@ -11,8 +11,8 @@ import pytest
 import tomli_w
 
 from conftest import livctl_env, run_livctl
-from livctl import backends
-from livctl.doselog import DoseLog
+from livctl import platforms
+from livctl.records.doselog import DoseLog
 
 
 def calibrate(cli, tmp_path, *extra, device="sim://?seed=1"):
@@ -172,7 +172,7 @@ def test_a_session_refuses_a_bad_calibration_file_before_logging_anything(cli, t
 
 def test_a_real_platform_without_a_calibration_is_refused(cli, tmp_path, log_path, monkeypatch):
     # a backend that is the simulator but reports itself as real hardware
-    monkeypatch.setitem(backends.BACKENDS, "rig", "realish_backend")
+    monkeypatch.setitem(platforms.BACKENDS, "rig", "realish_backend")
     result = cli("session", "--device", "rig://?id=rig-7", "--minutes", "0.1", "--quiet", "--log", str(log_path),
                  "--calibration-dir", str(tmp_path / "none"))
     assert result.code == 2
@@ -255,7 +255,7 @@ def test_ctrl_c_with_the_live_view_open_ramps_down_and_exits_130(tmp_path):
 
 def test_a_sessions_first_drive_is_safe_for_a_platform_1000_times_stronger_than_its_calibration(cli, tmp_path, log_path):
     assert calibrate(cli, tmp_path, "--load-kg", "70", "--quiet").code == 0
-    from livctl.calibration import load_calibration
+    from livctl.records.calibration import load_calibration
 
     gain_g = load_calibration(tmp_path / "cal" / "sim.toml").gain_at(30.0).g_per_drive
     result = cli("session", "--device", "sim://?seed=4", "--minutes", "0.1", "--speed", "max", "--quiet", "--json",
@@ -319,7 +319,7 @@ def test_a_calibration_whose_probe_kept_a_step_at_the_guards_first_drives_reads_
     at 2.5e-5 of full scale, a step the calibration kept and its reader once refused (a file livctl
     wrote and could not read)."""
     from calibrations import write_calibration
-    from livctl.calibration import load_calibration
+    from livctl.records.calibration import load_calibration
 
     directory = tmp_path / "calibration"
     write_calibration(directory, "sim", gain_g_per_drive=15.5, frequencies_hz=(45.0,), device="sim://",

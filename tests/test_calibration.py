@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tomli_w
 
-from livctl.backends import open_platform, parse_device_url
-from livctl.backends.sim import SimPlatform
-from livctl.calibration import (
+from livctl.platforms import open_platform, parse_device_url
+from livctl.platforms.sim import SimPlatform
+from livctl.records.calibration import (
     FORMAT_VERSION,
     CalibrationError,
     CalibrationFailed,

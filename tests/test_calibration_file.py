@@ -9,7 +9,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livctl.calibration import MIN_SAFE_DRIVE, CalibrationError, load_calibration
+from livctl.records.calibration import MIN_SAFE_DRIVE, CalibrationError, load_calibration
 
 UTC = dt.timezone.utc
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import livctl_env
-from livctl.doselog import GENESIS_HASH, DoseLog, canonical_record, record_hash
+from livctl.records.doselog import GENESIS_HASH, DoseLog, canonical_record, record_hash
 from livctl.errors import LogError
 from studylog import start_record, window
 

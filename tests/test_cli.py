@@ -185,7 +185,7 @@ def test_log_show_unknown_id(cli, log_path):
 
 
 def test_empty_log_lists_nothing(cli, log_path):
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
 
     DoseLog(log_path).close()
     assert "no sessions" in cli("log", "--log", str(log_path)).out

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from livctl.control import AmplitudeController, ControlSettings
+from livctl.procedures.control import AmplitudeController, ControlSettings
 
 TARGET = 2.94  # 0.3 g in m/s^2
 

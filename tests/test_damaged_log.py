@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import livctl_env, run_livctl
-from livctl.doselog import PAGE_SIZE, DoseLog
+from livctl.records.doselog import PAGE_SIZE, DoseLog
 from livctl.errors import LogError
 from studylog import write_bout
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from livctl.doselog import SCHEMA_VERSION, DoseLog, SessionStart
+from livctl.records.doselog import SCHEMA_VERSION, DoseLog, SessionStart
 from livctl.errors import LogError
 
 from conftest import livctl_env
@@ -160,7 +160,7 @@ def test_two_processes_write_one_log_without_losing_rows(log_path):
     writer = textwrap.dedent(
         f"""
         import sys
-        from livctl.doselog import DoseLog, SessionStart
+        from livctl.records.doselog import DoseLog, SessionStart
         start = SessionStart(device="sim://", platform_id=sys.argv[1], simulated=True, time_base="v",
             subject=sys.argv[1], operator=None, preset=None, frequency_hz=30.0, peak_g=0.3, duration_s=60.0,
             ramp_s=2.0, tol_frequency_hz=1.0, tol_accel_fraction=0.1, max_thd_fraction=0.1,
@@ -192,13 +192,13 @@ def test_two_livctl_closing_the_same_orphan_at_once_close_it_once(log_path):
         import sys
         sys.path[:0] = {sys.path!r}
         from test_doselog import _start, _window
-        from livctl.doselog import DoseLog
+        from livctl.records.doselog import DoseLog
         log = DoseLog(sys.argv[1])
         sid = log.start_session(_start())
         log.add_window(sid, _window(0))
     """)
     subprocess.run([sys.executable, "-c", writer, str(log_path)], env=livctl_env(), check=True, timeout=60)
-    from livctl.recovery import close_orphans
+    from livctl.records.recovery import close_orphans
 
     with DoseLog(log_path) as first, DoseLog(log_path) as second:
         (orphan,) = second.sessions()

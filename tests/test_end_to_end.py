@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import livctl_env, run_livctl
-from livctl.doselog import DoseLog
+from livctl.records.doselog import DoseLog
 
 
 def test_a_full_twenty_minute_session_delivers_the_prescribed_dose(log_path):

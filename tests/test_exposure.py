@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from livctl.exposure import (
+from livctl.dsp.exposure import (
     ACTION_VALUE_MPS2,
     LIMIT_VALUE_MPS2,
     WK_PARAMETERS,
@@ -110,11 +110,11 @@ def test_90_hz_and_unmeasured_windows_are_left_out_and_counted():
 
 
 def test_a_real_session_is_weighted_whole_its_sensor_check_at_rest_is_no_vibration(log_path):
-    from livctl.backends import open_platform
-    from livctl.doselog import DoseLog
-    from livctl.preparation import SessionRequest
+    from livctl.platforms import open_platform
+    from livctl.records.doselog import DoseLog
+    from livctl.procedures.prepare import SessionRequest
     from livctl.prescription import Prescription
-    from livctl.session import run_session
+    from livctl.procedures.session import run_session
 
     with DoseLog(log_path) as log, open_platform("sim://", speed=math.inf) as platform:
         result = run_session(platform, log, SessionRequest(Prescription(frequency_hz=30.0, peak_g=0.4, duration_s=20.0)))

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import pytest
 
-import livctl.backends
+import livctl.platforms
 from conftest import livctl_env, run_livctl
-from livctl.doselog import DoseLog
+from livctl.records.doselog import DoseLog
 
 G = 9.80665
 TARGET_G = 0.3
@@ -65,7 +65,7 @@ _spec.loader.exec_module(fault_matrix)
 def captured(monkeypatch):
     """Keep the platform `livctl session` opens, recording its true acceleration."""
     platforms = []
-    real_open = livctl.backends.open_platform
+    real_open = livctl.platforms.open_platform
 
     def open_and_record(url, **kwargs):
         platform = real_open(url, **kwargs)
@@ -73,7 +73,7 @@ def captured(monkeypatch):
         platforms.append(platform)
         return platform
 
-    monkeypatch.setattr(livctl.backends, "open_platform", open_and_record)
+    monkeypatch.setattr(livctl.platforms, "open_platform", open_and_record)
     return platforms
 
 

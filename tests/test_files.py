@@ -7,11 +7,11 @@ import stat
 import pytest
 
 from conftest import run_livctl
-from livctl.calibration import CalibrationError, load_calibration
+from livctl.records.calibration import CalibrationError, load_calibration
 from livctl.errors import UsageError
-from livctl.files import MAX_INPUT_BYTES, read_bounded, read_toml
-from livctl.regimen import RegimenError, load_regimen_file
-from livctl.safety import load_profile
+from livctl.records.files import MAX_INPUT_BYTES, read_bounded, read_toml
+from livctl.study.regimen import RegimenError, load_regimen_file
+from livctl.procedures.safety import load_profile
 
 
 @pytest.fixture

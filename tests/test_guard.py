@@ -13,22 +13,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livctl.backends import open_platform
-from livctl.backends.sim import SimPlatform
-from livctl.control import AmplitudeController, ControlSettings
+from livctl.platforms import open_platform
+from livctl.platforms.sim import SimPlatform
+from livctl.procedures.control import AmplitudeController, ControlSettings
 from livctl.errors import DriveRequestError, PlatformError
-from livctl.guard import (
+from livctl.procedures.guard import (
     FIRST_DRIVE_GAIN_FACTOR,
     REFERENCE_GAIN_G_PER_DRIVE,
     DriveCut,
     MotionGuard,
     StopRequested,
 )
-from livctl.preparation import SessionRequest
+from livctl.procedures.prepare import SessionRequest
 from livctl.prescription import Prescription, Tolerance
-from livctl.safety import Trip
-from livctl.session import DELIVER, RAMP_DOWN, run_session
-from livctl.stopping import StopSignal
+from livctl.procedures.safety import Trip
+from livctl.procedures.session import DELIVER, RAMP_DOWN, run_session
+from livctl.procedures.stopping import StopSignal
 from livctl.units import g_to_mps2
 
 G = 9.80665
@@ -200,7 +200,7 @@ def _truth_rows(path):
 
 @pytest.mark.parametrize("window_s", [0.5, 1.0, 10.0])
 def test_a_stop_starts_the_ramp_down_within_one_block_whatever_the_window(tmp_path, window_s):
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
 
     truth = tmp_path / "truth.csv"
     platform = open_platform(f"sim://?truth={truth}", speed=math.inf)
@@ -272,7 +272,7 @@ def test_the_cap_acts_on_the_true_peak_harmonics_included():
     cut_s = blocks[-1].end_s + 0.1  # the block after the last one returned tripped
     assert 8.0 < cut_s <= 8.2 and platform.device.drive_level == 0.0
     # on the plate's truth, the block that tripped: fundamental under the cap, true peak over it
-    from livctl.analysis import block_levels
+    from livctl.dsp.estimator import block_levels
 
     rate = platform.device.rate_hz
     truth = platform.device.true_accel_mps2()[int((cut_s - 0.1) * rate): int(cut_s * rate)]

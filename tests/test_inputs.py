@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livctl.backends import parse_device_url, positive_float
+from livctl.platforms import parse_device_url, positive_float
 from livctl.errors import DeviceURLError
 from livctl.inputs import (
     EARLIEST_DATE,
@@ -124,7 +124,7 @@ def test_url_options_use_the_same_reader():
     ("sim://?id=..", "not . or .."),
 ])
 def test_device_urls_with_lenient_numbers_are_usage_errors(url, says):
-    from livctl.backends import open_platform
+    from livctl.platforms import open_platform
 
     with pytest.raises(DeviceURLError) as caught:
         open_platform(url)

@@ -18,9 +18,9 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
 from conftest import REPO, livctl_env
-from livctl import live
-from livctl.backends import open_platform
-from livctl.calibration import CalibrationInterrupted, CalibrationObserver, Calibrator
+from livctl.ui import live
+from livctl.platforms import open_platform
+from livctl.records.calibration import CalibrationInterrupted, CalibrationObserver, Calibrator
 from livctl.cli.common import StopEvent
 
 
@@ -223,7 +223,7 @@ def test_the_session_view_shows_time_left_and_large_readouts(qtbot):
 
 
 def test_a_frozen_feed_keeps_the_deliverys_last_frame():
-    from livctl.backends import SampleBlock
+    from livctl.platforms import SampleBlock
 
     feed = new_feed(mode="session", target_g=0.3)
     delivery = np.zeros((320, 3))

@@ -1,7 +1,7 @@
 """Session preparation lives in the core: a script gets exactly the refusals the command gets.
 
 Each case is refused twice, by `livctl session` (exit 2, one line) and by
-`livctl.preparation.prepare_session` from Python (UsageError), with the same message, and in
+`livctl.procedures.prepare.prepare_session` from Python (UsageError), with the same message, and in
 neither case does anything move or get logged."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import math
 import pytest
 
 from fwsim import FirmwareSim
-from livctl.backends import open_platform
-from livctl.doselog import DoseLog
+from livctl.platforms import open_platform
+from livctl.records.doselog import DoseLog
 from livctl.errors import UsageError
-from livctl.preparation import SessionRequest, prepare_session
+from livctl.procedures.prepare import SessionRequest, prepare_session
 from livctl.prescription import Prescription
-from livctl.safety import SafetyLimits
+from livctl.procedures.safety import SafetyLimits
 
 
 def _api_refusal(url: str, log_path, request: SessionRequest, *, speed=math.inf) -> str:
@@ -96,7 +96,7 @@ def test_a_simulators_calibration_is_refused_for_a_real_platform_alike(cli, log_
 
 
 def test_a_session_runs_only_a_prepared_plan():
-    from livctl.session import Session
+    from livctl.procedures.session import Session
 
     with open_platform("sim://", speed=math.inf) as platform, pytest.raises(TypeError, match="SessionPlan"):
         Session(Prescription(30.0, 0.3, 60.0), platform)

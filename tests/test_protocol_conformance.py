@@ -15,7 +15,7 @@ import pytest
 
 from firmware_sim.board import pattern_counts
 from fwsim import FirmwareSim, Scpi
-from livctl.backends.serial_protocol import (
+from livctl.platforms.serial.protocol import (
     OUTPUT_ON,
     POWER_ON,
     STREAMING,

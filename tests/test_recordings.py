@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from livctl.recordings import RecordingError, describe, parse_columns, read_recording, recording_from_samples
+from livctl.offline.recordings import RecordingError, describe, parse_columns, read_recording, recording_from_samples
 from synthetic import G, crlb_sd, drift, platform_axes, tone
 
 RATE = 1000.0
@@ -71,7 +71,7 @@ def test_truly_irregular_sampling_is_resampled_and_still_measured_within_the_bou
     """Samples taken at jittered instants (5 % of a period RMS), with the instants recorded: the
     spline puts them back on a uniform grid, and the amplitude comes out within five CRLB
     standard deviations plus the spline's own error (below 1e-4 at 30 Hz on a 1 kHz grid)."""
-    from livctl.analysis import measure
+    from livctl.dsp.estimator import measure
 
     rng = np.random.default_rng(3)
     n = 10_000
@@ -396,7 +396,7 @@ def test_samples_taken_at_drifting_stamps_are_resampled_and_drifting_stamps_of_e
         assert rec.timing.decision == decision and rec.timing.resampled == (decision == "stamps")
         assert rec.timing.drift_rms_s == pytest.approx(300e-6, rel=0.05)
         # on the grid the reader chose, one tone fits the whole minute
-        from livctl.analysis import fit_record
+        from livctl.dsp.estimator import fit_record
 
         fit = fit_record(rec.accel_mps2, rec.rate_hz, 30.0, axis=2).measurement()
         assert fit.peak_g == pytest.approx(0.3, rel=1e-3)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from livctl.prescription import PRESETS
-from livctl.regimen import REGIMEN_PRESETS, RegimenError, check_regimen, load_regimen_file, resolve_regimen
+from livctl.study.regimen import REGIMEN_PRESETS, RegimenError, check_regimen, load_regimen_file, resolve_regimen
 
 GOOD = """\
 name = "abc-trial"

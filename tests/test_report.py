@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from livctl.exposure import wk_gain
+from livctl.dsp.exposure import wk_gain
 from studylog import build_study_file
 
 

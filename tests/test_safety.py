@@ -1,16 +1,16 @@
 """Safety limits and interlocks, on their own (the fault matrix runs them in whole sessions).
 
-Blocks are 0.1 s; each test feeds block fits (livctl.blockfit.BlockFit) with the level, phase and
+Blocks are 0.1 s; each test feeds block fits (livctl.dsp.blockfit.BlockFit) with the level, phase and
 distortion it needs, and checks when the interlock trips, measured from the first bad block."""
 
 import math
 
 import pytest
 
-from livctl.blockfit import BlockFit
+from livctl.dsp.blockfit import BlockFit
 from livctl.errors import UsageError
 from livctl.prescription import Prescription
-from livctl.safety import Interlocks, SafetyLimits, Trip, load_profile
+from livctl.procedures.safety import Interlocks, SafetyLimits, Trip, load_profile
 
 G = 9.80665
 RX = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=600.0)

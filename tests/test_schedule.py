@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from livctl.doselog import DoseLog
-from livctl.regimen import REGIMEN_PRESETS
-from livctl.schedule import Assignment, Bout, Plan, parse_instant
+from livctl.records.doselog import DoseLog
+from livctl.study.regimen import REGIMEN_PRESETS
+from livctl.study.schedule import Assignment, Bout, Plan, parse_instant
 from studylog import LogClock, write_bout
 
 UTC = dt.timezone.utc

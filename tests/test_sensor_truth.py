@@ -1,6 +1,6 @@
 """The sensor must prove it sees this plate: the clock, replays, the phase, two sensors, gravity.
 
-The checks of livctl.sensorwatch on their own (property tests over what a real stream can do:
+The checks of livctl.procedures.sensorwatch on their own (property tests over what a real stream can do:
 latency jitter, lost stretches, noise), then in sessions on the simulator, with the plate's truth
 file as the judge. scripts/fault_matrix.py's cases (tests/test_faults.py) cover every fault on
 every preset; these tests pin what the matrix cannot: that no healthy stream is ever accused.
@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.truth import read_truth
-from livctl.backends import open_platform
-from livctl.backends.sim import SimPlatform
-from livctl.blockfit import fit_block
-from livctl.doselog import DoseLog
-from livctl.preparation import SessionRequest
+from livctl.platforms import open_platform
+from livctl.platforms.sim import SimPlatform
+from livctl.dsp.blockfit import fit_block
+from livctl.records.doselog import DoseLog
+from livctl.procedures.prepare import SessionRequest
 from livctl.prescription import Prescription, get_preset
-from livctl.session import DELIVER, run_session
-from livctl.sensorwatch import (
+from livctl.procedures.session import DELIVER, run_session
+from livctl.procedures.sensorwatch import (
     CLOCK_LIMIT_FRACTION,
     ClockWatch,
     PhaseWatch,

@@ -19,8 +19,8 @@ from serial.tools.list_ports_common import ListPortInfo
 from conftest import run_livctl
 from firmware_sim.board import pattern_counts
 from fwsim import FirmwareSim
-from livctl.backends import open_platform
-from livctl.doselog import DoseLog
+from livctl.platforms import open_platform
+from livctl.records.doselog import DoseLog
 from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError
 from livctl.units import g_to_mps2
 
@@ -115,7 +115,7 @@ def test_a_real_session_over_a_pty_delivers_and_logs_the_dose(firmware, log_path
 def test_a_tone_on_a_board_obeys_its_calibration(firmware, calibration_dir):
     # the board's platform id (FWSIM-0001) is known only once the port is open: the tone must look
     # its calibration up then, or it plays uncapped
-    from livctl.calibration import load_calibration
+    from livctl.records.calibration import load_calibration
 
     calibration = load_calibration(calibration_dir / "FWSIM-0001.toml")
     sim = firmware("--sensor", "adxl355")
@@ -445,13 +445,13 @@ def test_devices_probe_tells_a_platform_from_a_held_port(firmware, cli, monkeypa
 
 
 def test_devices_reports_a_backend_that_cannot_load_as_a_note(cli, monkeypatch):
-    from livctl import backends
+    from livctl import platforms
 
-    monkeypatch.setitem(backends.BACKENDS, "audio", "livctl.backends.no_such_audio_backend")
+    monkeypatch.setitem(platforms.BACKENDS, "audio", "livctl.platforms.no_such_audio_backend")
     result = cli("devices")
     assert result.code == 0
     assert "sim://" in result.out
-    assert "note: audio:// is not available: No module named 'livctl.backends.no_such_audio_backend'" in result.out
+    assert "note: audio:// is not available: No module named 'livctl.platforms.no_such_audio_backend'" in result.out
 
 
 def test_devices_has_help_with_examples(cli):

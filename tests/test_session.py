@@ -7,20 +7,20 @@ import threading
 
 import pytest
 
-from livctl.backends import open_platform
-from livctl.backends.sim import SimPlatform
-from livctl.doselog import DoseLog
+from livctl.platforms import open_platform
+from livctl.platforms.sim import SimPlatform
+from livctl.records.doselog import DoseLog
 from livctl.errors import UsageError
 from livctl.prescription import Prescription, Tolerance
-from livctl.preparation import SessionRequest, prepare_session
-from livctl.safety import SafetyLimits
-from livctl.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
+from livctl.procedures.prepare import SessionRequest, prepare_session
+from livctl.procedures.safety import SafetyLimits
+from livctl.procedures.session import DELIVER, PRECHECK, RAMP_DOWN, RAMP_UP, Session
 
 REQUEST_FIELDS = {"subject", "operator", "limits", "window_s", "override_reason", "calibration_dir", "load_kg"}
 
 
 def _session(platform, log, rx: Prescription, **kwargs) -> Session:
-    """A session prepared as every caller's is (livctl.preparation), then built with the rest."""
+    """A session prepared as every caller's is (livctl.procedures.prepare), then built with the rest."""
     request = SessionRequest(prescription=rx, **{k: kwargs.pop(k) for k in list(kwargs) if k in REQUEST_FIELDS})
     return Session(prepare_session(platform, log, request), platform, log, **kwargs)
 
@@ -256,12 +256,12 @@ def test_a_dose_log_that_fills_mid_session_stops_it_with_exit_1_and_the_record_i
         "import math, resource, signal, sys\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))\n"
-        "from livctl.backends import open_platform\n"
-        "from livctl.doselog import DoseLog\n"
+        "from livctl.platforms import open_platform\n"
+        "from livctl.records.doselog import DoseLog\n"
         "from livctl.errors import SessionNotRecorded\n"
-        "from livctl.preparation import SessionRequest, prepare_session\n"
+        "from livctl.procedures.prepare import SessionRequest, prepare_session\n"
         "from livctl.prescription import Prescription\n"
-        "from livctl.session import Session\n"
+        "from livctl.procedures.session import Session\n"
         "with DoseLog(sys.argv[1]) as log, open_platform('sim://', speed=math.inf) as p:\n"
         "    plan = prepare_session(p, log, SessionRequest(Prescription(30.0, 0.3, 300.0)))\n"
         "    try:\n"

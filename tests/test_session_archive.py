@@ -18,15 +18,15 @@ import time
 import pytest
 from conftest import REPO, livctl_env, run_livctl
 
-from livctl import archive as raw
-from livctl.backends import open_platform
-from livctl.doselog import DoseLog
-from livctl.guard import MotionGuard
-from livctl.preparation import SessionRequest, prepare_session
+from livctl.records import archive as raw
+from livctl.platforms import open_platform
+from livctl.records.doselog import DoseLog
+from livctl.procedures.guard import MotionGuard
+from livctl.procedures.prepare import SessionRequest, prepare_session
 from livctl.prescription import Prescription
-from livctl.reanalysis import _check_window, reanalyse
-from livctl.safety import Trip
-from livctl.session import Session, run_session
+from livctl.offline.reanalysis import _check_window, reanalyse
+from livctl.procedures.safety import Trip
+from livctl.procedures.session import Session, run_session
 
 
 def _session(log_path, minutes: float = 0.5, device: str = "sim://?seed=2", **options):

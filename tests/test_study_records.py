@@ -123,8 +123,8 @@ def test_a_log_without_subjects_takes_any_name_and_reports_it(station):
     assert station.run("report", "--subject", "plate-3-well-B", "--out", str(out)).returncode == 0
     page = (out / "report-plate-3-well-B.html").read_text()
     assert re.search(r"<td>sim</td><td>yes</td>", page)
-    from livctl import report as rpt
-    from livctl.doselog import DoseLog
+    from livctl.study import report as rpt
+    from livctl.records.doselog import DoseLog
 
     with DoseLog(station.log, create=False) as log:
         figure = rpt.charts_figure(rpt.build_subject_report(log, "plate-3-well-B"), ("peak",))
@@ -258,9 +258,9 @@ def _rig_env(station, tmp_path) -> dict[str, str]:
 def plate(station, tmp_path, cli, monkeypatch):
     """A "real" platform (rig://, the simulator reporting itself as real hardware), calibrated in
     the station's calibration directory, and a registered subject with a regimen."""
-    from livctl import backends
+    from livctl import platforms
 
-    monkeypatch.setitem(backends.BACKENDS, "rig", "realish_backend")
+    monkeypatch.setitem(platforms.BACKENDS, "rig", "realish_backend")
     monkeypatch.setenv("LIVCTL_CALIBRATION_DIR", str(station.data / "calibration"))
     assert cli("calibrate", "--device", "rig://?id=plate-A", "--quiet", "--no-plot").code == 0
     assert cli("subject", "add", "P-017", "--kind", "human", "--regimen", "human-30hz-0.4g", "--log",
@@ -447,8 +447,8 @@ def test_figures_show_every_session_at_its_local_time_over_whole_days(four_weeks
     and the band cover whole days from the first midnight to the last."""
     from matplotlib.dates import num2date
 
-    from livctl import report as rpt
-    from livctl.doselog import DoseLog
+    from livctl.study import report as rpt
+    from livctl.records.doselog import DoseLog
 
     source, _ = four_weeks
     with DoseLog(source, create=False) as log:
@@ -470,7 +470,7 @@ def test_figures_show_every_session_at_its_local_time_over_whole_days(four_weeks
 
 
 def test_compliance_colours_follow_the_legend(four_weeks):
-    from livctl import report as rpt
+    from livctl.study import report as rpt
 
     assert rpt.study_compliance_colour(1.0) == rpt.DAY_COLOURS[rpt.FULL]
     assert rpt.study_compliance_colour(0.17) == rpt.DAY_COLOURS[rpt.PARTIAL]

@@ -10,8 +10,8 @@ from scipy.io import wavfile
 
 from conftest import run_livctl
 from livctl.prescription import Prescription
-from livctl.recordings import Recording
-from livctl.validation import COHERENT, WINDOW_AVERAGE, validate
+from livctl.offline.recordings import Recording
+from livctl.offline.validation import COHERENT, WINDOW_AVERAGE, validate
 from synthetic import G, crlb_sd, effective_noise, platform_axes, tone
 
 RATE = 1000.0
@@ -289,7 +289,7 @@ def test_a_verdict_never_passes_on_a_figure_that_is_not_a_number(cli, tmp_path):
     t = np.arange(5000) / RATE
     accel = platform_axes(tone(t, frequency_hz=30.0, peak_mps2=0.3 * G, phase=0), rng, noise_rms_mps2=0.05)
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=5.0)
-    from livctl.recordings import RecordingError
+    from livctl.offline.recordings import RecordingError
 
     with pytest.raises(RecordingError, match="values reach .*e\\+15[89] g; expected at most 1e\\+06 g"):
         validate(Recording(accel * 1e160, RATE, ("x", "y", "z"), "scaled", "memory", "m/s2"), rx)
@@ -517,7 +517,7 @@ def test_the_stated_interval_holds_the_truth_with_drifting_stamps_and_20_percent
     hold the true frequency and peak 95.4 % of the time or more; the share over 100 trials has a
     spread of 2.1 %, over 300 of 1.2 %, so each kind must reach 90 % and all together 92.5 %
     (2.5 spreads below; scripts/bench_estimator.py measures it over thousands of trials)."""
-    from livctl.recordings import recording_from_samples
+    from livctl.offline.recordings import recording_from_samples
     from synthetic import drift
 
     rng = np.random.default_rng(2027)

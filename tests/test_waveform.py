@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from livctl.waveform import SineSynth
+from livctl.dsp.waveform import SineSynth
 
 RATE = 3200.0
 

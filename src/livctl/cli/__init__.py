@@ -17,7 +17,7 @@ from livctl import __version__
 from livctl.errors import LivctlError
 
 COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
-            "subject", "due", "report", "config")
+            "subject", "due", "report", "config", "sync", "server")
 """Subcommand modules, in the order `livctl --help` lists them."""
 
 EXIT_OK = 0

@@ -110,8 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform
-    from livctl.calibration import (
+    from livctl.platforms import open_platform
+    from livctl.records.calibration import (
         FREQUENCY_TOLERANCE_HZ,
         CalibrationFailed,
         CalibrationInterrupted,
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
         if mode is None:
             return job()
-        from livctl import live
+        from livctl.ui import live
 
         feed = live.LiveFeed(
             title=f"livctl calibrate: {platform.platform_id}",
@@ -190,7 +190,7 @@ def _sweep_archive(platform, target, settings, args):
     name of its own until the calibration has its id."""
     import dataclasses
 
-    from livctl.archive import RawArchive, prepare_dir
+    from livctl.records.archive import RawArchive, prepare_dir
     from livctl.clock import utc_now
 
     folder = prepare_dir(target)

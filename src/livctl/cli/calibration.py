@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from livctl.cli.common import add_calibration_dir_option, add_json_option, fmt, print_json, table
 
 if TYPE_CHECKING:
-    from livctl.calibration import Calibration
+    from livctl.records.calibration import Calibration
 
 DESCRIPTION = """\
 Show a calibration: by platform id (looked up as DIR/<platform-id>.toml) or by file name.
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from livctl.calibration import CalibrationError, calibration_path, load_calibration
+    from livctl.records.calibration import CalibrationError, calibration_path, load_calibration
 
     given = Path(args.which).expanduser()
     if given.suffix == ".toml" or given.exists():
@@ -79,7 +79,7 @@ def calibration_json(cal: "Calibration") -> dict[str, Any]:
 
 def raw_signal_state(cal: "Calibration", path: Path) -> str:
     """Whether the sweep's raw signal is there with the SHA-256 the calibration file holds."""
-    from livctl.archive import sealed_problem
+    from livctl.records.archive import sealed_problem
 
     problem = sealed_problem(Path(path).parent, cal.raw_signal)
     if problem is not None:

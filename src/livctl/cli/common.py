@@ -13,7 +13,7 @@ from typing import Any
 
 from livctl.errors import UsageError
 from livctl.inputs import MAX_COUNT, InputError, parse_count, parse_date, parse_percent, parse_speed, quantity
-from livctl.stopping import StopSignal
+from livctl.procedures.stopping import StopSignal
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def log_path(args: argparse.Namespace):
-    from livctl.doselog import default_log_path
+    from livctl.records.doselog import default_log_path
 
     return Path(args.log).expanduser() if getattr(args, "log", None) else default_log_path()
 
@@ -161,8 +161,8 @@ positive_int = whole_number(1)
 
 
 def station():
-    """The station's configuration (livctl.config): files, environment, defaults."""
-    from livctl.config import load_settings
+    """The station's configuration (livctl.records.config): files, environment, defaults."""
+    from livctl.records.config import load_settings
 
     return load_settings()
 
@@ -181,7 +181,7 @@ def operator_name(given: str | None, settings=None) -> str | None:
 
 
 StopEvent = StopSignal
-"""The stop request the commands hand to the work they run (livctl.stopping.StopSignal)."""
+"""The stop request the commands hand to the work they run (livctl.procedures.stopping.StopSignal)."""
 
 
 class stop_on_signals:
@@ -238,7 +238,7 @@ def plot_mode(args: argparse.Namespace, *, default_on: bool) -> str | None:
             raise UsageError(f"--plot-png {png}: the folder {png.parent} does not exist")
     if not wanted and not args.plot_png:
         return None
-    from livctl.live import display_problem
+    from livctl.ui.live import display_problem
 
     problem = display_problem()
     if problem is None:

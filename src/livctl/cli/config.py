@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     from livctl.cli.common import station
-    from livctl.config import STATION_FIELDS
+    from livctl.records.config import STATION_FIELDS
 
     settings = station()
     if args.json:

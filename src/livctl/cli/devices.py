@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def collect(probe: bool) -> tuple[list[dict], list[str]]:
     """Every backend's `list_devices(probe)`, imported lazily; a backend that fails becomes a note."""
-    from livctl.backends import BACKENDS
+    from livctl.platforms import BACKENDS
 
     devices: list[dict] = []
     notes: list[str] = []

@@ -14,7 +14,8 @@ examples:
   livctl due                                  every subject, now
   livctl due --subject P-017 --json
   livctl due --at 2026-03-02T23:30            as it will be (or was) then, local time
-  livctl due --at 2026-03-02T22:30Z"""
+  livctl due --at 2026-03-02T22:30Z
+  livctl due --log postgresql://alice@study.example.org/livctl    every station's subjects (docs/multisite.md)"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,13 +44,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from livctl.cli.common import station
-    from livctl.schedule import Plan, parse_instant
+    from livctl.study.schedule import Plan, parse_instant
 
     lab_zone, note = station().timezone()
     at = utc_now() if args.at is None else parse_instant(args.at, ZoneInfo(lab_zone))
     with open_log(args) as log:
         ids = args.subject or [s["subject_id"] for s in log.subjects()]
         dues = [Plan.from_log(log, subject_id).due(at) for subject_id in ids]
+        stations = log.stations() if hasattr(log, "stations") else None  # a study server: each station's summary
     if note:  # after the work: a refusal stays one line
         print(f"livctl: {note}", file=sys.stderr)
     if args.json:
@@ -68,4 +70,9 @@ def run(args: argparse.Namespace) -> int:
             d.message,
         ])
     print(table(rows, ["subject", "regimen", "today", "bouts", "next"]))
+    if stations is not None:
+        from livctl.cli.server import station_table
+
+        print()
+        print(station_table(stations))
     return 0

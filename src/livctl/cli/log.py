@@ -27,7 +27,9 @@ inserted or reordered record breaks the chain. Prints the number of records and 
 write the head down (reports print it) and a later verify proves nothing before it changed since.
 Then every session's raw signal (<log>.archive/<session>.h5) is checked against the SHA-256 its
 session's end chained: a missing or altered file is named (--no-raw skips this).
-A broken chain or archive is an error naming the first bad one (exit 2); nothing is repaired."""
+A broken chain or archive is an error naming the first bad one (exit 2); nothing is repaired.
+With --log postgresql://... (a study server, docs/multisite.md): every station's chain on the
+server, one line per station (records, head, last sync); a broken one is named (exit 1)."""
 
 EXPORT_EPILOG = """\
 examples:
@@ -36,6 +38,7 @@ examples:
   livctl log export --json --from 2026-03-01 --to 2026-03-31 --status completed --out march.json
   livctl log export --raw s-1a2b3c --out s-1a2b3c.h5      # the session's raw signal, as sealed
   livctl log export --raw s-1a2b3c --csv --out s-1a2b3c.csv
+  livctl log export --csv --log postgresql://alice@study.example.org/livctl   every station's sessions
 
 Dates are calendar days in --tz (default: the system's time zone), both ends included. The log's
 chain is verified first (exit 2 if broken); --no-verify skips that and says so in the JSON.
@@ -97,10 +100,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_log(args: argparse.Namespace):
-    """The log named by --log, after closing the sessions of livctl processes that died."""
+    """The log named by --log, after closing the sessions of livctl processes that died; with
+    `--log postgresql://...` (or `--log server`, the configuration's), the study server's records of
+    every station the role may read (livctl.multisite.study)."""
+    from livctl.cli.server import study_log_url
+
+    url = study_log_url(args)
+    if url is not None:
+        from livctl.multisite.study import StudyLog
+
+        return StudyLog(url)
     from livctl.cli.session import report_orphans
-    from livctl.doselog import DoseLog
-    from livctl.recovery import close_orphans
+    from livctl.records.doselog import DoseLog
+    from livctl.records.recovery import close_orphans
 
     log = DoseLog(log_path(args), create=False)
     report_orphans(close_orphans(log))
@@ -169,9 +181,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
+    from livctl.cli.server import run_study_verify, study_log_url
+    from livctl.records.doselog import DoseLog
     from livctl.errors import LogError
 
+    if study_log_url(args) is not None:
+        return run_study_verify(args)
     with DoseLog(log_path(args), create=False) as log:  # only reads: no orphan is closed here
         check = log.verify(verify_progress())
         raw = None if args.no_raw or not check.ok else check_raw_signal(log)
@@ -196,7 +211,7 @@ def run_verify(args: argparse.Namespace) -> int:
 def check_raw_signal(log) -> dict:
     """Every sealed archive against the SHA-256 the log chained; sessions still running (not yet
     sealed) and sessions without an archive (older logs) are counted."""
-    from livctl.archive import sealed_problem
+    from livctl.records.archive import sealed_problem
 
     records = log.archives()
     sealed = {r["session_id"] for r in records}
@@ -237,10 +252,10 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError("say what to export: --csv or --json (or --raw ID for one session's raw signal)")
     from livctl import __version__
     from livctl.clock import utc_now
-    from livctl.doselog import iso_utc
-    from livctl.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
-    from livctl.files import atomic_output
-    from livctl.regimen import zone
+    from livctl.records.doselog import iso_utc
+    from livctl.records.export import SESSION_FIELDS, WINDOW_FIELDS, session_row, window_row, write_csv
+    from livctl.records.files import atomic_output
+    from livctl.study.regimen import zone
     from livctl.cli.common import station
 
     check_date_range(args)
@@ -279,6 +294,7 @@ def run_export(args: argparse.Namespace) -> int:
                 "exported_utc": iso_utc(utc_now()),
                 "livctl_version": __version__,
                 "chain": {"verified": False} if check is None else dict(check.to_dict(), verified=True),
+                **({"stations": log.stations()} if hasattr(log, "stations") else {}),  # a study server's
                 "filters": {
                     "subjects": args.subject, "from": None if args.date_from is None else args.date_from.isoformat(),
                     "to": None if args.date_to is None else args.date_to.isoformat(), "timezone": str(tz),
@@ -307,9 +323,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 def export_raw(args: argparse.Namespace) -> int:
     """`livctl log export --raw ID`: the session's archive, checked against the SHA-256 its end chained."""
-    from livctl.archive import read_archive, sealed_problem
+    from livctl.records.archive import read_archive, sealed_problem
     from livctl.errors import LogError, UsageError
-    from livctl.files import atomic_output
+    from livctl.records.files import atomic_output
 
     unused = [name for name, given in (("--json", args.format == "json"), ("--windows", args.windows),
                                        ("--subject", args.subject), ("--from", args.date_from),

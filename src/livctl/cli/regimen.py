@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from livctl.regimen import REGIMEN_PRESETS, weekday_names
+    from livctl.study.regimen import REGIMEN_PRESETS, weekday_names
 
     if args.json:
         print_json([r.to_dict() for r in REGIMEN_PRESETS.values()])
@@ -66,7 +66,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from livctl.regimen import find_regimen
+    from livctl.study.regimen import find_regimen
 
     regimen, source = find_regimen(args.regimen)
     if args.json:

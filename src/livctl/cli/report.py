@@ -27,7 +27,10 @@ examples:
   livctl report --subject P-017
   livctl report --subject P-017 --subject P-018 --format pdf --out reports/
   livctl report --study --out reports/ --to 2026-05-31
-  livctl report --subject P-017 --json        the numbers, no files"""
+  livctl report --subject P-017 --json        the numbers, no files
+  livctl report --study --log postgresql://alice@study.example.org/livctl
+                                              every station's subjects, from the study server
+                                              (docs/multisite.md), with each station's summary"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +62,7 @@ def _file_stem(subject: str) -> str:
 
 
 def _pdf():
-    from livctl import report_pdf
+    from livctl.study import pdf as report_pdf
 
     return report_pdf
 
@@ -70,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from livctl.cli.log import open_log
     from livctl.clock import utc_now
     from livctl.errors import UsageError
-    from livctl.files import write_atomic
+    from livctl.records.files import write_atomic
     from livctl.cli.common import station
-    from livctl.report import StudyReport, build_subject_report
+    from livctl.study.report import StudyReport, build_subject_report
 
     check_date_range(args)
     settings = station()
@@ -91,16 +94,18 @@ def run(args: argparse.Namespace) -> int:
                                         timezone=timezone, timezone_note=timezone_note)
                    for subject_id in ids]
         path = str(log.path.resolve())
+        stations = log.stations() if hasattr(log, "stations") else None  # a study server: each station's summary
     if any(r.timezone_note for r in reports):
         print(f"livctl: {timezone_note}", file=sys.stderr)
     generated = reports[0].generated_utc
     if args.json:
         if args.study:
-            print_json(StudyReport(reports, check, path, generated).summary())
+            summary = StudyReport(reports, check, path, generated).summary()
+            print_json(summary if stations is None else dict(summary, stations=stations))
         else:
             print_json([r.summary() for r in reports])
         return 0
-    from livctl import report as rpt
+    from livctl.study import report as rpt
 
     out = Path(args.out)
     written = []
@@ -125,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         compliance = "-" if r.compliance is None else f"{100 * r.compliance:.0f} %"
         print(f"{r.subject}: {r.compliant_bouts} of {r.prescribed_bouts} prescribed bouts in spec ({compliance}), "
               f"{sum(d.in_spec_s for d in r.days) / 60:.0f} verified in-spec minutes, {r.first} - {r.last}")
+    if stations is not None:
+        from livctl.cli.server import station_table
+
+        print(station_table(stations))
     for p in written:
         print(f"wrote {p}", file=sys.stderr)
     return 0

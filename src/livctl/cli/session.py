@@ -26,7 +26,7 @@ from livctl.cli.common import (
     stop_on_signals,
     tolerance_from,
 )
-from livctl.cli.progress import ProgressDisplay
+from livctl.ui.progress import ProgressDisplay
 from livctl.errors import UsageError
 from livctl.units import peak_to_rms
 
@@ -167,16 +167,16 @@ OPTIONS = {"practice": "--practice", "operator": "--operator"}
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform
-    from livctl.control import ControlSettings
-    from livctl.doselog import DoseLog
-    from livctl.preparation import SessionRequest, prepare_session
+    from livctl.platforms import open_platform
+    from livctl.procedures.control import ControlSettings
+    from livctl.records.doselog import DoseLog
+    from livctl.procedures.prepare import SessionRequest, prepare_session
     from livctl.prescription import DEFAULT_RAMP_S
-    from livctl.safety import SafetyLimits, load_profile
-    from livctl.session import Session
+    from livctl.procedures.safety import SafetyLimits, load_profile
+    from livctl.procedures.session import Session
 
     from livctl.cli.common import station
-    from livctl.preparation import SessionRefused
+    from livctl.procedures.prepare import SessionRefused
 
     settings = station()
     profile = settings.given("safety_profile", args.profile, "--profile")
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 
 def calibration_note(platform, plan, directory) -> str:
     """Which calibration the session uses, or that it found none (and where it looked)."""
-    from livctl.calibration import calibration_dir, calibration_path
+    from livctl.records.calibration import calibration_dir, calibration_path
 
     calibration = plan.motion.calibration
     if calibration is None:
@@ -289,7 +289,7 @@ def confirm(platform, plan, log) -> None:
 
 
 def report_orphans(session_ids: list[str]) -> None:
-    from livctl.preparation import orphan_notice
+    from livctl.procedures.prepare import orphan_notice
 
     for session_id in session_ids:
         print(f"livctl: {orphan_notice(session_id)}", file=sys.stderr)
@@ -297,8 +297,8 @@ def report_orphans(session_ids: list[str]) -> None:
 
 def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
     """The session on a worker thread, watched by the live view (closing it stops the session)."""
-    from livctl import live
-    from livctl.doselog import DoseLog
+    from livctl.ui import live
+    from livctl.records.doselog import DoseLog
 
     rx, platform = session.prescription, session.platform
     feed = live.LiveFeed(

@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _resolve(args: argparse.Namespace):
     from livctl.cli.common import station
-    from livctl.regimen import resolve_regimen, zone
+    from livctl.study.regimen import resolve_regimen, zone
 
     if args.tz is not None:
         zone(args.tz)
@@ -110,7 +110,7 @@ def _say_assumed_zone(args: argparse.Namespace, regimen) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
 
     if args.regimen is None and any(v is not None for v in (args.start, args.weeks, args.days, args.tz)):
         from livctl.errors import UsageError
@@ -131,7 +131,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_assign(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
 
     regimen, source = _resolve(args)
     with DoseLog(log_path(args), create=False) as log:
@@ -143,7 +143,7 @@ def run_assign(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
+    from livctl.records.doselog import DoseLog
 
     with DoseLog(log_path(args), create=False) as log:
         subject = log.subject(args.subject_id)
@@ -151,8 +151,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from livctl.doselog import DoseLog
-    from livctl.regimen import Regimen
+    from livctl.records.doselog import DoseLog
+    from livctl.study.regimen import Regimen
 
     with DoseLog(log_path(args), create=False) as log:
         subjects = log.subjects()
@@ -177,7 +177,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _print_subject(subject: dict, as_json: bool, verb: str | None) -> int:
-    from livctl.regimen import Regimen
+    from livctl.study.regimen import Regimen
 
     if as_json:
         print_json(subject)

@@ -99,13 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.backends import open_platform
+    from livctl.platforms import open_platform
     from livctl.cli.session import choose_device
     from livctl.errors import UsageError
-    from livctl.guard import MotionGuard, StopRequested
-    from livctl.preparation import motion_calibration
-    from livctl.safety import DEFAULT_ACCEL_CAP_G, Trip, drive_ceiling
-    from livctl.sensorwatch import SensorUntrusted
+    from livctl.procedures.guard import MotionGuard, StopRequested
+    from livctl.procedures.prepare import motion_calibration
+    from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G, Trip, drive_ceiling
+    from livctl.procedures.sensorwatch import SensorUntrusted
 
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
@@ -207,7 +207,7 @@ class _Tone:
             _say(self.progress, f"{self.played_s:6.1f} s  {measured}")
 
     def _measure(self, block) -> str:
-        from livctl.analysis import AnalysisError, measure
+        from livctl.dsp.estimator import AnalysisError, measure
 
         try:
             m = measure(block.accel_mps2, block.rate_hz, axis=self.guard.platform.vertical_axis,

@@ -189,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, png: Path | None) -> int:
-    from livctl.recordings import describe, parse_columns, read_recording
-    from livctl.validation import validate
+    from livctl.offline.recordings import describe, parse_columns, read_recording
+    from livctl.offline.validation import validate
 
     columns = parse_columns(args.columns) if args.columns is not None else None
     recording = read_recording(args.file, units=args.units, rate_hz=args.rate, full_scale_g=args.full_scale_g,
@@ -205,7 +205,7 @@ def _run(args: argparse.Namespace, png: Path | None) -> int:
     axis = args.axis or ("x" if recording.format == "wav" else "auto")
     result = validate(recording, prescription, axis=axis, window_s=args.window)
     if png is not None:
-        from livctl.validation_plot import write_plot
+        from livctl.offline.plots import write_plot
 
         write_plot(result, png)
     if args.json:
@@ -250,7 +250,7 @@ def _thd_cell(m) -> str:
 def render(result) -> str:
     """The human-readable report, at most 80 columns: a verdict, the driven stretch against the
     targets, the stretches, the windows."""
-    from livctl.validation import COVERAGE_FACTOR
+    from livctl.offline.validation import COVERAGE_FACTOR
 
     rec = result.recording
     rx = result.prescription
@@ -371,12 +371,12 @@ def run_session_check(args: argparse.Namespace) -> int:
     log_path(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from livctl.reanalysis import reanalyse
+        from livctl.offline.reanalysis import reanalyse
 
         with open_log(args) as log:
             check = reanalyse(log, args.session)
     if png is not None and check.validation is not None:
-        from livctl.validation_plot import write_plot
+        from livctl.offline.plots import write_plot
 
         write_plot(check.validation, png)
     if args.json:

@@ -1,0 +1,1 @@
+"""Signal processing: the estimator, block fits, synthesis, exposure weighting."""

@@ -1,0 +1,1 @@
+"""Offline analysis: recordings, their time base, validation, reanalysis of a logged session."""

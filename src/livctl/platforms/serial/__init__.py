@@ -1,0 +1,1 @@
+"""The serial backend: the platform protocol's host side, the port, the platform."""

@@ -1,0 +1,1 @@
+"""Procedures that move a platform: preparation, the motion guard, sessions, calibrations, tones."""

@@ -1,0 +1,942 @@
+"""A session: checks, ramp up, closed-loop delivery, ramp down, every window measured and logged.
+
+    sensor check ──► pre-check ──► ramp up ──► deliver (closed loop) ──► ramp down ──► done
+         │               │            │              │                       ▲
+         └───────────────┴────────────┴──────────────┴─ abort / stop / trip ─┘
+
+A session runs a `SessionPlan` (livctl.procedures.prepare: the prescription, the regimen's admission,
+the calibration and the drive ceiling, decided before anything moves), and every drive goes
+through a `MotionGuard` (livctl.procedures.guard: the ceiling, the safe first drive, the cap on every block,
+stopping within one block):
+
+- The **sensor check** reads the platform at rest: samples must arrive, change, stay finite and
+  within range, show gravity on the vertical axis (DC-coupled sensors) and a noise floor low
+  enough to verify the prescription.
+- The **pre-check** drives the platform gently, from the guard's first drive (safe even for a
+  platform 1000 times stronger than expected) up by at most 4x a step, never past a share of the
+  prescribed level, until its response at the prescribed frequency is measured precisely: the
+  proof that the platform responds, and the drive level to start from.
+- **Delivery** holds the measured level with `livctl.procedures.control.AmplitudeController`, on control
+  blocks of 0.1 s (fast corrections of large errors) and whole windows (fine corrections), while
+  `livctl.procedures.safety.Interlocks` judge every block.
+
+The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
+(`window_s`, 1 s): every block is checked (the guard's cap; data present and sane; the
+interlocks), every window is measured by the full engine, checked against the prescription and
+logged.
+
+Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
+the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
+seconds actually delivered. The session never knows which backend it drives.
+
+A logged session keeps its raw signal (livctl.records.archive): the guard drives the platform through the
+archive, which writes every block read and every command sent to `<log>.archive/<id>.h5`; each
+logged window is noted there too, and the file's SHA-256 is chained with the session's end. An
+archive that cannot be written stops the session safely, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from livctl.records import archive as raw
+from livctl.dsp.estimator import AXES, AnalysisError, Measurement, check_spec, measure
+from livctl.platforms import Platform, SampleBlock
+from livctl.dsp.blockfit import fit_block
+from livctl.procedures.control import AmplitudeController, ControlSettings
+from livctl.records.doselog import DoseLog, SessionStart
+from livctl.errors import LogError, PlatformError, SessionNotRecorded
+from livctl.procedures.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
+from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_session
+from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
+from livctl.procedures.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
+from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
+
+PRECHECK = "precheck"
+RAMP_UP = "ramp_up"
+DELIVER = "deliver"
+RAMP_DOWN = "ramp_down"
+
+REST_S = 0.5
+"""How long the sensor check listens to the platform at rest."""
+PRECHECK_MAX_DRIVE = 0.3
+"""The pre-check never drives past this fraction of full scale."""
+PRECHECK_MAX_SHARE = 0.6
+"""The pre-check never drives past this share of the prescribed acceleration."""
+PRECHECK_AIM_SHARE = 0.45
+"""Once the response is known roughly, the pre-check's precise step aims at this share."""
+PRECHECK_MIN_SHARE = 0.3
+"""The pre-check ends at this share of the prescription at least, so the ramp up from there is a
+step the guard allows (at most 4x a level measured steady)."""
+PRECHECK_SETTLE_S = 0.2
+PROBE_WINDOW_S = 0.3
+"""While the response is still unknown, each pre-check step is measured this long."""
+PRECHECK_WINDOW_S = 1.0
+PROBE_PRECISION = 0.05
+"""A response known to this relative standard error is known roughly: aim the precise step."""
+PRECHECK_PRECISION = 0.004
+"""Relative standard error of the measured response the pre-check aims for."""
+PRECHECK_MAX_PRECISION = 0.05
+"""The pre-check fails when the response cannot be measured better than this."""
+PROPORTION_STEP = 1.6
+"""The pre-check confirms the response at two drives at least this far apart..."""
+PROPORTION_PRECISION = 0.1
+"""...each measured to this relative standard error..."""
+PROPORTION_TOLERANCE = 0.15
+"""...giving the same response per unit drive within this (and three standard errors)..."""
+PROPORTION_PHASE_RAD = 0.5
+"""...at the same phase against the drive within this: a real plant's response follows its drive."""
+RESPONSE_BASELINE_BLOCKS = 10
+"""With one accelerometer the response per unit drive of the delivery's first second is its reference..."""
+RESPONSE_MOVED_SHARE = 0.7
+"""...and a window whose response moved more than this share of the acceleration tolerance from
+it is not logged in spec: one sensor cannot tell its own drift from a change of the platform, and
+a drift that large would put the true level near the tolerance's edge while the loop held the
+reading on target."""
+"""(How long it may stay moved before the session stops: `SafetyLimits.response_moved_s`.)"""
+NOT_MEASURED = "not measured: no accelerometer (open loop)"
+DEFAULT_BLOCK_S = BLOCK_S
+"""Control block: how often the level is checked against the cap and the interlocks and, when far
+off, corrected; how soon a stop request is honoured."""
+
+
+class SessionAbort(Exception):
+    """Stop the session: the platform cannot deliver the prescription safely."""
+
+
+class _LogWriteFailed(Exception):
+    """The dose log stopped taking records mid-session (a full disk, say): stop, and say so."""
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    index: int
+    phase: str
+    t_s: float
+    duration_s: float
+    drive: float
+    """Commanded drive level (fraction of full scale, peak) at the end of the window."""
+    measurement: Measurement | None
+    in_spec: bool
+    reasons: tuple[str, ...]
+
+    def to_record(self) -> dict:
+        record = {
+            "idx": self.index,
+            "phase": self.phase,
+            "t_s": self.t_s,
+            "duration_s": self.duration_s,
+            "drive": self.drive,
+            "in_spec": self.in_spec,
+            "reasons": list(self.reasons),
+        }
+        if self.measurement is not None:
+            record.update(self.measurement.to_dict())
+            record["duration_s"] = self.duration_s
+        return record
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What an observer sees after each window."""
+
+    phase: str
+    window: WindowResult
+    delivered_s: float
+    duration_s: float
+    in_spec_fraction: float | None
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    session_id: str | None
+    status: str
+    reason: str | None
+    delivered_s: float
+    in_spec_s: float
+    in_spec_fraction: float | None
+    mean_frequency_hz: float | None
+    mean_peak_g: float | None
+    mean_thd_percent: float | None
+    in_spec: bool
+    window_count: int
+    stream_health: dict[str, int] = field(default_factory=dict)
+    """The platform's stream fault counts (audio under-runs, ...); empty when it has no stream."""
+
+    def to_record(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k not in ("session_id", "stream_health")}
+
+
+@dataclass
+class _Tally:
+    delivered_s: float = 0.0
+    in_spec_s: float = 0.0
+    measured_s: float = 0.0
+    frequency_s: float = 0.0
+    peak_g_s: float = 0.0
+    thd_s: float = 0.0
+
+    def add(self, w: WindowResult) -> None:
+        self.delivered_s += w.duration_s
+        if w.in_spec:
+            self.in_spec_s += w.duration_s
+        if w.measurement is not None:
+            self.measured_s += w.duration_s
+            self.frequency_s += w.measurement.frequency_hz * w.duration_s
+            self.peak_g_s += w.measurement.peak_g * w.duration_s
+            self.thd_s += w.measurement.thd_percent * w.duration_s
+
+    @property
+    def in_spec_fraction(self) -> float | None:
+        return self.in_spec_s / self.delivered_s if self.delivered_s > 0 else None
+
+    def mean(self, total: float) -> float | None:
+        return total / self.measured_s if self.measured_s > 0 else None
+
+
+@dataclass
+class Session:
+    """Run one planned session on one platform. `run()` returns how it went; the log holds it too.
+
+    Build the plan with `livctl.procedures.prepare.prepare_session` (or use `run_session`): the plan is
+    where the refusals are, and a session runs nothing else."""
+
+    plan: SessionPlan
+    platform: Platform
+    log: DoseLog | None = None
+    control: ControlSettings = field(default_factory=ControlSettings)
+    stop: StopSignal = field(default_factory=StopSignal)
+    observer: Callable[[Progress], None] | None = None
+    sample_observer: Callable[[SampleBlock], None] | None = None
+    """Sees every block of samples read (a live view); must not block."""
+    block_s: float = DEFAULT_BLOCK_S
+    keep_signal: bool = True
+    """Keep the raw signal beside the log (livctl.records.archive); False only to measure what that costs."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan, SessionPlan):
+            raise TypeError("a Session runs a SessionPlan from livctl.procedures.prepare.prepare_session")
+        plan = self.plan
+        self.prescription = plan.prescription
+        self.limits = plan.limits
+        self.accel_cap_g = plan.limits.accel_cap_g
+        self.window_s = plan.window_s
+        self.calibration_id = plan.motion.calibration_id
+        self.reference_gain_mps2_per_drive = plan.motion.reference_gain_mps2_per_drive
+        self.interlocks = Interlocks(self.limits, self.prescription, block_s=self.block_s)
+        self.controller: AmplitudeController | None = None
+        self.guard: MotionGuard | None = None
+        self._axis = AXES.index(self.platform.vertical_axis)
+        self._frequency_hz = self.prescription.frequency_hz
+        self._index = 0
+        self._tally = _Tally()
+        self._drive = 0.0
+        self._unmeasured: str | None = None
+        self._target_drive = 0.0
+        self._ceiling_drive = 0.0
+        self.session_id: str | None = None
+        self.archive: raw.RawArchive | None = None
+        """The session's raw signal, while it is written (a logged session only)."""
+        self.gain_mps2_per_drive: float | None = None
+        self._log_failed = False
+        self._win_gains: list[float] = []
+        """Response per unit drive of the current window's steady delivery blocks."""
+        self._win_pair = [0.0, 0.0]
+        """The current window's blocks' fundamentals, first and second accelerometer."""
+        self._win_phases: list[float] = []
+        self._second_parts: list[np.ndarray] = []
+        self._baseline_gains: list[float] = []
+        self.baseline_gain: float | None = None
+        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
+        self._recent_gains: deque[tuple[float, float]] = deque()
+        self._moved_since_s: float | None = None
+        self.stopped_at_s: float | None = None
+        """Sample time of the block at which the session began to stop (a trip, a stop request)."""
+
+    # -- the whole session ----------------------------------------------------------------------
+
+    def run(self) -> SessionResult:
+        rx = self.prescription
+        archive_problem = None
+        if self.log is not None and self.keep_signal:
+            self.log.check_writable()  # a read-only log says so, before its raw-signal folder is made
+            folder = raw.prepare_dir(self.log.path)  # an unwritable place is refused before anything is logged
+        if self.log is not None:
+            self.session_id = self.log.start_session(self._start_record(), admit=self.plan.admit)
+        if self.log is not None and self.keep_signal:
+            try:
+                self.archive = raw.RawArchive.for_platform(
+                    folder / f"{self.session_id}.h5", self.platform, kind="session", metadata=self._archive_metadata()
+                )
+            except raw.ArchiveError as exc:
+                archive_problem = str(exc)
+        self._archive_problem = archive_problem
+        failure: BaseException | None = None
+        guard = MotionGuard(
+            self.platform if self.archive is None else self.archive.watch(self.platform),
+            accel_cap_g=self.accel_cap_g,
+            ceiling=self.plan.motion.drive_ceiling,
+            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
+            stop=self.stop,
+            ramp_s=rx.ramp_s,
+            block_s=self.block_s,
+        )
+        self.guard = guard
+        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
+        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        try:
+            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
+        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
+            guard.finish()
+            status, reason = "aborted", f"platform failure: {exc}"
+        else:
+            with _entered(guard):
+                status, reason, failure = self._drive_through(guard)
+        result = self._result(status, reason)
+        if self.log is not None and self.session_id is not None:
+            seal = None
+            if self.archive is not None:
+                seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
+            try:
+                self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
+            except LogError as exc:
+                raise SessionNotRecorded(
+                    f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
+                    f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
+                    "interrupted"
+                ) from None
+        if failure is not None:
+            raise failure
+        return result
+
+    def _drive_through(self, guard: MotionGuard) -> tuple[str, str | None, BaseException | None]:
+        """Every phase, through the guard; how it ended (status, reason, a bug to re-raise)."""
+        status, reason = "completed", None
+        failure: BaseException | None = None
+        try:
+            if self._archive_problem:
+                raise SessionAbort(f"the raw signal cannot be kept: {self._archive_problem}")
+            guard.set_frequency(self.prescription.frequency_hz)
+            if self.platform.has_sensor:
+                self._sensor_check()
+                self._precheck()
+            else:
+                self._open_loop()
+            self._ramp_up()
+            self._deliver()
+        except StopRequested as exc:
+            status, reason = "interrupted", exc.reason
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the operator"
+        except SensorUntrusted as exc:
+            status, reason = "aborted", f"sensor check: {exc.reason}"
+        except Trip as trip:
+            status, reason = "aborted", f"interlock: {trip.reason}"
+            if trip.cut:
+                guard.cut(trip.reason)
+        except SessionAbort as exc:
+            status, reason = "aborted", str(exc)
+        except _LogWriteFailed as exc:
+            status, reason = "aborted", f"the dose log could not be written: {exc}"
+        except PlatformError as exc:
+            status, reason = "aborted", f"platform failure: {exc}"
+        except Exception as exc:  # a bug must still leave the platform stopped and the log true
+            status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
+            failure = exc
+        if status != "completed" and self.stopped_at_s is None:
+            self.stopped_at_s = self._read_to_s
+        reason = self._wind_down(reason)
+        return status, reason, failure
+
+    def _start_record(self) -> SessionStart:
+        rx = self.prescription
+        tol = rx.tolerance
+        return SessionStart(
+            device=self.platform.url,
+            platform_id=self.platform.platform_id,
+            simulated=self.platform.simulated,
+            time_base=self.platform.clock.description,
+            subject=self.plan.subject,
+            operator=self.plan.operator,
+            preset=rx.preset,
+            frequency_hz=rx.frequency_hz,
+            peak_g=rx.peak_g,
+            duration_s=rx.duration_s,
+            ramp_s=rx.ramp_s,
+            tol_frequency_hz=tol.frequency_hz,
+            tol_accel_fraction=tol.accel_fraction,
+            max_thd_fraction=tol.max_thd_fraction,
+            min_in_spec_fraction=tol.min_in_spec_fraction,
+            window_s=self.window_s,
+            calibration_id=self.calibration_id,
+            practice=self.plan.practice,
+        )
+
+    def _archive_metadata(self) -> dict:
+        """What the raw signal needs to be analysed again: the session's start record, its id and
+        log, its windows and blocks."""
+        return dict(vars(self._start_record()), id=self.session_id, session_id=self.session_id,
+                    log=str(self.log.path), window_s=self.window_s, block_s=self.block_s,
+                    accel_cap_g=self.accel_cap_g, drive_ceiling=self.plan.motion.drive_ceiling)
+
+    def _result(self, status: str, reason: str | None) -> SessionResult:
+        t = self._tally
+        fraction = t.in_spec_fraction
+        in_spec = (
+            status == "completed"
+            and fraction is not None
+            and fraction >= self.prescription.tolerance.min_in_spec_fraction
+        )
+        if status == "completed" and not in_spec and reason is None:
+            reason = self._unmeasured or (
+                f"only {100 * (fraction or 0):.0f} % of the delivery was in spec "
+                f"(at least {100 * self.prescription.tolerance.min_in_spec_fraction:.0f} % required)"
+            )
+        elif self._unmeasured:
+            reason = f"{reason}; {self._unmeasured}" if reason else self._unmeasured
+        health = self.platform.stream_health()
+        faults = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in health.items() if count)
+        if faults:
+            reason = f"{reason}; stream faults: {faults}" if reason else f"stream faults: {faults}"
+        return SessionResult(
+            session_id=self.session_id,
+            status=status,
+            reason=reason,
+            delivered_s=t.delivered_s,
+            in_spec_s=t.in_spec_s,
+            in_spec_fraction=fraction,
+            mean_frequency_hz=t.mean(t.frequency_s),
+            mean_peak_g=t.mean(t.peak_g_s),
+            mean_thd_percent=t.mean(t.thd_s),
+            in_spec=in_spec,
+            window_count=self._index,
+            stream_health=health,
+        )
+
+    # -- phases -------------------------------------------------------------------------------
+
+    def _sensor_check(self) -> None:
+        """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
+        window, samples, problem = self._window(PRECHECK, REST_S, measured=False)
+        if problem:
+            raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
+        vertical = samples[:, self._axis]
+        rx = self.prescription
+        rest = fit_block(vertical, self.platform.sensor_rate_hz, rx.frequency_hz, 0.0)
+        allowed_g = 0.5 * rx.tolerance.accel_fraction * rx.peak_g
+        if rest is not None and rest.fundamental_mps2 > max(10.0 * rest.fundamental_se_mps2, allowed_g * G_MPS2):
+            raise SensorUntrusted(
+                f"the sensor reads {rest.fundamental_mps2 / G_MPS2:.3f} g at {rx.frequency_hz:g} Hz while this platform "
+                f"is at rest (at most {allowed_g:.3g} g): it does not see this platform (is it another platform's?), or "
+                "something else shakes it; check where it is mounted"
+            )
+        if self.platform.gravity_on_vertical:  # the sensor's scale against gravity (AC inputs: the pre-check)
+            calibration = self.plan.motion.calibration
+            at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
+            problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
+                                    sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
+            second = self._last_second
+            if problem is None and self.platform.sensor_count > 1:
+                if second is None:
+                    problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
+                else:
+                    problem = check_gravity(float(second[:, self._axis].mean()) / G_MPS2,
+                                            sensor="the second accelerometer")
+            if problem:
+                raise SensorUntrusted(problem)
+        # the window's 1-sigma amplitude error from this noise must stay under a tenth of the tolerance
+        noise_g = float(vertical.std()) / G_MPS2
+        n_window = self.window_s * self.platform.sensor_rate_hz
+        error_g = noise_g * math.sqrt(2.0 / n_window)
+        allowed_g = 0.1 * self.prescription.tolerance.accel_fraction * self.prescription.peak_g
+        if error_g > allowed_g:
+            raise SessionAbort(
+                f"sensor check: noise of {1000 * noise_g:.0f} mg RMS at rest is too high to verify "
+                f"{self.prescription.peak_g:g} g within {100 * self.prescription.tolerance.accel_fraction:g} %"
+            )
+        self._await_clock()
+
+    def _precheck(self) -> None:
+        """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level.
+
+        From the guard's first drive, each step is measured briefly until the response is known
+        roughly, then one step aimed at PRECHECK_AIM_SHARE of the prescription is measured for a
+        whole window; a step rises at most 4x (the guard) and never to a level predicted (3
+        standard errors high) past PRECHECK_MAX_SHARE of the prescription."""
+        rx = self.prescription
+        guard = self.guard
+        limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
+        top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
+        level = min(guard.first_drive, top_level)
+        precise = False  # a whole window for the next step, or a short probe
+        steps: list[tuple[float, Measurement | None, float | None]] = []
+        while True:
+            self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
+            level = self._drive
+            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
+            self._notify(PRECHECK, window)
+            m = window.measurement
+            precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
+            on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
+            share = m.peak_g / rx.peak_g if m else 0.0
+            if on_frequency:
+                steps.append((level, m, self._window_phase()))
+            if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
+                break
+            highest = min(level * 4.0, top_level, guard.allowed_drive())
+            if guard.gain_high_mps2_per_drive:
+                highest = min(highest, limit_mps2 / guard.gain_high_mps2_per_drive)
+            if on_frequency and precision <= PROBE_PRECISION:
+                aim = PRECHECK_AIM_SHARE / share * level  # known roughly: where the precise window goes
+                if aim > highest and highest > level * 1.05:  # not yet within reach: on, with short probes
+                    level, precise = highest, False
+                    continue
+                if aim <= highest and (not precise or aim > level * 1.05):
+                    level, precise = max(level, aim), True
+                    continue
+            if highest > level * 1.05:  # not measurable yet, or not precise enough: higher, if safe
+                level = highest
+                continue
+            if on_frequency and precision <= PRECHECK_MAX_PRECISION:
+                break
+            if m is not None and precision <= PRECHECK_MAX_PRECISION:
+                raise SessionAbort(
+                    f"pre-check: the platform vibrates at {m.frequency_hz:.2f} Hz, not {rx.frequency_hz:g} Hz"
+                )
+            raise SessionAbort(
+                f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.2g} % drive; "
+                "check the amplifier, the actuator and the sensor"
+            )
+        self._confirm_proportional(steps, level, m)
+        self._frequency_hz = m.frequency_hz
+        gain = m.peak_g * G_MPS2 / level
+        self.gain_mps2_per_drive = gain
+        reference = self.reference_gain_mps2_per_drive
+        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch:
+            raise SessionAbort(
+                f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
+                f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
+            )
+        self._set_target(gain)
+
+    def _confirm_proportional(self, steps: list, level: float, m: Measurement) -> None:
+        """The response must follow the drive: at a lower drive (PROPORTION_STEP apart) the same
+        response per unit drive, at the same phase. A sensor that reads another platform, or
+        anything but this plate, reads the same whatever this platform's drive."""
+        rx = self.prescription
+
+        def usable(step) -> bool:
+            s_level, s_m, _ = step
+            return (s_level <= level / PROPORTION_STEP * (1 + 1e-9) and s_m.peak_g > 0
+                    and s_m.peak_sd_g / s_m.peak_g <= PROPORTION_PRECISION)
+
+        lower = [s for s in steps[:-1] if usable(s)]
+        if not lower:  # one more step, down (always safe): a whole window, for precision
+            self._set_drive(level / PROPORTION_STEP, PRECHECK_SETTLE_S)
+            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            self._notify(PRECHECK, window)
+            low_m = window.measurement
+            on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
+            step = (self._drive, low_m, self._window_phase())
+            if not (on_frequency and usable(step)):
+                raise SensorUntrusted(
+                    f"the pre-check could not confirm the response at a second drive ({100 * self._drive:.2g} % of "
+                    "full scale): the sensor may not see this platform; check the sensor, the amplifier and the actuator"
+                )
+            lower = [step]
+        _, final_m, final_phase = steps[-1]
+        final_gain = final_m.peak_g / level
+        for s_level, s_m, s_phase in lower[-1:]:
+            gain = s_m.peak_g / s_level
+            se = math.hypot(s_m.peak_sd_g / s_m.peak_g, final_m.peak_sd_g / final_m.peak_g)
+            moved = gain / final_gain - 1.0
+            turned = None if s_phase is None or final_phase is None else math.remainder(s_phase - final_phase,
+                                                                                         2 * math.pi)
+            if abs(moved) > PROPORTION_TOLERANCE + 3.0 * se or (turned is not None and abs(turned) > PROPORTION_PHASE_RAD):
+                what = (f"{s_m.peak_g:.3f} g at {100 * s_level:.2g} % drive and {final_m.peak_g:.3f} g at "
+                        f"{100 * level:.2g} %")
+                if turned is not None:
+                    what += f", phases {abs(turned):.2f} rad apart"
+                raise SensorUntrusted(
+                    f"the response does not follow the drive ({what}): the sensor does not see this platform (is it "
+                    "another platform's?); check where it is mounted"
+                )
+
+    def _await_clock(self) -> None:
+        """Listen at rest until the platform's clock is known (livctl.procedures.sensorwatch: CLOCK_KNOWN_SE),
+        so every window of the dose is logged in this computer's time; at most CLOCK_WAIT_S (a
+        simulator's clock is known after 2 s of samples, a serial board's in a few more)."""
+        clock = self.guard.watch.clock
+        waited_s = 0.0
+        while not clock.known and waited_s < CLOCK_WAIT_S:
+            window = self._window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
+            self._notify(PRECHECK, window)
+            waited_s += window.duration_s
+
+    def _window_phase(self) -> float | None:
+        """The circular mean of the last window's block phases against the drive, or None."""
+        phases = self._win_phases
+        if len(phases) < 2:
+            return None
+        return math.atan2(sum(math.sin(p) for p in phases), sum(math.cos(p) for p in phases))
+
+    def _open_loop(self) -> None:
+        """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
+        gain = self.reference_gain_mps2_per_drive or self.platform.open_loop_gain_mps2_per_drive
+        self._unmeasured = (
+            f"dose not measured: no accelerometer, driven open loop from the calibrated gain "
+            f"({gain / G_MPS2:.3g} g peak per full scale)"
+        )
+        self.gain_mps2_per_drive = gain
+        self._set_target(gain)
+
+    def _set_target(self, gain: float) -> None:
+        """The drive level for the prescription from the response `gain` (peak m/s^2 per unit drive)."""
+        rx = self.prescription
+        needed = rx.peak_mps2 / gain
+        if needed > self.platform.max_drive:
+            allowed = "" if self.platform.max_drive >= 1.0 else f" (it may use {100 * self.platform.max_drive:.0f} %)"
+            raise SessionAbort(
+                f"the platform cannot reach {rx.peak_g:g} g peak at {rx.frequency_hz:g} Hz with this load: "
+                f"it would need {100 * needed:.0f} % of full drive{allowed}"
+            )
+        # the ceiling: where the fundamental would reach the cap, and (with a sensor) where the true
+        # peak measured at the pre-check, harmonics included, would pass 95 % of it; a sensor that
+        # drifts low can make the loop climb to this ceiling, never past it
+        self._ceiling_drive = drive_ceiling(gain, self.accel_cap_g, self.platform.max_drive)
+        if self.platform.has_sensor:
+            self._ceiling_drive = min(self._ceiling_drive, self.guard.allowed_drive())
+        self._target_drive = min(needed, self._ceiling_drive)
+
+    def _ramp_up(self) -> None:
+        if self._target_drive > self.guard.allowed_drive() * (1 + 1e-9):
+            raise SessionAbort(
+                f"pre-check: the response was proven only up to {100 * self.guard.proven_drive:.2g} % drive, too far "
+                f"below the {100 * self._target_drive:.2g} % the prescription needs; check the platform"
+            )
+        self._set_drive(self._target_drive, self.prescription.ramp_s)
+        self._phase(RAMP_UP, self.prescription.ramp_s)
+
+    def _deliver(self) -> None:
+        if not self.platform.has_sensor:  # nothing measured: nothing to control or to watch
+            self._phase(DELIVER, self.prescription.duration_s)
+            return
+        self.interlocks.arm(self._target_drive)
+        self.controller = AmplitudeController(
+            self.prescription.peak_mps2,
+            self._drive,
+            min(self._ceiling_drive, self.interlocks.rise_limit_drive),
+            self.control,
+        )
+        self._phase(DELIVER, self.prescription.duration_s)
+
+    def _wind_down(self, reason: str | None) -> str | None:
+        """Ramp the drive to zero, measuring as it goes (the guard still checks the cap), then cut;
+        skipped when the drive was already cut at once."""
+        guard = self.guard
+        if guard.cut_reason is None and not guard.finished and guard.ever_driven:
+            guard.begin_wind_down(self.prescription.ramp_s)
+            self._drive = guard.drive_level
+            try:
+                self._phase(RAMP_DOWN, self.prescription.ramp_s)
+            except DriveCut as exc:
+                reason = _joined(reason, f"ramp-down cut short: {exc.reason}")
+            except PlatformError as exc:
+                reason = _joined(reason, f"ramp-down incomplete: {exc}")
+            except KeyboardInterrupt:
+                reason = _joined(reason, "ramp-down cut short")
+        elif guard.cut_reason is not None and guard.cut_reason not in (reason or ""):
+            reason = _joined(reason, guard.cut_reason)
+        guard.finish()
+        self._drive = guard.drive_level
+        return reason
+
+    def _phase(self, phase: str, duration_s: float) -> None:
+        """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
+        remaining = duration_s  # in this computer's seconds (the windows' durations are corrected to it)
+        while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
+            ratio = self._stream_per_host()
+            length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining * ratio
+            window = self._window(phase, length)[0]
+            self._notify(phase, window)
+            remaining -= window.duration_s
+
+    # -- one window of control blocks ------------------------------------------------------
+
+    @property
+    def _read_to_s(self) -> float | None:
+        return None if self.guard is None else self.guard._read_to_s
+
+    def _window(
+        self, phase: str, duration_s: float, *, measured: bool = True, logged: bool = True
+    ) -> tuple[WindowResult, np.ndarray, str | None]:
+        """Read `duration_s` in control blocks through the guard; measure, check, log and count it
+        as one window.
+
+        If a stop, a trip or a platform failure comes midway, the part read so far is still
+        logged and counted before the exception goes on.
+        """
+        guard = self.guard
+        if self.platform.has_sensor:
+            guard.prefetch(duration_s)
+        parts: list[np.ndarray] = []
+        problem: str | None = None
+        t0_s: float | None = None
+        done_s = 0.0
+        failure: BaseException | None = None
+        blocks = guard.blocks(duration_s)
+        self._win_gains, self._win_pair, self._win_phases = [], [0.0, 0.0], []
+        second_parts: list[np.ndarray] = []
+        self._second_parts = second_parts
+        try:
+            for k, length in enumerate(blocks, start=1):
+                guarded = guard.read(length)
+                block = guarded.block
+                if t0_s is None:
+                    t0_s = block.t0_s if block is not None else guard._read_to_s - length
+                done_s = duration_s if k == len(blocks) else length * k  # no rounding creep in the tally
+                if block is None:
+                    continue
+                if self.sample_observer is not None:
+                    self.sample_observer(block)
+                if guarded.problem:
+                    problem = problem or guarded.problem
+                else:
+                    parts.append(block.accel_mps2)
+                if block.second_mps2 is not None and guarded.second_problem is None:
+                    second_parts.append(block.second_mps2)
+                self._on_block(phase, guarded, length)
+        except BaseException as exc:
+            if isinstance(exc, (StopRequested, Trip, DriveCut)) and self.stopped_at_s is None:
+                self.stopped_at_s = guard._read_to_s
+            if not logged or done_s == 0:
+                raise
+            failure = exc
+        samples = _join(parts)
+        window = None
+        if logged:
+            window = self._close_window(phase, t0_s, done_s, samples, problem, measured, react=failure is None)
+        if failure is not None:
+            raise failure
+        return window, samples, problem
+
+    def _close_window(
+        self,
+        phase: str,
+        t0_s: float,
+        duration_s: float,
+        samples: np.ndarray,
+        problem: str | None,
+        measured: bool,
+        react: bool,
+    ) -> WindowResult:
+        """Measure, check and log a window; when `react`, let the controller correct the level."""
+        rx = self.prescription
+        m = None
+        hint_hz = None
+        if problem:
+            reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
+        elif not self.platform.has_sensor:
+            reasons = (NOT_MEASURED,)
+        elif not measured:
+            reasons = ("not measured: the platform was at rest or settling",)
+        else:
+            hint_hz = self._frequency_hz
+            try:
+                m = measure(
+                    samples,
+                    self.platform.sensor_rate_hz,
+                    axis=self._axis,
+                    search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
+                    hint_hz=hint_hz,
+                )
+            except AnalysisError as exc:
+                reasons = (f"no measurement: {exc}",)
+            else:
+                ratio = self._stream_per_host()  # the board's clock against this computer's
+                if ratio != 1.0:
+                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_sd_hz=m.frequency_sd_hz * ratio,
+                                duration_s=m.duration_s / ratio)
+                reasons = tuple(check_spec(m, rx))
+                if phase == DELIVER:
+                    reasons += self._unverified()
+        ratio = self._stream_per_host()
+        window = WindowResult(
+            index=self._index,
+            phase=phase,
+            t_s=t0_s / ratio,
+            duration_s=duration_s / ratio,
+            drive=self._drive,
+            measurement=m,
+            in_spec=m is not None and not reasons,
+            reasons=reasons,
+        )
+        self._index += 1
+        if phase == DELIVER:
+            self._tally.add(window)
+        if self.log is not None and self.session_id is not None and not self._log_failed:
+            try:
+                self.log.add_window(self.session_id, window.to_record())
+            except LogError as exc:
+                self._log_failed = True  # the ramp-down goes on unlogged
+                if react and not self.guard.winding_down:
+                    raise _LogWriteFailed(str(exc)) from None
+        archive = self.archive
+        if archive is not None:
+            archive.add_window(window.index, phase, t0_s, duration_s, measured=m is not None, hint_hz=hint_hz)
+            if archive.failure and react and not self.guard.winding_down:
+                raise SessionAbort(f"the raw signal could not be written: {archive.failure}")
+        if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
+            self._frequency_hz = m.frequency_hz
+        if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
+            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), t0_s + duration_s)
+        return window
+
+    def _on_block(self, phase: str, guarded: GuardedBlock, length_s: float) -> None:
+        """The interlocks judge every block; in delivery, the fast loop corrects large errors."""
+        if self.guard.winding_down:
+            return  # only the guard's cap watches a ramp-down
+        end_s = guarded.block.t0_s + length_s
+        controller = self.controller
+        self.interlocks.on_block(
+            guarded.block.t0_s, end_s, guarded.fit, guarded.problem,
+            drive=self._drive,
+            drive_cap=controller.drive_cap if controller else math.inf,
+            saturated=controller.saturated if controller else False,
+        )
+        self._watch_response(phase, guarded, end_s)
+        if phase == DELIVER and controller is not None:
+            fit = guarded.settled_fit()
+            new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
+            self._apply(new, end_s)
+
+    @property
+    def _last_second(self) -> np.ndarray | None:
+        """The second accelerometer's usable samples of the last window, or None."""
+        return _join(self._second_parts) if self._second_parts else None
+
+    def _stream_per_host(self) -> float:
+        return 1.0 if self.guard is None else self.guard.watch.clock.stream_per_host
+
+    def _watch_response(self, phase: str, guarded: GuardedBlock, end_s: float) -> None:
+        """What the sensor watch cannot judge without the prescription: the window's phases and two
+        sensors' levels (for its record), and with one sensor, whether the response per unit drive
+        has moved from the delivery's first second (RESPONSE_MOVED_SHARE, RESPONSE_MOVED_S)."""
+        fit = guarded.fit
+        if fit is None or guarded.problem is not None:
+            return
+        usable = fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2
+        if usable:
+            self._win_phases.append(fit.phase_rad)
+        second = guarded.second_fit
+        if usable and second is not None and second.fundamental_mps2 > PHASE_USABLE_SNR * second.fundamental_se_mps2:
+            self._win_pair[0] += fit.fundamental_mps2
+            self._win_pair[1] += second.fundamental_mps2
+        settled = guarded.settled_fit()
+        if phase != DELIVER or not usable or settled is None or guarded.drive <= 0:
+            return
+        gain = settled.fundamental_mps2 / guarded.drive
+        self._win_gains.append(gain)
+        if self.platform.sensor_count > 1:
+            return  # two accelerometers check each other (the sensor watch); a change both see is the plate's
+        if self.baseline_gain is None:
+            self._baseline_gains.append(gain)
+            if len(self._baseline_gains) >= RESPONSE_BASELINE_BLOCKS:
+                self.baseline_gain = float(np.median(self._baseline_gains))
+            return
+        recent = self._recent_gains
+        recent.append((end_s, gain))
+        while recent and recent[0][0] <= end_s - 1.0 + 1e-9:
+            recent.popleft()
+        moved = sum(g for _, g in recent) / len(recent) / self.baseline_gain - 1.0
+        if abs(moved) <= RESPONSE_MOVED_SHARE * self.prescription.tolerance.accel_fraction:
+            self._moved_since_s = None
+            return
+        if self._moved_since_s is None:
+            self._moved_since_s = end_s - self.block_s
+        if end_s - self._moved_since_s >= self.limits.response_moved_s - 1e-9:
+            raise SensorUntrusted(
+                f"the platform's response (level per unit of drive) moved {100 * moved:+.0f} % from the delivery's "
+                f"first second and stayed there {self.limits.response_moved_s:g} s: a drifting sensor or a changed load, which one "
+                "accelerometer cannot tell apart; check the subject, the platform and the sensor"
+            )
+
+    def _unverified(self) -> tuple[str, ...]:
+        """Why a delivery window cannot be logged in spec though its measurement is: the two
+        accelerometers disagree, or (one sensor) the response moved too far to be believed."""
+        tol = self.prescription.tolerance.accel_fraction
+        if self.platform.sensor_count > 1:
+            first, second = self._win_pair
+            if first > 0 and abs(second / first - 1.0) > 0.5 * tol:
+                return (f"unverifiable: the two accelerometers disagree by {100 * (second / first - 1):+.1f} % over "
+                        f"this window (more than half the {100 * tol:g} % tolerance)",)
+            return ()
+        if self.baseline_gain and self._win_gains:
+            moved = sum(self._win_gains) / len(self._win_gains) / self.baseline_gain - 1.0
+            if abs(moved) > RESPONSE_MOVED_SHARE * tol:
+                return (f"unverifiable with one accelerometer: the response per unit drive moved {100 * moved:+.1f} % "
+                        "since the delivery began (a drifting sensor or a changed load)",)
+        return ()
+
+    def _apply(self, new_drive: float | None, end_s: float) -> None:
+        """Send the controller's new drive, past the interlocks, which judge every update (a drive
+        at its ceiling included): a lower drive (the safe way) goes out before they judge the
+        request, a higher one only if they allow it."""
+        controller = self.controller
+        if new_drive is not None and new_drive < self._drive:
+            self._set_drive(new_drive, self.control.correction_ramp_s)
+        if controller.updated:
+            self.interlocks.on_drive_request(controller.wanted, end_s)
+        if new_drive is not None and new_drive > self._drive:
+            self._set_drive(new_drive, self.control.correction_ramp_s)
+
+    def _set_drive(self, level: float, ramp_s: float) -> None:
+        self._drive = self.guard.drive(level, ramp_s)
+        if self.controller is not None and self._drive < self.controller.drive:
+            self.controller.drive = self._drive  # the guard allowed less than asked
+
+    def _notify(self, phase: str, window: WindowResult) -> None:
+        if self.observer is not None:
+            t = self._tally
+            self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
+
+
+def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest, **options) -> SessionResult:
+    """Prepare (`livctl.procedures.prepare.prepare_session`: the same refusals as `livctl session`) and
+    run one session on an open platform; `options` go to `Session` (control, stop, observer...)."""
+    return Session(prepare_session(platform, log, request), platform, log, **options).run()
+
+
+class _entered:
+    """`with` for a guard already entered: its exit (the ramp-down or cut) runs however the block ends."""
+
+    def __init__(self, guard: MotionGuard):
+        self.guard = guard
+
+    def __enter__(self) -> MotionGuard:
+        return self.guard
+
+    def __exit__(self, *exc_info) -> None:
+        self.guard.__exit__(*exc_info)
+
+
+def _joined(reason: str | None, more: str) -> str:
+    return f"{reason}; {more}" if reason else more
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """Blocks of samples as one (n, 3) array, column-major like the blocks (the estimator reads
+    each axis as a contiguous column)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.empty((sum(p.shape[0] for p in parts), 3), order="F")
+    if parts:
+        np.concatenate(parts, axis=0, out=out)
+    return out

@@ -1,0 +1,1 @@
+"""What livctl keeps: the dose log, raw-signal archives, calibration files, configuration."""

@@ -1,0 +1,1 @@
+"""Studies over days: regimens, schedules, compliance reports."""
