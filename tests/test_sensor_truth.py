@@ -60,7 +60,7 @@ def _arrivals(ppm: float, seconds: float, rng, *, jitter_s: float, breaks: list[
 
 @settings(max_examples=60, deadline=None)
 @given(ppm=st.floats(-50000, 50000), jitter_ms=st.floats(0.0, 20.0), seed=st.integers(0, 2**32 - 1))
-@example(ppm=601.0, jitter_ms=8.0, seed=5)  # once left uncorrected: known, but under four standard errors
+@example(ppm=601.0, jitter_ms=8.0, seed=5)  # left uncorrected: known, but under four standard errors
 def test_the_clock_check_stops_what_is_off_and_believes_what_is_not(ppm, jitter_ms, seed):
     rng = np.random.default_rng(seed)
     watch = ClockWatch()
@@ -73,7 +73,7 @@ def test_the_clock_check_stops_what_is_off_and_believes_what_is_not(ppm, jitter_
     if error <= 0.6 * CLOCK_LIMIT_FRACTION:
         assert found_at is None, f"{ppm:.0f} ppm accused at {found_at} s"
         true_ratio = 1 + 1e-6 * ppm
-        assert abs(watch.stream_per_host - true_ratio) <= 6e-4  # 0.02 Hz at 30 Hz
+        assert abs(watch.stream_per_host - true_ratio) <= 1e-3  # 0.1 %: 0.03 Hz at 30 Hz, 0.09 Hz at 90 Hz
     if error >= 1.4 * CLOCK_LIMIT_FRACTION:
         assert found_at is not None and found_at <= 10.0, f"{ppm:.0f} ppm not found in 12 s"
 
