@@ -95,8 +95,6 @@ class Case:
     """The session must end before its delivery (refused by the sensor checks)."""
     freq_err_limit_hz: float | None = None
     """The logged frequency must be this close to the plate's true one in every delivery window."""
-    pty_freq_err_limit_hz: float | None = None
-    """The same over a pty, where it differs (the host's reading of the port is not the simulator's)."""
     peak_g: float | None = None
     """A prescription other than the preset's (same frequency)."""
     expect: str = "aborted"
@@ -139,10 +137,10 @@ CASES = (
          refused=True, pty=True),
     Case("clock-slow-3pct", sensor_url="clock_ppm=-30000", sim_args=("--clock-ppm", "-30000"), says="clock runs",
          refused=True),
-    # over a pty a loaded host reads the port late for stretches of seconds, which the clock's fit
-    # takes in part for the board's rate: 0.016-0.029 Hz at 45 Hz measured on a busy 2-core machine
+    # over a pty on a heavily loaded host (two test suites beside it) the 45 Hz preset logged up to
+    # 0.029 Hz off, 0.004 Hz on a quiet one: the limit stays, and such a run says FAIL
     Case("clock-0.2pct", sensor_url="clock_ppm=2000", sim_args=("--clock-ppm", "2000"), expect="completed",
-         freq_err_limit_hz=0.02, pty_freq_err_limit_hz=0.05, pty=True),
+         freq_err_limit_hz=0.02, pty=True),
     Case("replay", "replay", says="replaying", limit_s=5.0, pty=True),
     # the switch to the other plate is a glitch in the block it falls in: when that block reads low,
     # the response-fell interlock acts on it first (its reason names sensor drift among the causes)
@@ -332,8 +330,6 @@ def _outcome(case: Case, preset: str, transport: str, rx, status: str, reason: s
     if case.refused and delivered:
         problems.append("delivered: the session was not refused before its delivery")
     freq_err_limit_hz = case.freq_err_limit_hz
-    if transport == "pty" and case.pty_freq_err_limit_hz is not None:
-        freq_err_limit_hz = case.pty_freq_err_limit_hz
     if freq_err_limit_hz is not None and (freq_err_hz is None or freq_err_hz > freq_err_limit_hz):
         problems.append(f"logged frequency {freq_err_hz:.3f} Hz from the true one (at most {freq_err_limit_hz:g})")
     if status != case.expect:
