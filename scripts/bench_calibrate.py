@@ -6,7 +6,7 @@
 Prints:
 - a whole calibration of `sim://` in virtual time (sensor check, probe, 8-step sweep, fit), its
   speed-up over the platform time it covers, and two baselines measured on the same samples: the
-  bare simulator producing them, and `analysis.measure` on the same windows;
+  bare simulator producing them, and `estimator.measure` on the same windows;
 - the live view (off screen): the cost of one redraw from the feed, and the share of a core that
   redraws take at the 15 Hz refresh rate;
 - a calibration paced at 10x real time with and without the live view: acquisition is decoupled

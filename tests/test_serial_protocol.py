@@ -212,7 +212,7 @@ def test_answer_lines_must_be_whole_and_printable():
 def test_both_sides_of_the_protocol_agree_with_the_document():
     """firmware_sim and livctl implement the protocol separately; the document is the contract."""
     from firmware_sim import board, scpi
-    from livctl.platforms import serial_protocol as host
+    from livctl.platforms.serial import protocol as host
 
     text = DOCS.read_text()
     status = re.findall(r"^\| (\d+) \| (\d+) \| ([A-Z_]+) \|", text.split("## Status")[1].split("\n## ")[0], flags=re.M)

@@ -2,7 +2,7 @@
 
     dose log: the session, its windows, its archive's seal ──► the archive (SHA-256 checked first)
         ──► every logged window measured again from its samples, exactly as the session did
-            (`analysis.measure`, the same window, the same starting frequency): the log's figures
+            (`estimator.measure`, the same window, the same starting frequency): the log's figures
             must come back (frequency, peak, RMS, THD, SNR, SINAD, DC, off-axis) with the same
             spec check
         ──► the delivery as one recording (`validation.validate`): its driven stretch, its

@@ -2,12 +2,12 @@
 make up, and the figures of each stretch.
 
     recording ──► checks (rate, values, length, window) ──► windows of each run of samples
-              (analysis.measure_windows, many at a time)
+              (estimator.measure_windows, many at a time)
               ──► stretches: consecutive windows that hold one steady tone; quiet windows (no tone,
                   or a tone far below the delivery's) and short transitions (a ramp, a burst)
                   belong to none; stretches of the same tone join up
               ──► each stretch's figures: one IEEE 1057 fit over each contiguous part of it
-                  (analysis.fit_record), or its windows' average when the tone is not steady enough
+                  (estimator.fit_record), or its windows' average when the tone is not steady enough
                   for one fit; uncertainty from the fit and the time base (timebase.Timing)
               ──► clipped sensor? ──► spec check of each stretch and window ──► the verdict
 

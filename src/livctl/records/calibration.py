@@ -83,7 +83,7 @@ MAX_REST_NOISE_G = 0.1
 """RMS noise at rest above this is a sensor that reads only noise."""
 GRAVITY_TOLERANCE_G = 0.15
 HARMONICS_IN_THD = 4
-"""analysis.measure reports THD over harmonics 2-5: four harmonics, each picking up noise."""
+"""estimator.measure reports THD over harmonics 2-5: four harmonics, each picking up noise."""
 
 
 # ================================================================================================

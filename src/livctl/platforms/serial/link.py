@@ -3,7 +3,7 @@
 `open_port` opens the port with an exclusive lock (flock on the device, released by the kernel
 when the holder dies); a port someone else holds is refused with the holder's process id and
 command line, from /proc/locks. `SerialLink` runs a reader thread that decodes everything the
-platform sends (`serial_protocol.StreamDecoder`): frames go to a callback, answer lines to a
+platform sends (`protocol.StreamDecoder`): frames go to a callback, answer lines to a
 queue. Every write has a timeout, every wait has a deadline, and a port that fails (unplugged)
 marks the link dead with the reason, so no call can hang.
 """
