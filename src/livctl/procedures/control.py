@@ -24,12 +24,18 @@ limited (at most `max_rise` per update); a fall is not, because falling is the s
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ControlSettings:
+    """The amplitude controller's knobs: loop gain, the fast loop's threshold, the largest rise per update, the
+    deadband."""
+
     loop_gain: float = 1.0
     """Share of the (logarithmic) error corrected per update: 1 deadbeat, 0.5 half-way."""
     fast_threshold: float = 0.05
@@ -82,6 +88,8 @@ class AmplitudeController:
         self.saturated = wanted >= self.drive_cap
         if new == self.drive:
             return None
+        _log.debug("controller: measured %.4g m/s^2 peak for %.4g; drive %.5f -> %.5f%s", measured_peak_mps2,
+                   self.target_peak_mps2, self.drive, new, " (at its cap)" if self.saturated else "")
         self.drive = new
         self._changed_in_window = True
         return new

@@ -37,6 +37,7 @@ archive that cannot be written stops the session safely, with the reason.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +58,8 @@ from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_sessi
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
 from livctl.procedures.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
+
+_log = logging.getLogger(__name__)
 
 PRECHECK = Phase.PRECHECK
 RAMP_UP = Phase.RAMP_UP
@@ -306,6 +309,8 @@ class Session:
             with _entered(guard):
                 status, reason, failure = self._drive_through(guard)
         result = self._result(status, reason)
+        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
+                   f": {result.reason}" if result.reason else "")
         if self.log is not None and self.session_id is not None:
             seal = None
             if self.archive is not None:
