@@ -69,6 +69,9 @@ class WindowCheck:
 
 @dataclass(frozen=True)
 class Reanalysis:
+    """A logged session checked against its archive: the seal, every window measured again, the delivery
+    validated."""
+
     session: dict
     archive: dict
     """The log's seal of the archive (file, sha256, bytes, samples, complete, note)."""

@@ -56,6 +56,8 @@ class Piece:
 
 @dataclass(frozen=True)
 class Gap:
+    """A stretch of a stamped recording with samples missing."""
+
     after_s: float
     """Time of the last sample before the gap (s after the first sample)."""
     duration_s: float

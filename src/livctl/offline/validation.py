@@ -76,6 +76,8 @@ than a quantisation step)."""
 
 @dataclass(frozen=True)
 class WindowReport:
+    """One window of a validated recording: its measurement and verdict against the prescription."""
+
     index: int
     t_s: float
     """Start, seconds after the file's first sample."""
@@ -154,6 +156,9 @@ def _uncertainty_dict(m: Measurement, timing_f: float, timing_a: float) -> dict:
 
 @dataclass(frozen=True)
 class Validation:
+    """A recording validated against a prescription: windows, stretches, the main stretch's figures with
+    uncertainty, the verdict."""
+
     recording: Recording
     prescription: Prescription
     window_s: float

@@ -64,6 +64,8 @@ class SampleBlock:
 
 @dataclass(frozen=True)
 class DeviceURL:
+    """A parsed device URL (scheme://location?options); `take` types and checks its options."""
+
     url: str
     scheme: str
     location: str
