@@ -46,6 +46,12 @@ def test_the_core_never_imports_the_command_line_or_the_user_interface():
     assert not found, found
 
 
+def test_the_user_interface_never_imports_the_command_line():
+    found = [f"{rel}: {name}" for rel, tree in _modules() if rel.parts[0] == "ui"
+             for name in _imported(tree) if name == "livctl.cli" or name.startswith("livctl.cli.")]
+    assert not found, found
+
+
 def test_the_core_prints_nothing():
     found = []
     for rel, tree in _modules():

@@ -116,12 +116,12 @@ def run(args: argparse.Namespace) -> int:
         CalibrationFailed,
         CalibrationInterrupted,
         Calibrator,
-        PrintStatus,
         SweepSettings,
         check_writable,
         save_calibration,
     )
     from livctl.procedures.calibrate import discard_sweep, keep_sweep, sweep_archive
+    from livctl.ui.progress import PrintStatus
     from livctl.cli.calibration import calibration_json, render_calibration
     from livctl.cli.session import choose_device
 

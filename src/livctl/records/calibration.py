@@ -936,22 +936,6 @@ class CalibrationObserver:
         """A measured step, and the fit of the steps at this frequency so far (None before 2 steps)."""
 
 
-class PrintStatus(CalibrationObserver):
-    """Status lines to a text stream (stderr for the command); `note` prints even when quiet."""
-
-    def __init__(self, stream: Any, *, quiet: bool = False):
-        self.stream = stream
-        self.quiet = quiet
-
-    def status(self, text: str) -> None:
-        if not self.quiet:
-            self.note(text)
-
-    def note(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
 @dataclass
 class Calibrator:
     """Calibrate one platform: `run()` returns the `Calibration` (not yet saved) or raises.
