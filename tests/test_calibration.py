@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tomli_w
 
+from livctl.cli import OPTIONS
 from livctl.platforms import open_platform, parse_device_url
 from livctl.platforms.sim import SimPlatform
 from livctl.records.calibration import (
@@ -345,8 +346,9 @@ def test_a_calibration_is_never_overwritten_silently(tmp_path, sample_calibratio
     path = save_calibration(sample_calibration, tmp_path)
     before = path.read_text()
     newer = dataclasses.replace(sample_calibration, calibration_id="bench-A-newer")
-    with pytest.raises(CalibrationError, match="already exists; pass --force"):
+    with pytest.raises(CalibrationError, match="already exists; pass force") as refused:
         save_calibration(newer, tmp_path)
+    assert "pass --force to replace it, or --calibration-dir DIR" in refused.value.worded(OPTIONS)
     assert path.read_text() == before
     save_calibration(newer, tmp_path, force=True)
     assert load_calibration(path).calibration_id == "bench-A-newer"

@@ -14,11 +14,15 @@ import os
 import sys
 
 from livctl import __version__
-from livctl.errors import LivctlError
+from livctl.errors import LivctlError, Refusal
 
 COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
             "subject", "due", "report", "config")
 """Subcommand modules, in the order `livctl --help` lists them."""
+
+OPTIONS = {"speed": "--speed", "force": "--force", "calibration_dir": "--calibration-dir",
+           "top_accel_g": "--max-accel"}
+"""The option that sets each parameter a core refusal can name (livctl.errors.Refusal)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -123,6 +127,9 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(args))
+    except Refusal as exc:  # the core names a parameter; the command line names its option
+        print(f"livctl: error: {exc.worded(OPTIONS)}", file=sys.stderr)
+        return exc.exit_code
     except LivctlError as exc:
         print(f"livctl: error: {exc}", file=sys.stderr)
         return exc.exit_code

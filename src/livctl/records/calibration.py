@@ -43,7 +43,7 @@ from livctl import __version__
 from livctl.dsp.estimator import AnalysisError, Measurement, measure
 from livctl.platforms import Platform, SampleBlock
 from livctl.clock import utc_now
-from livctl.errors import LivctlError, UsageError
+from livctl.errors import LivctlError, Refusal, UsageError
 from livctl.records.files import atomic_output, read_toml
 from livctl.inputs import EARLIEST_DATE, Range
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
@@ -93,6 +93,10 @@ HARMONICS_IN_THD = 4
 
 class CalibrationError(UsageError):
     """A calibration file that cannot be used (missing, damaged, foreign, too new), or bad settings."""
+
+
+class CalibrationRefused(Refusal, CalibrationError):
+    """A calibration that will not run or be written as asked; its remedy names what to set."""
 
 
 class CalibrationFailed(LivctlError):
@@ -687,11 +691,13 @@ def check_writable(platform_id: str, directory: str | os.PathLike[str] | None = 
     Called before a sweep, so an engineer does not calibrate for nothing."""
     path = calibration_path(platform_id, directory)
     if path.exists() and not force:
-        raise CalibrationError(
-            f"{path} already exists; pass --force to replace it, or --calibration-dir DIR to write elsewhere"
+        raise CalibrationRefused(
+            f"{path} already exists; pass {{force}} to replace it, or {{calibration_dir}} DIR to write elsewhere",
+            "force", "calibration_dir",
         )
     if path.parent.exists() and not path.parent.is_dir():
-        raise CalibrationError(f"{path.parent} is not a directory; choose another --calibration-dir")
+        raise CalibrationRefused(f"{path.parent} is not a directory; choose another {{calibration_dir}}",
+                                 "calibration_dir")
     return path
 
 
@@ -703,7 +709,8 @@ def save_calibration(cal: Calibration, directory: str | os.PathLike[str] | None 
         with atomic_output(path, replace=force) as f:
             f.write(text)
     except FileExistsError:
-        raise CalibrationError(f"{path} appeared while calibrating; pass --force to replace it") from None
+        raise CalibrationRefused(f"{path} appeared while calibrating; pass {{force}} to replace it",
+                                 "force") from None
     return path
 
 
@@ -898,9 +905,10 @@ class SweepSettings:
         if not 0 < self.accel_cap_g <= DEFAULT_ACCEL_CAP_G:
             raise CalibrationError(f"the acceleration cap must be above 0 and at most {DEFAULT_ACCEL_CAP_G:g} g peak")
         if not 0 < self.top_accel_g <= self.accel_cap_g:
-            raise CalibrationError(
+            raise CalibrationRefused(
                 f"the sweep's top {self.top_accel_g:g} g peak would exceed the {self.accel_cap_g:g} g safety cap; "
-                f"choose --max-accel at most {self.accel_cap_g:g}"
+                f"choose {{top_accel_g}} at most {self.accel_cap_g:g}",
+                "top_accel_g",
             )
         if not 2 <= self.steps <= 50:
             raise CalibrationError(f"steps must be between 2 and 50, not {self.steps}")
