@@ -84,7 +84,7 @@ class ToneFit:
     """Standard deviation of the fundamental's peak amplitude, likewise."""
 
     @property
-    def thd(self) -> float:
+    def thd_fraction(self) -> float:
         """Total harmonic distortion as an amplitude ratio (harmonics 2-5 over the fundamental)."""
         if self.amplitude <= 0:
             return math.inf
@@ -1164,12 +1164,12 @@ def axis_index(axis: str | int, accel: np.ndarray) -> int:
 
 def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) -> Measurement:
     seen = min(len(fit.harmonics), N_HARMONICS - 1)
-    thd_seen = 100.0 * fit.thd
+    seen_thd_percent = 100.0 * fit.thd_fraction
     return Measurement(
         frequency_hz=fit.frequency_hz,
         peak_g=fit.amplitude / G_MPS2,
         rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
-        thd_percent=thd_seen if seen >= N_HARMONICS - 1 else math.nan,
+        thd_percent=seen_thd_percent if seen >= N_HARMONICS - 1 else math.nan,
         snr_db=fit.snr_db,
         sinad_db=fit.sinad_db,
         dc_g=fit.offset / G_MPS2,
@@ -1181,7 +1181,7 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
         peak_sd_g=fit.amplitude_sd / G_MPS2,
         rate_hz=fit.rate_hz,
         thd_harmonics=seen,
-        thd_seen_percent=thd_seen,
+        thd_seen_percent=seen_thd_percent,
     )
 
 

@@ -254,7 +254,7 @@ def _axis_dict(fit: ToneFit) -> dict:
         "rms_g": fit.amplitude / G_MPS2 / math.sqrt(2.0),
         "phase_rad": fit.phase_rad,
         "dc_g": fit.offset / G_MPS2,
-        "thd_percent": 100.0 * fit.thd if fit.amplitude > 0 and full else None,
+        "thd_percent": 100.0 * fit.thd_fraction if fit.amplitude > 0 and full else None,
         "snr_db": fit.snr_db,
         "sinad_db": fit.sinad_db,
     }

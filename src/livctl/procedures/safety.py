@@ -270,10 +270,10 @@ class Interlocks:
                 f"frequency {frequency_hz:.2f} Hz outside {self.prescription.frequency_hz:g} +- "
                 f"{self.tolerance_hz:g} Hz for {lim.frequency_s:g} s",
             )
-        thd = math.sqrt(sum(b.harmonics2 for b in span) / fundamental2) if fundamental2 > 0 else 0.0
-        distorted = thd > lim.max_thd_fraction
+        thd_fraction = math.sqrt(sum(b.harmonics2 for b in span) / fundamental2) if fundamental2 > 0 else 0.0
+        distorted = thd_fraction > lim.max_thd_fraction
         if self._thd.hold(distorted, start_s, end_s) >= lim.thd_s - 1e-9:
-            self._trip(end_s, f"THD {100 * thd:.1f} % above {100 * lim.max_thd_fraction:g} % for {lim.thd_s:g} s")
+            self._trip(end_s, f"THD {100 * thd_fraction:.1f} % above {100 * lim.max_thd_fraction:g} % for {lim.thd_s:g} s")
 
     @property
     def rise_limit_drive(self) -> float:
