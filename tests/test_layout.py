@@ -93,3 +93,18 @@ def test_verbose_shows_the_cores_steps_and_quiet_by_default(cli, tmp_path):
     assert "livctl: debug: procedures.session: session " in verbose.err
     assert "livctl: debug: procedures.guard: ramping down" in verbose.err
     assert verbose.out.splitlines()[0].split()[2:] == plain.out.splitlines()[0].split()[2:]
+
+
+MAX_FUNCTION_LINES = 80
+REASON = "One piece, by choice"
+
+
+def test_no_function_runs_over_80_lines_without_its_reason():
+    long = []
+    for rel, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES and REASON not in (ast.get_docstring(node) or ""):
+                    long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long

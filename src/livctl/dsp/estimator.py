@@ -743,6 +743,10 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
     frequency and the fundamental's amplitude from that step's normal equations and residual.
     `close` says the start is already within a hundredth of a cycle (a tracked frequency): the
     fundamental-only steps are skipped.
+
+    One piece, by choice: the two kinds of step share their state (the rows still moving, their
+    coefficients, the last step's normal equations), and their order is the algorithm, read top to
+    bottom; tests/test_analysis.py and scripts/bench_estimator.py pin it against the CRLB.
     """
     n, rate = signal.n, signal.rate_hz
     duration_s = n / rate

@@ -282,6 +282,9 @@ def validate(
     `axis` is "auto" (the axis with the most AC power), or x, y, z. Raises RecordingError for a
     recording that cannot prove anything (too slow, too short, values no sensor reads, no
     vibration, clipped sensor) and for a window length that some window could not be measured with.
+
+    One piece, by choice: the checks, windows, stretches, figures and verdict are one sequence, each
+    step using what the ones before found; the helpers it calls carry the arithmetic.
     """
     rec, rx = recording, prescription
     rate, f_rx = rec.rate_hz, rx.frequency_hz

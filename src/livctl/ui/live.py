@@ -425,6 +425,9 @@ def run_live(
     a stop is requested, e.g. Ctrl-C); a job that was stopped holds it open only with
     `hold_after_stop` (a session: its final state stays up until the window is closed or a second
     Ctrl-C comes).
+
+    One piece, by choice: the worker thread, the Qt timer and the window's close handler share the
+    state they pass between threads (`outcome`), kept in one place so its hand-offs can be read whole.
     """
     if mode == "offscreen" and QtWidgets.QApplication.instance() is None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
