@@ -16,16 +16,18 @@ from livctl.platforms.sim import SimPlatform
 from livctl.records.calibration import (
     FORMAT_VERSION,
     CalibrationError,
-    CalibrationFailed,
-    CalibrationInterrupted,
-    CalibrationObserver,
-    Calibrator,
-    SweepSettings,
     find_calibration,
     load_calibration,
     save_calibration,
     session_calibration,
     to_toml,
+)
+from livctl.procedures.calibrate import (
+    CalibrationFailed,
+    CalibrationInterrupted,
+    CalibrationObserver,
+    Calibrator,
+    SweepSettings,
 )
 from livctl.units import g_to_mps2
 

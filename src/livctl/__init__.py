@@ -37,10 +37,10 @@ _EXPORTS = {
     # calibrations
     "calibrate": "livctl.api",
     "CalibrationStep": "livctl.api",
-    "SweepSettings": "livctl.records.calibration",
+    "SweepSettings": "livctl.procedures.calibrate",
     "Calibration": "livctl.records.calibration",
-    "CalibrationFailed": "livctl.records.calibration",
-    "CalibrationInterrupted": "livctl.records.calibration",
+    "CalibrationFailed": "livctl.procedures.calibrate",
+    "CalibrationInterrupted": "livctl.procedures.calibrate",
     "find_calibration": "livctl.records.calibration",
     # recordings, validation, archives, reports
     "read_recording": "livctl.offline.recordings",

@@ -20,7 +20,6 @@ from livctl.errors import UsageError
 if TYPE_CHECKING:
     import datetime as dt
 
-    from livctl.offline.recordings import Recording
     from livctl.offline.validation import Validation
     from livctl.platforms import Platform
     from livctl.prescription import Prescription
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
     from livctl.procedures.session import SessionResult
     from livctl.procedures.stopping import StopSignal
     from livctl.records.archive import ArchiveData
-    from livctl.records.calibration import Calibration, SweepSettings
+    from livctl.procedures.calibrate import SweepSettings
+    from livctl.records.calibration import Calibration
     from livctl.records.doselog import DoseLog
     from livctl.study.report import StudyReport
 
@@ -135,9 +135,9 @@ def calibrate(
     configuration's) as <platform-id>.toml with the sweep's raw signal beside it; an existing file
     is replaced only with `force`. Raises `CalibrationFailed` (a check failed) or
     `CalibrationInterrupted` (a stop); either way the platform was stopped and nothing written."""
-    from livctl.procedures.calibrate import discard_sweep, keep_sweep, sweep_archive
+    from livctl.procedures.calibrate import Calibrator, SweepSettings, discard_sweep, keep_sweep, sweep_archive
     from livctl.procedures.stopping import StopSignal
-    from livctl.records.calibration import Calibrator, SweepSettings, check_writable, save_calibration
+    from livctl.records.calibration import check_writable, save_calibration
 
     settings = (settings if settings is not None else SweepSettings()).validate(max_drive=1.0)
     calibrator = Calibrator(platform, settings, operator=operator, load_kg=load_kg, sensor_model=sensor_model,

@@ -111,16 +111,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.platforms import open_platform
-    from livctl.records.calibration import (
+    from livctl.procedures.calibrate import (
         FREQUENCY_TOLERANCE_HZ,
         CalibrationFailed,
         CalibrationInterrupted,
         Calibrator,
         SweepSettings,
-        check_writable,
-        save_calibration,
+        discard_sweep,
+        keep_sweep,
+        sweep_archive,
     )
-    from livctl.procedures.calibrate import discard_sweep, keep_sweep, sweep_archive
+    from livctl.records.calibration import check_writable, save_calibration
     from livctl.ui.progress import PrintStatus
     from livctl.cli.calibration import calibration_json, render_calibration
     from livctl.cli.session import choose_device

@@ -28,7 +28,8 @@ import pyqtgraph as pg  # noqa: E402
 from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
 
 from livctl.platforms import SampleBlock  # noqa: E402
-from livctl.records.calibration import CalibrationObserver, Gain, Step  # noqa: E402
+from livctl.procedures.calibrate import CalibrationObserver  # noqa: E402
+from livctl.records.calibration import Gain, Step  # noqa: E402
 from livctl.errors import UsageError  # noqa: E402
 from livctl.units import mps2_to_g  # noqa: E402
 

@@ -187,7 +187,7 @@ class ProgressDisplay:
 
 class PrintStatus:
     """A calibration's progress as status lines on a text stream (stderr for the command); `note`
-    prints even when quiet. A `livctl.records.calibration.CalibrationObserver` by its methods."""
+    prints even when quiet. A `livctl.procedures.calibrate.CalibrationObserver` by its methods."""
 
     def __init__(self, stream: Any, *, quiet: bool = False):
         self.stream = stream
