@@ -110,6 +110,7 @@ def test_import_livctl_loads_nothing_heavy():
 
     from conftest import livctl_env
 
-    code = "import sys, livctl; print(sorted(m for m in ('numpy', 'livctl.api', 'livctl.procedures') if m in sys.modules))"
+    heavy = "('numpy', 'livctl.api', 'livctl.procedures')"
+    code = f"import sys, livctl; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=livctl_env(), check=True)
     assert out.stdout.strip() == "[]"
