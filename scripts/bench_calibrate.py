@@ -33,7 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
 from livctl.dsp.estimator import measure  # noqa: E402
 from livctl.platforms import open_platform  # noqa: E402
-from livctl.records.calibration import CalibrationObserver, Calibrator  # noqa: E402
+from livctl.procedures.calibrate import CalibrationObserver, Calibrator  # noqa: E402
 from livctl.cli.common import StopEvent  # noqa: E402
 
 

@@ -794,7 +794,7 @@ def calibration_template() -> dict:
         import math as _math
 
         from livctl.platforms import open_platform
-        from livctl.records.calibration import Calibrator, SweepSettings
+        from livctl.procedures.calibrate import Calibrator, SweepSettings
 
         with open_platform("sim://?seed=4", speed=_math.inf) as platform:
             cal = Calibrator(platform, SweepSettings(), operator="fuzz").run()

@@ -44,11 +44,11 @@ def test_harmonics_gravity_and_phase_are_recovered():
     assert fit.phase_rad == pytest.approx(0.4, abs=1e-9)
     assert fit.offset == pytest.approx(G, rel=1e-9)
     assert fit.harmonics[:2] == pytest.approx((a2, a3), rel=1e-7)
-    assert fit.thd == pytest.approx(math.hypot(a2, a3) / a1, rel=1e-7)
+    assert fit.thd_fraction == pytest.approx(math.hypot(a2, a3) / a1, rel=1e-7)
     # no noise at all: SNR is limited only by the rounding of the sums (far above any 24-bit ADC's
     # 146 dB), SINAD by the harmonics
     assert fit.snr_db > 130
-    assert fit.sinad_db == pytest.approx(-20 * math.log10(fit.thd), abs=1e-3)
+    assert fit.sinad_db == pytest.approx(-20 * math.log10(fit.thd_fraction), abs=1e-3)
 
 
 def test_measure_reports_g_on_the_driven_axis_with_off_axis_share():

@@ -10,21 +10,24 @@ import numpy as np
 import pytest
 import tomli_w
 
+from livctl.cli import OPTIONS
 from livctl.platforms import open_platform, parse_device_url
 from livctl.platforms.sim import SimPlatform
 from livctl.records.calibration import (
     FORMAT_VERSION,
     CalibrationError,
-    CalibrationFailed,
-    CalibrationInterrupted,
-    CalibrationObserver,
-    Calibrator,
-    SweepSettings,
     find_calibration,
     load_calibration,
     save_calibration,
     session_calibration,
     to_toml,
+)
+from livctl.procedures.calibrate import (
+    CalibrationFailed,
+    CalibrationInterrupted,
+    CalibrationObserver,
+    Calibrator,
+    SweepSettings,
 )
 from livctl.units import g_to_mps2
 
@@ -345,8 +348,9 @@ def test_a_calibration_is_never_overwritten_silently(tmp_path, sample_calibratio
     path = save_calibration(sample_calibration, tmp_path)
     before = path.read_text()
     newer = dataclasses.replace(sample_calibration, calibration_id="bench-A-newer")
-    with pytest.raises(CalibrationError, match="already exists; pass --force"):
+    with pytest.raises(CalibrationError, match="already exists; pass force") as refused:
         save_calibration(newer, tmp_path)
+    assert "pass --force to replace it, or --calibration-dir DIR" in refused.value.worded(OPTIONS)
     assert path.read_text() == before
     save_calibration(newer, tmp_path, force=True)
     assert load_calibration(path).calibration_id == "bench-A-newer"

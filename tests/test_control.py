@@ -64,7 +64,7 @@ def test_open_loop_never_changes_the_drive():
     assert c.on_block(TARGET * 3) is None and c.on_window(TARGET * 0.5) is None and c.drive == 0.2
 
 
-@pytest.mark.parametrize("field, value", [("loop_gain", 0.0), ("loop_gain", 1.5), ("fast_threshold", 1.0), ("max_rise", 1.0)])
+@pytest.mark.parametrize("field, value", [("loop_gain", 0.0), ("loop_gain", 1.5), ("fast_threshold_fraction", 1.0), ("max_rise_ratio", 1.0)])
 def test_settings_refuse_nonsense(field, value):
     with pytest.raises(ValueError):
         ControlSettings(**{field: value})

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from conftest import REPO, livctl_env
 from livctl.ui import live
 from livctl.platforms import open_platform
-from livctl.records.calibration import CalibrationInterrupted, CalibrationObserver, Calibrator
+from livctl.procedures.calibrate import CalibrationInterrupted, CalibrationObserver, Calibrator
 from livctl.cli.common import StopEvent
 
 

@@ -6,6 +6,71 @@ Units are SI inside the package (m/s^2, Hz, s). Accelerations given to or shown 
 
 __version__ = "0.1.0"
 
+# The public API, imported when first used (`import livctl` stays light: the command starts fast).
+_EXPORTS = {
+    # platforms
+    "open_platform": "livctl.api",
+    "FASTEST": "livctl.api",
+    "Platform": "livctl.platforms",
+    "SampleBlock": "livctl.platforms",
+    # prescriptions
+    "Prescription": "livctl.prescription",
+    "Tolerance": "livctl.prescription",
+    "PRESETS": "livctl.prescription",
+    "preset": "livctl.api",
+    # the dose log
+    "DoseLog": "livctl.records.doselog",
+    "open_log": "livctl.api",
+    # sessions
+    "SessionRequest": "livctl.procedures.prepare",
+    "SessionPlan": "livctl.procedures.prepare",
+    "SessionRefused": "livctl.procedures.prepare",
+    "prepare_session": "livctl.procedures.prepare",
+    "run_session": "livctl.api",
+    "SessionResult": "livctl.procedures.session",
+    "Progress": "livctl.procedures.session",
+    "SafetyLimits": "livctl.procedures.safety",
+    "StopSignal": "livctl.procedures.stopping",
+    "Phase": "livctl.events",
+    "SessionStatus": "livctl.events",
+    "Observer": "livctl.events",
+    # calibrations
+    "calibrate": "livctl.api",
+    "CalibrationStep": "livctl.api",
+    "SweepSettings": "livctl.procedures.calibrate",
+    "Calibration": "livctl.records.calibration",
+    "CalibrationFailed": "livctl.procedures.calibrate",
+    "CalibrationInterrupted": "livctl.procedures.calibrate",
+    "find_calibration": "livctl.records.calibration",
+    # recordings, validation, archives, reports
+    "read_recording": "livctl.offline.recordings",
+    "validate": "livctl.offline.validation",
+    "validate_file": "livctl.api",
+    "read_session_archive": "livctl.api",
+    "reanalyse": "livctl.offline.reanalysis",
+    "study_report": "livctl.api",
+    # errors
+    "LivctlError": "livctl.errors",
+    "UsageError": "livctl.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'livctl' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 def _guard_startup() -> None:
     """When this package is being started as the `livctl` command (`python -m livctl`, whose

@@ -19,6 +19,9 @@ def utc_now() -> datetime:
 
 
 class Clock(ABC):
+    """A platform's time: `now()` in seconds since it started, `sleep_until(t_s)`; `virtual` when it runs apart
+    from the wall clock."""
+
     virtual: bool = False
 
     @abstractmethod
@@ -38,6 +41,8 @@ class Clock(ABC):
 
 
 class RealClock(Clock):
+    """Real time (the monotonic clock), for real platforms; the simulator runs on a `VirtualClock`."""
+
     def __init__(self) -> None:
         self._t0 = time.monotonic()
 

@@ -17,6 +17,23 @@ class UsageError(LivctlError):
     exit_code = 2
 
 
+class Refusal(UsageError):
+    """A usage error whose remedy names something the caller can set: the core says it with the
+    parameter's own name (`speed`, `force`), the command line with its option (`worded(options)`),
+    so only the command line knows option names. `template` marks each of `fields` as `{field}`."""
+
+    def __init__(self, template: str, *fields: str):
+        self.template, self.fields = template, fields
+        super().__init__(self.worded({}))
+
+    def worded(self, options: dict[str, str]) -> str:
+        """The message with each field said as `options` says it (its own name otherwise)."""
+        text = self.template
+        for field in self.fields:
+            text = text.replace("{" + field + "}", options.get(field, field))
+        return text
+
+
 class DeviceURLError(UsageError):
     """A device URL that names no backend or carries bad options."""
 

@@ -13,6 +13,10 @@ from livctl.units import g_to_mps2
 
 MIN_FREQUENCY_HZ = 10.0
 MAX_FREQUENCY_HZ = 200.0
+"""A session's or a calibration's frequency: LIV uses about 30 Hz (people) to 90 Hz (mice, cells)."""
+TONE_MIN_FREQUENCY_HZ = 1.0
+TONE_MAX_FREQUENCY_HZ = 1000.0
+"""A test tone's frequency (`livctl tone`, a wiring check): shakers and their sensors work well below this."""
 MAX_DURATION_S = 60 * 60.0
 """No published LIV bout is longer than 20 minutes; anything past an hour is a typing error."""
 DEFAULT_FREQUENCY_HZ = 30.0

@@ -14,11 +14,15 @@ import os
 import sys
 
 from livctl import __version__
-from livctl.errors import LivctlError
+from livctl.errors import LivctlError, Refusal
 
 COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
             "subject", "due", "report", "config", "sync", "server")
 """Subcommand modules, in the order `livctl --help` lists them."""
+
+OPTIONS = {"speed": "--speed", "force": "--force", "calibration_dir": "--calibration-dir",
+           "top_accel_g": "--max-accel"}
+"""The option that sets each parameter a core refusal can name (livctl.errors.Refusal)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -62,6 +66,9 @@ def build_parser() -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"livctl {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also show what livctl does step by step (serial retries, heartbeats, interlock "
+                        "decisions, controller steps) on stderr")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"livctl.cli.{name}").register(sub)
@@ -78,22 +85,27 @@ def _single_threaded_blas() -> None:
 
 class _NoticeHandler(logging.Handler):
     """Prints the core's notices (`livctl` loggers, INFO and up) as `livctl: ...` lines on the
-    current stderr."""
+    current stderr; with --verbose, its debug records as `livctl: debug: <module>: ...`."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if record.levelno < logging.INFO:
+                where = record.name.removeprefix("livctl.")
+                print(f"livctl: debug: {where}: {record.getMessage()}", file=sys.stderr)
+                return
             print(f"livctl: {record.getMessage()}", file=sys.stderr)
         except Exception:  # noqa: BLE001 - a notice must never end a command
             self.handleError(record)
 
 
-def _show_notices(quiet: bool) -> None:
-    """Notices (a folder created for an output file) on stderr, unless the command is --quiet."""
+def _show_notices(quiet: bool, verbose: bool = False) -> None:
+    """Notices (a folder created for an output file) on stderr, unless the command is --quiet;
+    with --verbose, every step the core logs at debug too."""
     logger = logging.getLogger("livctl")
     if not any(isinstance(h, _NoticeHandler) for h in logger.handlers):
         logger.addHandler(_NoticeHandler())
         logger.propagate = False
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,13 +120,16 @@ def _main(argv: list[str] | None) -> int:
     _single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
-    _show_notices(bool(getattr(args, "quiet", False)))
+    _show_notices(bool(getattr(args, "quiet", False)), bool(getattr(args, "verbose", False)))
     if not hasattr(args, "run"):
         parser.print_usage(sys.stderr)
         print("livctl: error: choose a command (see `livctl --help`)", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.run(args))
+    except Refusal as exc:  # the core names a parameter; the command line names its option
+        print(f"livctl: error: {exc.worded(OPTIONS)}", file=sys.stderr)
+        return exc.exit_code
     except LivctlError as exc:
         print(f"livctl: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -111,16 +111,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from livctl.platforms import open_platform
-    from livctl.records.calibration import (
+    from livctl.procedures.calibrate import (
         FREQUENCY_TOLERANCE_HZ,
         CalibrationFailed,
         CalibrationInterrupted,
         Calibrator,
-        PrintStatus,
         SweepSettings,
-        check_writable,
-        save_calibration,
+        discard_sweep,
+        keep_sweep,
+        sweep_archive,
     )
+    from livctl.records.calibration import check_writable, save_calibration
+    from livctl.ui.progress import PrintStatus
     from livctl.cli.calibration import calibration_json, render_calibration
     from livctl.cli.session import choose_device
 
@@ -146,21 +148,24 @@ def run(args: argparse.Namespace) -> int:
 
         def job() -> int:
             """Calibrate, write, report; on the live view's worker thread when plotting."""
-            calibrator.raw_signal = _sweep_archive(platform, target, settings, args)
+            calibrator.raw_signal = sweep_archive(platform, target, settings, operator=operator_name(args.operator),
+                                                  load_kg=args.load_kg, sensor=args.sensor)
             try:
                 cal = calibrator.run()
             except CalibrationFailed as exc:
-                _discard(calibrator.raw_signal)
+                discard_sweep(calibrator.raw_signal)
                 _report_failure(args, "failed", str(exc), exc.kind)
                 return EXIT_FAILED
             except CalibrationInterrupted as exc:
-                _discard(calibrator.raw_signal)
+                discard_sweep(calibrator.raw_signal)
                 _report_failure(args, "interrupted", str(exc), None)
                 return EXIT_INTERRUPTED
             except BaseException:
-                _discard(calibrator.raw_signal)
+                discard_sweep(calibrator.raw_signal)
                 raise
-            cal = _with_raw_signal(cal, calibrator.raw_signal, target, progress)
+            cal, warnings = keep_sweep(cal, calibrator.raw_signal, target)
+            for warning in warnings:
+                progress.note(f"livctl: warning: {warning}")
             path = save_calibration(cal, args.calibration_dir, force=args.force)
             calibrator.observer.status(f"calibration {cal.calibration_id} written to {path}")
             if args.json:
@@ -183,45 +188,6 @@ def run(args: argparse.Namespace) -> int:
         )
         calibrator.observer = live.CalibrationFeed(feed, progress)
         return live.run_live(job, feed, stop, mode=mode, png=args.plot_png)
-
-
-def _sweep_archive(platform, target, settings, args):
-    """The sweep's raw signal, beside the calibration file (<platform-id>.toml.archive/), under a
-    name of its own until the calibration has its id."""
-    import dataclasses
-
-    from livctl.records.archive import RawArchive, prepare_dir
-    from livctl.clock import utc_now
-
-    folder = prepare_dir(target)
-    metadata = {f"sweep_{k}": v for k, v in dataclasses.asdict(settings).items() if isinstance(v, (int, float, str))}
-    metadata.update(operator=operator_name(args.operator), load_kg=args.load_kg, sensor=args.sensor)
-    return RawArchive.for_platform(folder / f"{platform.platform_id}-sweep-{utc_now():%Y%m%dT%H%M%S%fZ}.h5", platform,
-                                   kind="calibration", metadata=metadata)
-
-
-def _discard(archive) -> None:
-    """A calibration that wrote nothing keeps no raw signal either (nor an empty folder for it)."""
-    archive.discard()
-    try:
-        archive.path.parent.rmdir()
-    except OSError:
-        pass  # other calibrations' signals are there
-
-
-def _with_raw_signal(cal, archive, target, progress):
-    """The calibration with its sweep's raw signal sealed and named after it."""
-    import dataclasses
-
-    seal = archive.close(target.parent, status="completed", rename_to=f"{cal.calibration_id}.h5",
-                         calibration_id=cal.calibration_id, id=cal.calibration_id)
-    if seal is None:
-        progress.note(f"livctl: warning: the sweep's raw signal could not be kept: {archive.failure}")
-        return cal
-    if not seal.complete:
-        progress.note(f"livctl: warning: the sweep's raw signal is incomplete: {seal.note}")
-    return dataclasses.replace(cal, raw_signal={"file": seal.file, "sha256": seal.sha256, "samples": seal.samples,
-                                                "complete": seal.complete})
 
 
 def _report_failure(args: argparse.Namespace, status: str, reason: str, kind: str | None) -> None:

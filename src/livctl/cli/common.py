@@ -14,6 +14,7 @@ from typing import Any
 from livctl.errors import UsageError
 from livctl.inputs import MAX_COUNT, InputError, parse_count, parse_date, parse_percent, parse_speed, quantity
 from livctl.procedures.stopping import StopSignal
+from livctl.ui.text import fmt, minutes_seconds  # noqa: F401 - the commands' formatting
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -114,18 +115,6 @@ def json_text(obj: Any) -> str:
 def print_json(obj: Any) -> None:
     sys.stdout.write(json_text(obj))
     sys.stdout.flush()
-
-
-def minutes_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    whole = int(round(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
-def fmt(value: float | None, spec: str, missing: str = "-") -> str:
-    return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

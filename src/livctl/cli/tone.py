@@ -16,13 +16,12 @@ from livctl.cli.common import (
     print_json,
     stop_on_signals,
 )
+from livctl.prescription import TONE_MAX_FREQUENCY_HZ as MAX_FREQUENCY_HZ
+from livctl.prescription import TONE_MIN_FREQUENCY_HZ as MIN_FREQUENCY_HZ
 
 DEFAULT_SECONDS = 10.0
 MAX_SECONDS = 300.0
 """The tone always ends: a wiring check longer than five minutes is a mistake."""
-MIN_FREQUENCY_HZ = 1.0
-MAX_FREQUENCY_HZ = 1000.0
-"""Shakers and their sensors work well below this (LIV uses 30-90 Hz)."""
 STEP_S = 0.5
 """The tone is measured (when the platform has a sensor) and the stop request checked this often."""
 

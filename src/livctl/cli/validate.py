@@ -249,7 +249,9 @@ def _thd_cell(m) -> str:
 
 def render(result) -> str:
     """The human-readable report, at most 80 columns: a verdict, the driven stretch against the
-    targets, the stretches, the windows."""
+    targets, the stretches, the windows.
+
+    One piece, by choice: it is the report's layout, written in the order it prints."""
     from livctl.offline.validation import COVERAGE_FACTOR
 
     rec = result.recording

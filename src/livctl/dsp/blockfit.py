@@ -79,6 +79,8 @@ class BlockFit:
 
 @dataclass(frozen=True)
 class _Operator:
+    """The least-squares fit of one block length and rate, precomputed once and reused block after block."""
+
     count: int
     """Harmonics fitted (1 = the fundamental only)."""
     projection: np.ndarray

@@ -84,7 +84,7 @@ class ToneFit:
     """Standard deviation of the fundamental's peak amplitude, likewise."""
 
     @property
-    def thd(self) -> float:
+    def thd_fraction(self) -> float:
         """Total harmonic distortion as an amplitude ratio (harmonics 2-5 over the fundamental)."""
         if self.amplitude <= 0:
             return math.inf
@@ -743,6 +743,10 @@ def _gauss_newton(signal, omega_start: np.ndarray, count: int, max_shift: float,
     frequency and the fundamental's amplitude from that step's normal equations and residual.
     `close` says the start is already within a hundredth of a cycle (a tracked frequency): the
     fundamental-only steps are skipped.
+
+    One piece, by choice: the two kinds of step share their state (the rows still moving, their
+    coefficients, the last step's normal equations), and their order is the algorithm, read top to
+    bottom; tests/test_analysis.py and scripts/bench_estimator.py pin it against the CRLB.
     """
     n, rate = signal.n, signal.rate_hz
     duration_s = n / rate
@@ -1164,12 +1168,12 @@ def axis_index(axis: str | int, accel: np.ndarray) -> int:
 
 def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) -> Measurement:
     seen = min(len(fit.harmonics), N_HARMONICS - 1)
-    thd_seen = 100.0 * fit.thd
+    seen_thd_percent = 100.0 * fit.thd_fraction
     return Measurement(
         frequency_hz=fit.frequency_hz,
         peak_g=fit.amplitude / G_MPS2,
         rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
-        thd_percent=thd_seen if seen >= N_HARMONICS - 1 else math.nan,
+        thd_percent=seen_thd_percent if seen >= N_HARMONICS - 1 else math.nan,
         snr_db=fit.snr_db,
         sinad_db=fit.sinad_db,
         dc_g=fit.offset / G_MPS2,
@@ -1181,7 +1185,7 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
         peak_sd_g=fit.amplitude_sd / G_MPS2,
         rate_hz=fit.rate_hz,
         thd_harmonics=seen,
-        thd_seen_percent=thd_seen,
+        thd_seen_percent=seen_thd_percent,
     )
 
 

@@ -22,6 +22,9 @@ CYCLES_SHOWN = 6
 
 
 def write_plot(result, path: str | Path) -> None:
+    """Draw `result` (a `Validation`) to `path` (PNG): the trace, the windows' peaks, the spectrum.
+
+    One piece, by choice: the three panels of one figure, drawn on shared scales and colours."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -69,6 +69,9 @@ class WindowCheck:
 
 @dataclass(frozen=True)
 class Reanalysis:
+    """A logged session checked against its archive: the seal, every window measured again, the delivery
+    validated."""
+
     session: dict
     archive: dict
     """The log's seal of the archive (file, sha256, bytes, samples, complete, note)."""
@@ -106,20 +109,8 @@ class Reanalysis:
 
 def reanalyse(log, session_id: str) -> Reanalysis:
     """Check a logged session against its own raw signal (see the module's description)."""
-    from livctl.errors import LogError
-
-    session = log.find_session(session_id)
+    session, record, path = sealed_archive(log, session_id)
     session_id = session["session_id"]
-    records = log.archives(session_id)
-    if not records:
-        why = ("it is still running" if session["status"] == "running"
-               else "it was run by an older livctl, or no raw signal could be kept")
-        raise raw.ArchiveError(f"session {session_id} has no sealed raw signal to analyse: {why}")
-    record = records[0]
-    problem = raw.sealed_problem(log.path.parent, record)
-    if problem is not None:
-        raise LogError(f"session {session_id}'s raw signal proves nothing: {problem}")
-    path = log.path.parent / record["file"]
     data = raw.read_archive(path)
     rx = _prescription(session)
     axis = AXES.index(str(data.attrs.get("vertical_axis", "z")))
@@ -141,6 +132,26 @@ def reanalyse(log, session_id: str) -> Reanalysis:
     if not record["complete"]:
         reasons.append(f"the archive is incomplete: {record['note']}")
     return Reanalysis(session, record, path, data, rx, checks, validation, tuple(reasons))
+
+
+def sealed_archive(log, session_id: str) -> tuple[dict, dict, Path]:
+    """A logged session, its archive's seal in the log and the archive's path, once the file's
+    SHA-256 has been checked against the chain; ArchiveError when the session has no archive,
+    LogError when the archive proves nothing (missing, altered)."""
+    from livctl.errors import LogError
+
+    session = log.find_session(session_id)
+    session_id = session["session_id"]
+    records = log.archives(session_id)
+    if not records:
+        why = ("it is still running" if session["status"] == "running"
+               else "it was run by an older livctl, or no raw signal could be kept")
+        raise raw.ArchiveError(f"session {session_id} has no sealed raw signal to analyse: {why}")
+    record = records[0]
+    problem = raw.sealed_problem(log.path.parent, record)
+    if problem is not None:
+        raise LogError(f"session {session_id}'s raw signal proves nothing: {problem}")
+    return session, record, log.path.parent / record["file"]
 
 
 def _prescription(session: dict) -> Prescription:

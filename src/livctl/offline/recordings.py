@@ -99,6 +99,9 @@ class RecordingError(UsageError):
 
 @dataclass(frozen=True)
 class Recording:
+    """A recording as read: samples in m/s^2 on a uniform grid (runs between gaps), with where it came from and
+    notes."""
+
     accel_mps2: np.ndarray
     """(n, axes) in m/s^2, column-major (each axis contiguous)."""
     rate_hz: float
@@ -258,6 +261,8 @@ def parse_columns(text: str) -> dict[str, str | int]:
 
 @dataclass
 class _Layout:
+    """Where a CSV file's header and numbers are and how its rows are split."""
+
     header_line: int | None
     """Physical line (0-based) of the header; None without one."""
     first_data_line: int

@@ -56,6 +56,8 @@ class Piece:
 
 @dataclass(frozen=True)
 class Gap:
+    """A stretch of a stamped recording with samples missing."""
+
     after_s: float
     """Time of the last sample before the gap (s after the first sample)."""
     duration_s: float
@@ -277,20 +279,7 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
             piece_of.append(k)
             spans.append(a)
             snr.append(10.0 ** (m.snr_db / 10.0))
-    z_drift, beta, se = 0.0, math.nan, math.inf
-    if len(f) >= 3:
-        f, sd, slope, piece_of = map(np.asarray, (f, sd, slope, piece_of))
-        predicted = f * slope
-        same = piece_of[1:] == piece_of[:-1]
-        df, dp = np.diff(f), np.diff(predicted)
-        var = sd[1:] ** 2 + sd[:-1] ** 2
-        steady = same & (np.abs(df) <= 6.0 * np.sqrt(var) + 2.0 * np.abs(dp))
-        w = 1.0 / var[steady]
-        info = float(np.sum(w * dp[steady] ** 2))
-        if info > 0:
-            beta = float(np.sum(w * dp[steady] * df[steady])) / info
-            se = 1.0 / math.sqrt(info)
-            z_drift = (beta - 0.5) / se
+    z_drift, beta, se = _drift_test(f, sd, slope, piece_of)
     z_jitter = 0.0
     audible = bool(spans) and (2.0 * math.pi * float(np.median(f)) * white_rms_s) ** 2 * float(np.median(snr)) >= 0.01
     if audible:
@@ -318,6 +307,27 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
     if votes and all(v == votes[0] for v in votes):
         return votes[0], text
     return "undecided", text
+
+
+def _drift_test(f: list[float], sd: list[float], slope: list[float], piece_of: list[int]) -> tuple[float, float, float]:
+    """The drift test (see `decide`): z-score, beta and its standard error from consecutive windows'
+    frequencies `f` (their standard deviations `sd`), the stamps' local drift `slope` under each and
+    the piece each belongs to; (0, nan, inf) with fewer than 3 windows or no drift to test."""
+    z_drift, beta, se = 0.0, math.nan, math.inf
+    if len(f) >= 3:
+        f, sd, slope, piece_of = map(np.asarray, (f, sd, slope, piece_of))
+        predicted = f * slope
+        same = piece_of[1:] == piece_of[:-1]
+        df, dp = np.diff(f), np.diff(predicted)
+        var = sd[1:] ** 2 + sd[:-1] ** 2
+        steady = same & (np.abs(df) <= 6.0 * np.sqrt(var) + 2.0 * np.abs(dp))
+        w = 1.0 / var[steady]
+        info = float(np.sum(w * dp[steady] ** 2))
+        if info > 0:
+            beta = float(np.sum(w * dp[steady] * df[steady])) / info
+            se = 1.0 / math.sqrt(info)
+            z_drift = (beta - 0.5) / se
+    return z_drift, beta, se
 
 
 def _residual_power(m) -> float:

@@ -76,6 +76,8 @@ than a quantisation step)."""
 
 @dataclass(frozen=True)
 class WindowReport:
+    """One window of a validated recording: its measurement and verdict against the prescription."""
+
     index: int
     t_s: float
     """Start, seconds after the file's first sample."""
@@ -154,6 +156,9 @@ def _uncertainty_dict(m: Measurement, timing_f: float, timing_a: float) -> dict:
 
 @dataclass(frozen=True)
 class Validation:
+    """A recording validated against a prescription: windows, stretches, the main stretch's figures with
+    uncertainty, the verdict."""
+
     recording: Recording
     prescription: Prescription
     window_s: float
@@ -249,7 +254,7 @@ def _axis_dict(fit: ToneFit) -> dict:
         "rms_g": fit.amplitude / G_MPS2 / math.sqrt(2.0),
         "phase_rad": fit.phase_rad,
         "dc_g": fit.offset / G_MPS2,
-        "thd_percent": 100.0 * fit.thd if fit.amplitude > 0 and full else None,
+        "thd_percent": 100.0 * fit.thd_fraction if fit.amplitude > 0 and full else None,
         "snr_db": fit.snr_db,
         "sinad_db": fit.sinad_db,
     }
@@ -277,6 +282,9 @@ def validate(
     `axis` is "auto" (the axis with the most AC power), or x, y, z. Raises RecordingError for a
     recording that cannot prove anything (too slow, too short, values no sensor reads, no
     vibration, clipped sensor) and for a window length that some window could not be measured with.
+
+    One piece, by choice: the checks, windows, stretches, figures and verdict are one sequence, each
+    step using what the ones before found; the helpers it calls carry the arithmetic.
     """
     rec, rx = recording, prescription
     rate, f_rx = rec.rate_hz, rx.frequency_hz

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from livctl.errors import DeviceURLError, DriveRequestError
+from livctl.errors import DeviceURLError, DriveRequestError, Refusal
 from livctl.inputs import Range, is_plain_number, parse_number, parse_whole
 
 POSITIVE = Range(0.0, None, low_open=True)
@@ -64,6 +64,8 @@ class SampleBlock:
 
 @dataclass(frozen=True)
 class DeviceURL:
+    """A parsed device URL (scheme://location?options); `take` types and checks its options."""
+
     url: str
     scheme: str
     location: str
@@ -325,10 +327,14 @@ def _finite_at_least_zero(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
+class SpeedRefused(Refusal, DeviceURLError):
+    """A speed asked of a platform that runs in real time."""
+
+
 def open_platform(url: str, *, speed: float | None = None) -> Platform:
     """Build the platform a URL names (not yet opened). `speed` applies to the simulator only."""
     parsed = parse_device_url(url)
     if speed is not None and parsed.scheme != "sim":
-        raise DeviceURLError("--speed applies to the simulator (sim://) only; real platforms run in real time")
+        raise SpeedRefused("{speed} applies to the simulator (sim://) only; real platforms run in real time", "speed")
     module = importlib.import_module(BACKENDS[parsed.scheme])
     return module.PLATFORM.from_url(parsed, speed=speed)

@@ -104,6 +104,8 @@ def sounddevice():
 
 @dataclass(frozen=True)
 class AudioDevice:
+    """A PortAudio device as `livctl devices` lists it: index, name, host API, channels, default rate."""
+
     index: int
     name: str
     host_api: str

@@ -95,6 +95,9 @@ def _truth_path(text: str) -> str:
 
 
 class SimPlatform(Platform):
+    """`sim://`: the simulated platform (firmware_sim's plate, actuator and accelerometer) on a real or virtual
+    clock, rendering a window ahead and rewinding exactly when a command lands midway."""
+
     kind = "sim"
     simulated = True
     has_device_trip = True

@@ -19,24 +19,30 @@ with `loop_gain` 1 a one-step (deadbeat) correction and smaller values a gentler
 
 The drive state itself is clamped to [0, drive_cap], so there is no integrator to wind up: a
 controller held at its cap resumes from the cap the moment the level comes back. A rise is rate
-limited (at most `max_rise` per update); a fall is not, because falling is the safe direction.
+limited (at most `max_rise_ratio` per update); a fall is not, because falling is the safe direction.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ControlSettings:
+    """The amplitude controller's knobs: loop gain, the fast loop's threshold, the largest rise per update, the
+    deadband."""
+
     loop_gain: float = 1.0
     """Share of the (logarithmic) error corrected per update: 1 deadbeat, 0.5 half-way."""
-    fast_threshold: float = 0.05
+    fast_threshold_fraction: float = 0.05
     """The fast loop acts when a block's level is off by more than this fraction."""
-    max_rise: float = 1.5
+    max_rise_ratio: float = 1.5
     """Largest factor by which one update may raise the drive."""
-    deadband: float = 0.002
+    deadband_fraction: float = 0.002
     """Fine-loop errors smaller than this fraction are left alone (no command, no click)."""
     correction_ramp_s: float = 0.05
     """Raised-cosine ramp for each drive correction."""
@@ -46,10 +52,10 @@ class ControlSettings:
     def __post_init__(self) -> None:
         if not 0 < self.loop_gain <= 1:
             raise ValueError(f"loop gain must be in (0, 1], got {self.loop_gain}")
-        if not 0 < self.fast_threshold < 1:
-            raise ValueError(f"fast threshold must be in (0, 1), got {self.fast_threshold}")
-        if not self.max_rise > 1:
-            raise ValueError(f"max rise must be above 1, got {self.max_rise}")
+        if not 0 < self.fast_threshold_fraction < 1:
+            raise ValueError(f"fast threshold must be in (0, 1), got {self.fast_threshold_fraction}")
+        if not self.max_rise_ratio > 1:
+            raise ValueError(f"max rise must be above 1, got {self.max_rise_ratio}")
 
 
 class AmplitudeController:
@@ -75,13 +81,15 @@ class AmplitudeController:
             return None
         self.updated = True
         ratio = self.target_peak_mps2 / measured_peak_mps2
-        factor = min(ratio**loop_gain, self.settings.max_rise)
+        factor = min(ratio**loop_gain, self.settings.max_rise_ratio)
         wanted = self.drive * factor
         self.wanted = wanted
         new = min(wanted, self.drive_cap)
         self.saturated = wanted >= self.drive_cap
         if new == self.drive:
             return None
+        _log.debug("controller: measured %.4g m/s^2 peak for %.4g; drive %.5f -> %.5f%s", measured_peak_mps2,
+                   self.target_peak_mps2, self.drive, new, " (at its cap)" if self.saturated else "")
         self.drive = new
         self._changed_in_window = True
         return new
@@ -94,7 +102,7 @@ class AmplitudeController:
             return None
         error = block_peak_mps2 / self.target_peak_mps2 - 1.0
         noise = 4.0 * std_error_mps2 / self.target_peak_mps2
-        if abs(error) <= max(self.settings.fast_threshold, noise):
+        if abs(error) <= max(self.settings.fast_threshold_fraction, noise):
             return None
         return self._update(block_peak_mps2, 1.0)
 
@@ -108,7 +116,7 @@ class AmplitudeController:
         self._changed_in_window = False
         if not steady or window_peak_mps2 is None:
             return None
-        if abs(window_peak_mps2 / self.target_peak_mps2 - 1.0) <= self.settings.deadband:
+        if abs(window_peak_mps2 / self.target_peak_mps2 - 1.0) <= self.settings.deadband_fraction:
             return None
         new = self._update(window_peak_mps2, self.settings.loop_gain)
         # a fine correction lands on the window boundary: the next window is steady but for its

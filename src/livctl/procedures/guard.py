@@ -38,6 +38,7 @@ stale sensor, frequency...) judge the blocks the guard hands over.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G, Trip
 from livctl.procedures.sensorwatch import SensorWatch
 from livctl.procedures.stopping import StopSignal
 from livctl.units import g_to_mps2, mps2_to_g
+
+_log = logging.getLogger(__name__)
 
 MAX_BLOCK_S = 0.1
 """The longest block of samples the guard reads at once: the cap is checked, and a stop honoured,
@@ -252,6 +255,7 @@ class MotionGuard:
         """Zero the drive at once and remember why (once: after a cut the guard commands nothing)."""
         if self.cut_reason is not None:
             return
+        _log.debug("drive cut: %s", reason)
         self.cut_reason = reason
         self.drive_level = 0.0
         try:
@@ -374,6 +378,7 @@ class MotionGuard:
         """Start the ramp to zero (the caller keeps reading blocks, which the guard still checks)."""
         self.winding_down = True
         if self.cut_reason is None and not self.finished:
+            _log.debug("ramping down from drive %.5f", self.drive_level)
             ramp = self.ramp_s if ramp_s is None else ramp_s
             try:
                 self.platform.set_drive(0.0, ramp)

@@ -29,6 +29,7 @@ Every default can be tightened (never loosened) by a platform profile: `SafetyLi
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -36,6 +37,8 @@ from dataclasses import dataclass, replace
 from livctl.dsp.blockfit import phase_drift_hz
 from livctl.errors import UsageError
 from livctl.units import g_to_mps2, mps2_to_g
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_ACCEL_CAP_G = 1.0
 """Absolute ceiling on peak acceleration, g. LIV works well under 1 g."""
@@ -89,6 +92,9 @@ _SHORTEST_S = {
 
 @dataclass(frozen=True)
 class SafetyLimits:
+    """The limits a session runs under (defaults that a platform's safety profile can only tighten): the cap, and
+    each interlock's threshold and how long it may hold."""
+
     accel_cap_g: float = DEFAULT_ACCEL_CAP_G
     over_level_margin: float = 0.25
     over_level_s: float = 0.5
@@ -159,6 +165,8 @@ class _Timer:
 
 @dataclass(frozen=True)
 class _Span:
+    """One control block's fit, as the interlocks keep it over their look-back span."""
+
     end_s: float
     phase_rad: float
     fundamental2: float
@@ -262,10 +270,10 @@ class Interlocks:
                 f"frequency {frequency_hz:.2f} Hz outside {self.prescription.frequency_hz:g} +- "
                 f"{self.tolerance_hz:g} Hz for {lim.frequency_s:g} s",
             )
-        thd = math.sqrt(sum(b.harmonics2 for b in span) / fundamental2) if fundamental2 > 0 else 0.0
-        distorted = thd > lim.max_thd_fraction
+        thd_fraction = math.sqrt(sum(b.harmonics2 for b in span) / fundamental2) if fundamental2 > 0 else 0.0
+        distorted = thd_fraction > lim.max_thd_fraction
         if self._thd.hold(distorted, start_s, end_s) >= lim.thd_s - 1e-9:
-            self._trip(end_s, f"THD {100 * thd:.1f} % above {100 * lim.max_thd_fraction:g} % for {lim.thd_s:g} s")
+            self._trip(end_s, f"THD {100 * thd_fraction:.1f} % above {100 * lim.max_thd_fraction:g} % for {lim.thd_s:g} s")
 
     @property
     def rise_limit_drive(self) -> float:
@@ -295,6 +303,7 @@ class Interlocks:
 
     def _trip(self, end_s: float | None, reason: str, *, cut: bool = False) -> None:
         self.tripped_at_s = end_s
+        _log.debug("interlock trips at %s s (%s): %s", end_s, "cut" if cut else "ramp down", reason)
         raise Trip(reason, cut=cut)
 
 

@@ -516,6 +516,8 @@ class PhaseWatch:
 
 @dataclass
 class _Pair:
+    """One block's fundamentals from the two accelerometers, with their variances."""
+
     t_s: float
     first: float
     second: float

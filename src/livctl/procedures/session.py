@@ -37,6 +37,7 @@ archive that cannot be written stops the session safely, with the reason.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable
@@ -51,16 +52,20 @@ from livctl.dsp.blockfit import fit_block
 from livctl.procedures.control import AmplitudeController, ControlSettings
 from livctl.records.doselog import DoseLog, SessionStart
 from livctl.errors import LogError, PlatformError, SessionNotRecorded
+from livctl.events import Phase, SessionStatus
 from livctl.procedures.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
 from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_session
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
 from livctl.procedures.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
-PRECHECK = "precheck"
-RAMP_UP = "ramp_up"
-DELIVER = "deliver"
-RAMP_DOWN = "ramp_down"
+_log = logging.getLogger(__name__)
+
+PRECHECK = Phase.PRECHECK
+RAMP_UP = Phase.RAMP_UP
+DELIVER = Phase.DELIVER
+RAMP_DOWN = Phase.RAMP_DOWN
+COMPLETED, ABORTED, INTERRUPTED = SessionStatus.COMPLETED, SessionStatus.ABORTED, SessionStatus.INTERRUPTED
 
 REST_S = 0.5
 """How long the sensor check listens to the platform at rest."""
@@ -115,8 +120,10 @@ class _LogWriteFailed(Exception):
 
 @dataclass(frozen=True)
 class WindowResult:
+    """One measurement window of a session, as logged: its phase, drive, measurement and verdict."""
+
     index: int
-    phase: str
+    phase: Phase
     t_s: float
     duration_s: float
     drive: float
@@ -145,7 +152,7 @@ class WindowResult:
 class Progress:
     """What an observer sees after each window."""
 
-    phase: str
+    phase: Phase
     window: WindowResult
     delivered_s: float
     duration_s: float
@@ -154,8 +161,10 @@ class Progress:
 
 @dataclass(frozen=True)
 class SessionResult:
+    """How a session went: its end (status, reason) and what it delivered, as measured."""
+
     session_id: str | None
-    status: str
+    status: SessionStatus
     reason: str | None
     delivered_s: float
     in_spec_s: float
@@ -174,6 +183,8 @@ class SessionResult:
 
 @dataclass
 class _Tally:
+    """Running sums over a session's windows, for its result."""
+
     delivered_s: float = 0.0
     in_spec_s: float = 0.0
     measured_s: float = 0.0
@@ -293,11 +304,13 @@ class Session:
             guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
         except PlatformError as exc:  # gone before anything moved: the session still ends in the log
             guard.finish()
-            status, reason = "aborted", f"platform failure: {exc}"
+            status, reason = ABORTED, f"platform failure: {exc}"
         else:
             with _entered(guard):
                 status, reason, failure = self._drive_through(guard)
         result = self._result(status, reason)
+        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
+                   f": {result.reason}" if result.reason else "")
         if self.log is not None and self.session_id is not None:
             seal = None
             if self.archive is not None:
@@ -316,7 +329,7 @@ class Session:
 
     def _drive_through(self, guard: MotionGuard) -> tuple[str, str | None, BaseException | None]:
         """Every phase, through the guard; how it ended (status, reason, a bug to re-raise)."""
-        status, reason = "completed", None
+        status, reason = COMPLETED, None
         failure: BaseException | None = None
         try:
             if self._archive_problem:
@@ -330,25 +343,25 @@ class Session:
             self._ramp_up()
             self._deliver()
         except StopRequested as exc:
-            status, reason = "interrupted", exc.reason
+            status, reason = INTERRUPTED, exc.reason
         except KeyboardInterrupt:
-            status, reason = "interrupted", "interrupted by the operator"
+            status, reason = INTERRUPTED, "interrupted by the operator"
         except SensorUntrusted as exc:
-            status, reason = "aborted", f"sensor check: {exc.reason}"
+            status, reason = ABORTED, f"sensor check: {exc.reason}"
         except Trip as trip:
-            status, reason = "aborted", f"interlock: {trip.reason}"
+            status, reason = ABORTED, f"interlock: {trip.reason}"
             if trip.cut:
                 guard.cut(trip.reason)
         except SessionAbort as exc:
-            status, reason = "aborted", str(exc)
+            status, reason = ABORTED, str(exc)
         except _LogWriteFailed as exc:
-            status, reason = "aborted", f"the dose log could not be written: {exc}"
+            status, reason = ABORTED, f"the dose log could not be written: {exc}"
         except PlatformError as exc:
-            status, reason = "aborted", f"platform failure: {exc}"
+            status, reason = ABORTED, f"platform failure: {exc}"
         except Exception as exc:  # a bug must still leave the platform stopped and the log true
-            status, reason = "aborted", f"internal error: {type(exc).__name__}: {exc}"
+            status, reason = ABORTED, f"internal error: {type(exc).__name__}: {exc}"
             failure = exc
-        if status != "completed" and self.stopped_at_s is None:
+        if status != COMPLETED and self.stopped_at_s is None:
             self.stopped_at_s = self._read_to_s
         reason = self._wind_down(reason)
         return status, reason, failure
@@ -388,11 +401,11 @@ class Session:
         t = self._tally
         fraction = t.in_spec_fraction
         in_spec = (
-            status == "completed"
+            status == COMPLETED
             and fraction is not None
             and fraction >= self.prescription.tolerance.min_in_spec_fraction
         )
-        if status == "completed" and not in_spec and reason is None:
+        if status == COMPLETED and not in_spec and reason is None:
             reason = self._unmeasured or (
                 f"only {100 * (fraction or 0):.0f} % of the delivery was in spec "
                 f"(at least {100 * self.prescription.tolerance.min_in_spec_fraction:.0f} % required)"
@@ -405,7 +418,7 @@ class Session:
             reason = f"{reason}; stream faults: {faults}" if reason else f"stream faults: {faults}"
         return SessionResult(
             session_id=self.session_id,
-            status=status,
+            status=SessionStatus(status),
             reason=reason,
             delivered_s=t.delivered_s,
             in_spec_s=t.in_spec_s,

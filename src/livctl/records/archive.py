@@ -782,6 +782,8 @@ def _set_attributes(attrs, values: dict[str, Any]) -> None:
             continue
         if isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, str):
+            value = str(value)  # a str-valued enum (a session's status) as the plain string HDF5 takes
         attrs[key] = value
 
 

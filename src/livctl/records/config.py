@@ -250,6 +250,8 @@ def system_file(environ: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Value:
+    """A configuration field's effective value and where it came from."""
+
     value: Any
     source: str
     """default, system file PATH, user file PATH, environment NAME, command line --OPTION."""

@@ -250,6 +250,8 @@ class UnknownSubject(UsageError):
 
 @dataclass(frozen=True)
 class SessionStart:
+    """A session's start record: the platform, the people, the prescription and its tolerances, the calibration."""
+
     device: str
     platform_id: str
     simulated: bool

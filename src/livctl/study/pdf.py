@@ -160,6 +160,8 @@ class _Document:
         footer, pagesize = self.footer, self.pagesize
 
         class NumberedCanvas(pdf_canvas.Canvas):
+            """A canvas that holds its pages until the end, to print page N of M on each."""
+
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 self._pages: list[dict] = []

@@ -182,117 +182,146 @@ def load_regimen_file(path: str | Path) -> tuple[Regimen, str]:
     return regimen, f"file {path.resolve()} sha256 {hashlib.sha256(data).hexdigest()}"
 
 
+class _Table:
+    """A regimen's TOML table as it is read: typed fields, and errors that say where."""
+
+    def __init__(self, table: dict, where: str):
+        self.table, self.where = table, where
+
+    def fail(self, message: str) -> RegimenError:
+        return RegimenError(f"{self.where}: {message}")
+
+    def number(self, key: str, *, integer: bool = False) -> float | int | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(f"{key} must be a number ({_FIELDS[key]}), got {value!r}")
+        if integer and value != int(value):
+            raise self.fail(f"{key} must be a whole number, got {value!r}")
+        return int(value) if integer else float(value)
+
+    def text(self, key: str) -> str | None:
+        value = self.table.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(f"{key} must be a string ({_FIELDS[key]}), got {value!r}")
+        return value
+
+
 def parse_regimen(table: dict, *, where: str, default_name: str) -> Regimen:
     """Check a regimen given as a TOML table; a one-line RegimenError names the first problem."""
-
-    def fail(message: str) -> RegimenError:
-        return RegimenError(f"{where}: {message}")
-
+    t = _Table(table, where)
     for key in table:
         if key not in _FIELDS:
             close = difflib.get_close_matches(key, list(_FIELDS), n=1)
             hint = f"did you mean {close[0]}?" if close else f"known fields: {', '.join(_FIELDS)}"
-            raise fail(f"unknown field {key!r}; {hint}")
-
-    def number(key: str, *, integer: bool = False) -> float | int | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise fail(f"{key} must be a number ({_FIELDS[key]}), got {value!r}")
-        if integer and value != int(value):
-            raise fail(f"{key} must be a whole number, got {value!r}")
-        return int(value) if integer else float(value)
-
-    def text(key: str) -> str | None:
-        value = table.get(key)
-        if value is not None and not isinstance(value, str):
-            raise fail(f"{key} must be a string ({_FIELDS[key]}), got {value!r}")
-        return value
-
-    name = text("name") or default_name
-    preset_name = text("preset")
-    frequency_hz, peak_g = number("frequency_hz"), number("peak_g")
-    minutes = number("minutes_per_bout")
-    if preset_name is not None:
-        if frequency_hz is not None or peak_g is not None:
-            raise fail("preset fixes the frequency and acceleration; give preset or frequency_hz and peak_g, not both")
-        try:
-            preset = get_preset(preset_name)
-        except UsageError as exc:
-            raise fail(str(exc)) from None
-        frequency_hz, peak_g = preset.frequency_hz, preset.peak_g
-        minutes = preset.minutes if minutes is None else minutes
-    elif frequency_hz is None or peak_g is None:
-        missing = "frequency_hz" if frequency_hz is None else "peak_g"
-        raise fail(f"missing {missing}: give preset, or frequency_hz and peak_g")
-    if minutes is None:
-        raise fail(f"missing minutes_per_bout ({_FIELDS['minutes_per_bout']})")
-
-    bouts = number("bouts_per_day", integer=True)
+            raise t.fail(f"unknown field {key!r}; {hint}")
+    name = t.text("name") or default_name
+    preset_name, frequency_hz, peak_g, minutes = _signal(t)
+    bouts = t.number("bouts_per_day", integer=True)
     if bouts is None:
-        raise fail(f"missing bouts_per_day ({_FIELDS['bouts_per_day']})")
-
-    rest_min, rest_h = number("min_rest_minutes"), number("min_rest_hours")
-    if rest_min is not None and rest_h is not None:
-        raise fail("give min_rest_minutes or min_rest_hours, not both")
-    rest = rest_min if rest_min is not None else (None if rest_h is None else rest_h * 60.0)
-    if rest is None:
-        if bouts > 1:
-            raise fail("missing min_rest_minutes (or min_rest_hours): the least rest between a day's bouts")
-        rest = 0.0
-
-    per_week = number("days_per_week", integer=True)
-    names = table.get("weekdays")
-    weekdays = None
-    if names is not None:
-        if not isinstance(names, list) or not names:
-            raise fail(f"weekdays must be a list of day names, e.g. {_FIELDS['weekdays'].split('e.g. ')[1]}")
-        try:
-            weekdays = tuple(sorted(_weekday(n) for n in names))
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-        if len(set(weekdays)) != len(weekdays):
-            raise fail(f"weekdays names a day twice: {names}")
-        if per_week is not None and per_week != len(weekdays):
-            raise fail(f"days_per_week = {per_week} but weekdays lists {len(weekdays)} days")
-    elif per_week is None:
-        raise fail("missing days_per_week (or weekdays): which days of the week have bouts")
-    else:
-        if not 1 <= per_week <= 7:
-            raise fail(f"days_per_week must be 1-7, got {per_week}")
-        weekdays = tuple(range(per_week))
-
-    weeks, days = number("weeks", integer=True), number("days", integer=True)
-    if weeks is not None and days is not None:
-        raise fail("give weeks or days, not both")
-    if weeks is None and days is None:
-        raise fail("missing weeks (or days): how long the regimen lasts")
-    length = days if days is not None else weeks * 7
-
-    start = table.get("start")
-    if start is not None:
-        if isinstance(start, str):
-            try:
-                start = dt.date.fromisoformat(start)
-            except ValueError:
-                raise fail(f"start must be a date such as 2026-03-02, got {start!r}") from None
-        elif isinstance(start, dt.datetime) or not isinstance(start, dt.date):
-            raise fail(f"start must be a date such as 2026-03-02 (no time of day), got {start!r}")
-        try:
-            check_date(start, "start")
-        except InputError as exc:
-            raise fail(str(exc)) from None
-    timezone = text("timezone")
+        raise t.fail(f"missing bouts_per_day ({_FIELDS['bouts_per_day']})")
+    rest = _rest_minutes(t, bouts)
+    weekdays = _weekdays(t)
+    length = _length_days(t)
+    start = _start(t)
+    timezone = t.text("timezone")
     regimen = Regimen(
         name=name, frequency_hz=frequency_hz, peak_g=peak_g, minutes_per_bout=minutes, bouts_per_day=bouts,
         min_rest_minutes=rest, weekdays=weekdays, days=length, start=start, timezone=timezone, preset=preset_name,
-        note=text("note") or "",
+        note=t.text("note") or "",
     )
     try:
         return check_regimen(regimen)
     except RegimenError as exc:
-        raise fail(str(exc)) from None
+        raise t.fail(str(exc)) from None
+
+
+def _signal(t: _Table) -> tuple[str | None, float, float, float]:
+    """The regimen's preset (or None), frequency, peak acceleration and minutes per bout."""
+    preset_name = t.text("preset")
+    frequency_hz, peak_g = t.number("frequency_hz"), t.number("peak_g")
+    minutes = t.number("minutes_per_bout")
+    if preset_name is not None:
+        if frequency_hz is not None or peak_g is not None:
+            raise t.fail("preset fixes the frequency and acceleration; give preset or frequency_hz and peak_g, not both")
+        try:
+            preset = get_preset(preset_name)
+        except UsageError as exc:
+            raise t.fail(str(exc)) from None
+        frequency_hz, peak_g = preset.frequency_hz, preset.peak_g
+        minutes = preset.minutes if minutes is None else minutes
+    elif frequency_hz is None or peak_g is None:
+        missing = "frequency_hz" if frequency_hz is None else "peak_g"
+        raise t.fail(f"missing {missing}: give preset, or frequency_hz and peak_g")
+    if minutes is None:
+        raise t.fail(f"missing minutes_per_bout ({_FIELDS['minutes_per_bout']})")
+    return preset_name, frequency_hz, peak_g, minutes
+
+
+def _rest_minutes(t: _Table, bouts: int) -> float:
+    """The least rest between a day's bouts, minutes (0 for one bout a day)."""
+    rest_min, rest_h = t.number("min_rest_minutes"), t.number("min_rest_hours")
+    if rest_min is not None and rest_h is not None:
+        raise t.fail("give min_rest_minutes or min_rest_hours, not both")
+    rest = rest_min if rest_min is not None else (None if rest_h is None else rest_h * 60.0)
+    if rest is None:
+        if bouts > 1:
+            raise t.fail("missing min_rest_minutes (or min_rest_hours): the least rest between a day's bouts")
+        rest = 0.0
+    return rest
+
+
+def _weekdays(t: _Table) -> tuple[int, ...]:
+    """The days of the week with bouts (0 = Monday), from weekdays or days_per_week."""
+    per_week = t.number("days_per_week", integer=True)
+    names = t.table.get("weekdays")
+    if names is not None:
+        if not isinstance(names, list) or not names:
+            raise t.fail(f"weekdays must be a list of day names, e.g. {_FIELDS['weekdays'].split('e.g. ')[1]}")
+        try:
+            weekdays = tuple(sorted(_weekday(n) for n in names))
+        except ValueError as exc:
+            raise t.fail(str(exc)) from None
+        if len(set(weekdays)) != len(weekdays):
+            raise t.fail(f"weekdays names a day twice: {names}")
+        if per_week is not None and per_week != len(weekdays):
+            raise t.fail(f"days_per_week = {per_week} but weekdays lists {len(weekdays)} days")
+        return weekdays
+    if per_week is None:
+        raise t.fail("missing days_per_week (or weekdays): which days of the week have bouts")
+    if not 1 <= per_week <= 7:
+        raise t.fail(f"days_per_week must be 1-7, got {per_week}")
+    return tuple(range(per_week))
+
+
+def _length_days(t: _Table) -> int:
+    """How long the regimen lasts, days (from weeks or days)."""
+    weeks, days = t.number("weeks", integer=True), t.number("days", integer=True)
+    if weeks is not None and days is not None:
+        raise t.fail("give weeks or days, not both")
+    if weeks is None and days is None:
+        raise t.fail("missing weeks (or days): how long the regimen lasts")
+    return days if days is not None else weeks * 7
+
+
+def _start(t: _Table) -> dt.date | None:
+    """The regimen's first day, when given (a TOML date or an ISO date string)."""
+    start = t.table.get("start")
+    if start is None:
+        return None
+    if isinstance(start, str):
+        try:
+            start = dt.date.fromisoformat(start)
+        except ValueError:
+            raise t.fail(f"start must be a date such as 2026-03-02, got {start!r}") from None
+    elif isinstance(start, dt.datetime) or not isinstance(start, dt.date):
+        raise t.fail(f"start must be a date such as 2026-03-02 (no time of day), got {start!r}")
+    try:
+        check_date(start, "start")
+    except InputError as exc:
+        raise t.fail(str(exc)) from None
+    return start
 
 
 def _weekday(name: object) -> int:

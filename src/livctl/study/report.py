@@ -52,6 +52,9 @@ DAY_LABELS = {
 
 @dataclass
 class Day:
+    """One local day of a subject's report: the bouts prescribed and delivered, their minutes, the day's
+    exposure."""
+
     day: dt.date
     prescribed: int
     prescribed_minutes: float
@@ -86,6 +89,8 @@ class Day:
 
 @dataclass
 class SubjectReport:
+    """A subject's compliance report: regimen plan, days, sessions, bouts prescribed, delivered and compliant."""
+
     subject: str
     kind: str
     plan: Plan
@@ -272,6 +277,8 @@ def build_subject_report(
 
 @dataclass
 class StudyReport:
+    """Every subject's report, with the log's verification: what `livctl report --study` files."""
+
     subjects: list[SubjectReport]
     check: ChainCheck | None
     log: str

@@ -118,6 +118,8 @@ class Bout:
 
 @dataclass(frozen=True)
 class Assignment:
+    """A regimen assigned to a subject, from the log: when, by whom, from which source."""
+
     seq: int
     regimen: Regimen
     assigned_utc: str

@@ -28,7 +28,8 @@ import pyqtgraph as pg  # noqa: E402
 from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
 
 from livctl.platforms import SampleBlock  # noqa: E402
-from livctl.records.calibration import CalibrationObserver, Gain, Step  # noqa: E402
+from livctl.procedures.calibrate import CalibrationObserver  # noqa: E402
+from livctl.records.calibration import Gain, Step  # noqa: E402
 from livctl.errors import UsageError  # noqa: E402
 from livctl.units import mps2_to_g  # noqa: E402
 
@@ -425,6 +426,9 @@ def run_live(
     a stop is requested, e.g. Ctrl-C); a job that was stopped holds it open only with
     `hold_after_stop` (a session: its final state stays up until the window is closed or a second
     Ctrl-C comes).
+
+    One piece, by choice: the worker thread, the Qt timer and the window's close handler share the
+    state they pass between threads (`outcome`), kept in one place so its hand-offs can be read whole.
     """
     if mode == "offscreen" and QtWidgets.QApplication.instance() is None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from typing import Any
 
-from livctl.cli.common import fmt, minutes_seconds
+from livctl.ui.text import fmt, minutes_seconds
 
 PHASE_LABELS = {
     "precheck": "pre-check",
@@ -182,3 +183,26 @@ class ProgressDisplay:
         from rich.text import Text
 
         self._console.print(Text(text))  # a note wraps at words, above the live line
+
+
+class PrintStatus:
+    """A calibration's progress as status lines on a text stream (stderr for the command); `note`
+    prints even when quiet. A `livctl.procedures.calibrate.CalibrationObserver` by its methods."""
+
+    def __init__(self, stream: Any, *, quiet: bool = False):
+        self.stream = stream
+        self.quiet = quiet
+
+    def status(self, text: str) -> None:
+        if not self.quiet:
+            self.note(text)
+
+    def note(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def samples(self, block: Any, frequency_hz: float, drive: float) -> None:
+        """Blocks are for the live view; a text stream shows none."""
+
+    def step(self, frequency_hz: float, step: Any, gain: Any) -> None:
+        """Steps are reported by the calibrator's status lines."""

@@ -11,6 +11,7 @@ marks the link dead with the reason, so no call can hang.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import queue
 import threading
@@ -23,6 +24,8 @@ import serial
 
 from livctl.platforms.serial.protocol import Frame, StreamDecoder
 from livctl.errors import DeviceOpenError, PlatformError
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -174,7 +177,10 @@ class SerialLink:
         answer within `timeout_s` the query is sent again, up to `attempts` times in all.
         """
         rejected = None
-        for _ in range(attempts):
+        for attempt in range(attempts):
+            if attempt:
+                _log.debug("%s: no valid answer to %r within %g s; asking again (attempt %d of %d)",
+                           self.path, text, timeout_s, attempt + 1, attempts)
             self._drain_lines()
             self.send(text)
             deadline = time.monotonic() + timeout_s
@@ -215,6 +221,7 @@ class SerialLink:
         now = time.monotonic()
         if now - self._last_beat_s >= self.heartbeat_period_s:
             self._last_beat_s = now
+            _log.debug("%s: heartbeat", self.path)
             self.send("SYST:HEAR")
 
     def _drain_lines(self) -> None:

@@ -20,6 +20,7 @@ interlocks keep running and a ramp-down is still paced and logged. Every call ha
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import queue
 import time
@@ -47,6 +48,8 @@ from livctl.platforms.serial.protocol import (
 from livctl.clock import RealClock
 from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError
 from livctl.units import g_to_mps2, mps2_to_g
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_BAUD = 921600
 MANUFACTURER = "LIVCTL"
@@ -364,6 +367,7 @@ class SerialPlatform(Platform):
             refusal = self._refusal(link)
             if refusal:
                 raise PlatformError(f"the platform refused {command!r}: {refusal}")
+            _log.debug("the platform read back %s for %r; sending it again", reported, command)
         raise PlatformError(f"the platform did not confirm {command!r}: it reports {reported}")
 
     @staticmethod

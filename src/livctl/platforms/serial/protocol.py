@@ -61,6 +61,9 @@ _PRINTABLE = frozenset(range(0x20, 0x7F)) - {_HASH}
 
 @dataclass(frozen=True)
 class Frame:
+    """One frame of samples from the platform, decoded: sequence, first sample's index, status bits, drive,
+    samples."""
+
     seq: int
     first_index: int
     """u32 index of the first sample since the platform powered up."""
@@ -82,6 +85,8 @@ class Frame:
 
 @dataclass
 class DecoderStats:
+    """What the stream decoder has seen: frames, damaged frames, stray bytes, answer lines."""
+
     frames: int = 0
     bad_frames: int = 0
     """Blocks that started like a frame but failed a check (length, header, checksum)."""
@@ -222,6 +227,8 @@ FLAG_FAULTS = (
 
 @dataclass
 class AssemblerStats:
+    """What the sample assembler has passed on and lost: samples, lost samples, gaps, missing frames."""
+
     samples: int = 0
     """Samples received and passed on."""
     lost_samples: int = 0
