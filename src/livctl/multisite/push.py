@@ -41,6 +41,9 @@ class SyncRefused(LivctlError):
 
 @dataclass
 class SyncResult:
+    """What one `livctl sync` did: records sent and in how many batches, the server's chain head
+    before and after against this log's, and the coordinator's subjects pulled."""
+
     station: str
     sent: int = 0
     batches: int = 0

@@ -51,6 +51,9 @@ class ServerPath(str):
 
 @dataclass(frozen=True)
 class StationCheck:
+    """One station's chain as the server holds it: its records, its head, its last sync, and the
+    first record that does not verify (with why), if any."""
+
     station: str
     records: int
     head_seq: int
