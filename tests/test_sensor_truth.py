@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -78,6 +80,21 @@ def test_the_clock_check_stops_what_is_off_and_believes_what_is_not(ppm, jitter_
         assert found_at is not None and found_at <= 10.0, f"{ppm:.0f} ppm not found in 12 s"
 
 
+def test_a_lasting_shift_of_the_delay_on_a_real_pty_never_moves_the_logged_rate():
+    """Arrivals recorded from a session over a pty (tests/data): the delay grows by 6.4 ms when the
+    drive starts and falls back at its end. The rate in force must stay within 1.5e-4 of the
+    board's true 1.002 (0.014 Hz at 90 Hz) through the delivery; taking every new fit, it strayed
+    by 4.0e-4 while the shift's first bins pulled the slope."""
+    rows = np.loadtxt(Path(__file__).parent / "data" / "pty-clock-0.2pct-arrivals.txt")
+    watch = ClockWatch()
+    worst = 0.0
+    for stream_s, host_s, breaks in rows:
+        watch.add(float(stream_s), float(host_s), int(breaks))
+        if stream_s - rows[0, 0] > 9.5:  # the delivery
+            worst = max(worst, abs(watch.stream_per_host - 1.002))
+    assert worst <= 1.5e-4
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     lost=st.lists(st.tuples(st.floats(0.5, 11.0), st.floats(0.001, 0.2)), max_size=6),
@@ -91,7 +108,10 @@ def test_samples_lost_uncounted_are_never_taken_for_a_clock_error(lost, seed):
     for stream_s, host_s, breaks in _arrivals(0.0, 12.0, rng, jitter_s=0.003, breaks=lost):
         watch.add(stream_s, host_s, breaks)
         assert watch.problem() is None
-    assert watch.stream_per_host == 1.0
+    # never corrected by the lost time (0.125 s in 12 s would be 1 %); at most by the fit's noise,
+    # within the 0.1 % the logged frequency promises (short stretches between many breaks make the
+    # fit's standard error optimistic: four breaks in 12 s have given 0.05 %)
+    assert abs(watch.stream_per_host - 1.0) <= 1e-3
 
 
 # -- replays ---------------------------------------------------------------------------------------

@@ -62,6 +62,11 @@ CLOCK_CORRECT_MIN_FRACTION = 1e-4
 """Clock errors from this (100 ppm: twice a common crystal's tolerance) up to the limit are
 corrected in the log, once known beyond CLOCK_CORRECT_SIGMAS standard errors; smaller ones change
 90 Hz by under 0.01 Hz and are left alone."""
+CLOCK_WORSE_RATIO = 2.0
+"""A new fit whose standard error is over twice the best so far is not taken: the arrivals' delay
+has just shifted (a pty's when the drive starts: 6 ms), and the fit holds the shift's first bins
+until it can split them off (3 s). On 13 recordings of a pty to firmware_sim this took the 0.2 %
+clock's largest error over the delivery from 4.0e-4 (0.036 Hz at 90 Hz) to 0.9e-4 (0.008 Hz)."""
 CLOCK_CORRECT_SIGMAS = 4.0
 """A known rate is taken once it lies this many standard errors from 1. Not fewer: where the
 host reads late in bursts (a loaded machine, an audio server's periods) the fit's standard error is
@@ -172,7 +177,9 @@ class ClockWatch:
         self._fit: tuple[float, float] | None = None
         self._fitted_n = 0
         self._ratio = 1.0
-        """The last ratio taken from a known fit: it holds while a newer fit is less sure."""
+        """The last ratio taken from a known fit: it holds while a newer fit is much less sure."""
+        self._ratio_se = math.inf
+        """The smallest standard error of a fit taken so far."""
 
     def add(self, stream_s: float, host_s: float, breaks: int = 0) -> None:
         """A block whose last sample is at `stream_s` (the samples' own time) arrived at `host_s`;
@@ -227,14 +234,14 @@ class ClockWatch:
             if fitted is None:
                 return None
             slope, offsets = fitted
-            residual = lag - slope * s - offsets[stretch]
+            residual = lag - slope * s - _padded(offsets, stretch)
             spread = 1.4826 * float(np.median(np.abs(residual[keep] - np.median(residual[keep])))) + 1e-6
             keep = residual <= 3.0 * spread
         fitted = _pooled_slope(s[keep], lag[keep], stretch[keep])
         if fitted is None:
             return None
         slope, offsets = fitted
-        residual = (lag - slope * s - offsets[stretch])[keep]
+        residual = (lag - slope * s - _padded(offsets, stretch))[keep]
         k = int(keep.sum())
         groups = len(set(stretch[keep].tolist()))
         sxx = _pooled_sxx(s[keep], stretch[keep])
@@ -248,8 +255,9 @@ class ClockWatch:
         CLOCK_CORRECT_SIGMAS standard errors (a good crystal's error is left alone: correcting it
         would add the estimate's noise)."""
         fitted = self.fit()
-        if fitted is not None and fitted[1] <= CLOCK_KNOWN_SE:  # known: taken (until a better fit)
-            slope, se = fitted
+        if fitted is not None and fitted[1] <= min(CLOCK_KNOWN_SE, CLOCK_WORSE_RATIO * self._ratio_se):
+            slope, se = fitted  # known, and not much less sure than the best fit so far
+            self._ratio_se = min(self._ratio_se, se)
             small = abs(slope) < CLOCK_CORRECT_MIN_FRACTION or abs(slope) < CLOCK_CORRECT_SIGMAS * se
             self._ratio = 1.0 if small else 1.0 / (1.0 + slope)
         return self._ratio
@@ -307,6 +315,14 @@ def _split_at_shifts(s: np.ndarray, residual: np.ndarray, stretch: np.ndarray) -
             next_label += 1
             pending += [idx[:best_j], idx[best_j:]]
     return labels
+
+
+def _padded(offsets: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+    """Each bin's stretch offset; NaN for a stretch none of whose bins were kept (they stay out)."""
+    size = int(stretch.max()) + 1 if stretch.size else 1
+    if offsets.size < size:
+        offsets = np.concatenate([offsets, np.full(size - offsets.size, np.nan)])
+    return offsets[stretch]
 
 
 def _pooled_sxx(s: np.ndarray, stretch: np.ndarray) -> float:
