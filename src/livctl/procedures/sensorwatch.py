@@ -305,11 +305,10 @@ def _split_at_shifts(s: np.ndarray, residual: np.ndarray, stretch: np.ndarray) -
         r = residual[idx]
         steps = np.diff(r)
         scatter = 1.4826 * float(np.median(np.abs(steps - np.median(steps)))) / math.sqrt(2.0) + 1e-5
-        best_j, best_d = 0, 0.0
-        for j in range(side, idx.size - side + 1):
-            d = float(np.median(r[j : j + side]) - np.median(r[j - side : j]))
-            if abs(d) > abs(best_d):
-                best_j, best_d = j, d
+        medians = np.median(np.lib.stride_tricks.sliding_window_view(r, side), axis=1)  # of r[j : j + side]
+        shifts = medians[side:] - medians[:-side]  # at j = side .. n - side: after against before
+        k = int(np.argmax(np.abs(shifts)))  # the first of equals, as a scan from the start finds
+        best_j, best_d = side + k, float(shifts[k])
         if abs(best_d) > max(SHIFT_MIN_S, 8.0 * scatter):
             labels[idx[best_j:]] = next_label
             next_label += 1
