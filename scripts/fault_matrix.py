@@ -168,7 +168,9 @@ CASES = (
     Case("cage-removal", "step_off", url="load_cell=1", says="load cell", limit_s=0.2, pty_limit_s=0.3,
          presets=("mouse-45hz-0.6g", "cells-90hz-0.7g"), pty=True),
     Case("noise-burst", "noise_burst", expect="completed"),
-    Case("first-drive-strong", url="actuator_n=1000000", expect="completed", over_cap_limit_s=0.0, pty=True),
+    # sim:// only: a serial platform needs a calibration, and one this strong (the cap at 0.05 % of full
+    # drive) cannot be calibrated (`livctl calibrate` fails: lower the amplifier's gain)
+    Case("first-drive-strong", url="actuator_n=1000000", expect="completed", over_cap_limit_s=0.0),
     Case("stop-window-1", stop=True, expect="interrupted", limit_s=0.25, pty=True),
     Case("stop-window-5", stop=True, window_s=5.0, expect="interrupted", limit_s=0.25),
     Case("stop-window-10", stop=True, window_s=10.0, expect="interrupted", limit_s=0.25),

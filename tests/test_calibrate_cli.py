@@ -89,6 +89,16 @@ def test_a_sweep_that_would_pass_the_cap_fails_with_exit_1_and_writes_nothing(cl
     assert not (tmp_path / "cal" / "sim.toml").exists()
 
 
+def test_a_platform_too_strong_to_set_a_dose_on_fails_and_writes_nothing(cli, tmp_path):
+    """1250 times the simulator's default: the cap at 0.05 % of full drive. A calibration no session
+    may read (its largest safe drive under 0.1 %) is a failure, not a file."""
+    result = calibrate(cli, tmp_path, device="sim://?actuator_n=1000000")
+    assert result.code == 1, result.err
+    assert "calibration failed: 30 Hz: the platform reaches the 1 g cap at 0.05" in result.err
+    assert "lower the amplifier's gain" in result.err
+    assert not (tmp_path / "cal").exists() or not any((tmp_path / "cal").iterdir())
+
+
 def test_a_platform_that_does_not_respond_fails_with_exit_1(cli, tmp_path):
     result = calibrate(cli, tmp_path, device="sim://?actuator_n=0.01")
     assert result.code == 1 and "calibration failed: the platform does not respond" in result.err

@@ -9,7 +9,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livctl.records.calibration import MIN_SAFE_DRIVE, CalibrationError, load_calibration
+from livctl.records.calibration import MIN_SAFE_DRIVE, MIN_STEP_DRIVE, CalibrationError, load_calibration
 
 UTC = dt.timezone.utc
 
@@ -106,7 +106,7 @@ def test_whatever_number_is_changed_a_loaded_calibration_is_sane(tmp_path, calib
     for point in cal.points:
         assert math.isfinite(point.gain.mps2_per_drive) and point.gain.mps2_per_drive > 0
         assert MIN_SAFE_DRIVE <= point.max_safe_drive <= cal.platform_max_drive <= 1
-        assert all(math.isfinite(s.peak_mps2) and s.drive >= 1e-4 for s in point.steps)
+        assert all(math.isfinite(s.peak_mps2) and s.drive >= MIN_STEP_DRIVE for s in point.steps)
     assert 0 < cal.accel_cap_g <= 1.0 and math.isfinite(cal.working_frequency_hz)
     assert cal.date_utc <= dt.datetime.now(UTC) + dt.timedelta(hours=1)
 

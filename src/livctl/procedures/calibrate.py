@@ -39,6 +39,7 @@ from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
 from livctl.procedures.stopping import StopSignal
 from livctl.records.calibration import (
+    MIN_SAFE_DRIVE,
     Calibration,
     CalibrationError,
     CalibrationRefused,
@@ -337,6 +338,13 @@ class Calibrator:
             if not (under_cap and self._next_step(frequency_hz, steps, level)):
                 break  # the next level could pass the cap: the sweep ends here
         point = frequency_point(frequency_hz, steps, accel_cap_g=s.accel_cap_g, max_drive=self.platform.max_drive)
+        if point.max_safe_drive < MIN_SAFE_DRIVE:  # never write a calibration no session may read
+            raise CalibrationFailed(
+                "cap",
+                f"{frequency_hz:g} Hz: the platform reaches the {s.accel_cap_g:g} g cap at "
+                f"{100 * point.max_safe_drive:.2g} % of full drive, below the {100 * MIN_SAFE_DRIVE:g} % a dose can be "
+                "set with; lower the amplifier's gain (or the drive's full scale) and calibrate again",
+            )
         self.observer.status(
             f"{frequency_hz:g} Hz: gain {point.gain.g_per_drive:.4f} +- {point.gain.u_g_per_drive:.4f} g per full drive, "
             f"non-linearity {point.nonlinearity_percent:+.2f} % at {100 * point.top_drive:.0f} % drive, "

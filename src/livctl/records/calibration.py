@@ -382,6 +382,11 @@ MIN_SAFE_DRIVE = 1e-3
 """A largest safe drive below 0.1 % of full scale moves nothing measurable: a session's pre-check
 would step at drive 0 for ever. Such a calibration is refused."""
 MAX_GAIN_G_PER_DRIVE = 1e4
+MAX_CUBIC_G_PER_DRIVE3 = MAX_GAIN_G_PER_DRIVE / MIN_STEP_DRIVE**2
+"""The cubic term may answer at a step's drive no more than the largest gain does: |k3| d^3 <= 1e4 d
+at d = MIN_STEP_DRIVE. (A platform 1250 times stronger than the simulator's default, calibrated at
+drives near 1e-4, fits cubic terms of some 3e5 g; a bound of 1e4, the gain's, refused to read back
+the calibration livctl had just written.)"""
 MAX_STEPS = 10_000
 
 
@@ -449,8 +454,8 @@ def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint
         frequency_hz=frequency_hz,
         mps2_per_drive=g_to_mps2(r.number("gain_g_per_drive", 0.0, MAX_GAIN_G_PER_DRIVE, low_open=True)),
         u_mps2_per_drive=g_to_mps2(r.number("gain_u_g_per_drive", 0.0, MAX_GAIN_G_PER_DRIVE)),
-        cubic_mps2=g_to_mps2(r.number("cubic_g", -MAX_GAIN_G_PER_DRIVE, MAX_GAIN_G_PER_DRIVE)),
-        cubic_u_mps2=g_to_mps2(r.number("cubic_u_g", 0.0, MAX_GAIN_G_PER_DRIVE)),
+        cubic_mps2=g_to_mps2(r.number("cubic_g", -MAX_CUBIC_G_PER_DRIVE3, MAX_CUBIC_G_PER_DRIVE3)),
+        cubic_u_mps2=g_to_mps2(r.number("cubic_u_g", 0.0, MAX_CUBIC_G_PER_DRIVE3)),
         correlation=r.number("gain_cubic_correlation", -1.0, 1.0),
     )
     if not gain.mps2_per_drive > 0:
