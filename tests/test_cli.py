@@ -32,6 +32,18 @@ def test_every_command_has_help_with_a_description(cli, command):
     assert "usage: livctl" in result.out and len(result.out.splitlines()) > 5
 
 
+@pytest.mark.parametrize("command", [[], ["session"], ["calibrate"], ["validate"], ["report"], ["sync"], ["server"],
+                                     ["log", "export"], ["subject", "assign"], ["config"]])
+def test_help_fits_an_80_column_terminal(cli, command, monkeypatch):
+    """At 80 columns (argparse fills to 78) no line of help runs past the edge for the terminal to
+    break mid-word: prose paragraphs are refilled, long example lines wrap at a space."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli(*command, "--help")
+    assert result.code == 0
+    too_long = [line for line in result.out.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+
+
 def test_python_dash_m_and_version():
     result = run_livctl("--version")
     assert result.returncode == 0 and result.stdout.startswith("livctl ")

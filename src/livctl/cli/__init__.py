@@ -14,6 +14,7 @@ import os
 import sys
 
 from livctl import __version__
+from livctl.cli.helpformat import HelpFormatter
 from livctl.errors import LivctlError, Refusal
 
 COMMANDS = ("session", "calibrate", "calibration", "validate", "tone", "presets", "log", "devices", "regimen",
@@ -46,16 +47,23 @@ Exit codes: 0 ok or dose in spec, 1 out of spec or failed, 2 bad usage or input,
 
 EPILOG = """\
 examples:
-  livctl session --device sim:// --minutes 20 --speed max   a simulated 20-minute session
-  livctl session --device sim:// --preset mouse-90hz-0.3g  a preset protocol
-  livctl calibrate --device sim:// --speed max             calibrate the simulated platform
-  livctl validate plate.csv --preset human-30hz-0.4g        check a recording
-  livctl presets                                            the shipped protocols
-  livctl log                                                sessions in the dose log
-  livctl devices --probe                                    platforms this machine can reach
-  livctl subject add P-017 --kind human --regimen NAME      a study subject and its regimen
-  livctl due                                                what each subject is due today
-  livctl report --subject P-017                             compliance and dose report"""
+  livctl session --device sim:// --minutes 20 --speed max
+                            a simulated 20-minute session
+  livctl session --device sim:// --preset mouse-90hz-0.3g
+                            a preset protocol
+  livctl calibrate --device sim:// --speed max
+                            calibrate the simulated platform
+  livctl validate plate.csv --preset human-30hz-0.4g
+                            check a recording
+  livctl presets            the shipped protocols
+  livctl log                sessions in the dose log
+  livctl devices --probe    platforms this machine can reach
+  livctl subject add P-017 --kind human --regimen NAME
+                            a study subject and its regimen
+  livctl due                what each subject is due today
+  livctl report --subject P-017
+                            compliance and dose report
+  livctl sync               send this station's records to the study server"""
 
 
 def build_parser() -> Parser:
@@ -63,7 +71,7 @@ def build_parser() -> Parser:
         prog="livctl",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"livctl {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from livctl.cli.common import (
     StopEvent,
@@ -77,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure a platform's response and write its calibration file",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sweep = p.add_argument_group("sweep")
     sweep.add_argument("--freq", type=positive_number("Hz"), metavar="HZ", default=30.0,

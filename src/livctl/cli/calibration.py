@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_calibration_dir_option, add_json_option, fmt, print_json, table
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="show a platform's calibration",
         description="Platform calibration files (written by `livctl calibrate`).",
         epilog="examples:\n  livctl calibration show sim",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     inner = p.add_subparsers(title="commands", metavar="COMMAND")
     show = inner.add_parser(
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print one calibration",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     show.add_argument("which", metavar="PLATFORM_ID|FILE", help="a platform id, or the path of a .toml file")
     add_calibration_dir_option(show)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, print_json, table
 
 EXAMPLE = """\
@@ -30,12 +31,12 @@ relative to its folder.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="this station's settings and where each comes from",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, formatter_class=HelpFormatter)
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     show = actions.add_parser("show", help="every effective setting and its source",
                               description="Print every setting livctl uses on this station, its value and where it "
                               "came from (command line, environment, user file, system file, default).\n\n" + EXAMPLE,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     add_json_option(show, "the settings and the files read")
     show.set_defaults(run=run_show)
     p.set_defaults(run=run_show, json=False)

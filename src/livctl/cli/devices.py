@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, print_json, table
 
 DESCRIPTION = """\
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list the simulator, serial ports and audio devices",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--probe", action="store_true", help="ask each serial port *IDN? (0.5 s per port)")
     add_json_option(p, "the devices and notes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, add_log_option, print_json, table
 
 EPILOG = """\
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="For each subject with a regimen: today's bouts (done and prescribed) and when the next "
         "one may start, from the regimen and the bouts in the dose log.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--subject", action="append", metavar="ID", help="only this subject (repeatable)")
     p.add_argument("--at", metavar="TIME",

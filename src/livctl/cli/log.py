@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import (
     add_json_option,
     add_log_option,
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run_show)
 
     verify = actions.add_parser("verify", help="check the log's hash chain and the raw-signal files",
-                                description=VERIFY_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                description=VERIFY_DESCRIPTION, formatter_class=HelpFormatter)
     verify.add_argument("--no-raw", action="store_true", help="check the chain only, not the raw-signal files")
     add_log_option(verify)
     add_json_option(verify, "the result")
@@ -77,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     export = actions.add_parser(
         "export", help="export sessions (or windows) as CSV or JSON",
         description="Export the dose log: one row per session, or with --windows one per measured window.",
-        epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXPORT_EPILOG, formatter_class=HelpFormatter,
     )
     fmt_group = export.add_mutually_exclusive_group()
     fmt_group.add_argument("--csv", action="store_const", dest="format", const="csv", help="CSV with a header row")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, print_json, table
 
 EPILOG = """\
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Regimens prescribe bouts over weeks: signal, minutes per bout, bouts a day, least rest "
         "between bouts, days of the week, start and length. Presets follow the published schedules.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     actions = p.add_subparsers(title="actions", metavar="ACTION")
     p.set_defaults(run=run_list, json=False)

@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, add_log_option, check_date_range, date_arg, print_json, verify_progress
 
 EPILOG = """\
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write a compliance and dose report from the dose log: a figure (PNG or PDF) and a "
         "self-contained HTML page per subject, or one for the whole study.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--subject", action="append", metavar="ID", help="a subject (repeatable)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, date_arg, positive_int, print_json, table
 
 EPILOG = """\
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="set up a study server (PostgreSQL): schema, stations, coordinators, subjects",
         description="Set up and inspect the study server that stations sync their dose logs to.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.set_defaults(run=lambda args: _usage(p))
     actions = p.add_subparsers(title="actions", metavar="ACTION")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from livctl.cli.common import (
     StopEvent,
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="deliver one LIV bout and log the measured dose",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     rx = p.add_argument_group("prescription")
     rx.add_argument("--preset", metavar="NAME", help="a shipped protocol (see `livctl presets`)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import (
     add_json_option,
     add_log_option,
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add subjects, assign regimens, list them",
         description="The subjects of a study and their regimens, kept in the dose log.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_log_option(p)
     add_json_option(p, "the subjects")
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(title="actions", metavar="ACTION")
 
     add = actions.add_parser("add", help="add a subject (and assign a regimen)", description="Add a subject to the dose log.",
-                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                             epilog=EPILOG, formatter_class=HelpFormatter)
     add.add_argument("subject_id", metavar="ID", help="the subject's id, e.g. P-017")
     add.add_argument("--kind", required=True, choices=("human", "animal", "cells"),
                      help="human subjects get ISO 2631-1 exposure (A(8)) in reports")
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     assign = actions.add_parser("assign", help="assign a regimen to a subject",
                                 description="Assign a regimen to a subject; it takes over from its start date.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=EPILOG, formatter_class=HelpFormatter)
     assign.add_argument("subject_id", metavar="ID")
     _regimen_options(assign, required=True)
     add_operator_option(assign)

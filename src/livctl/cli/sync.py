@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_json_option, add_log_option, print_json
 
 EPILOG = """\
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Send the dose log's records that the study server does not hold yet, in chain order, "
         "each exactly once; pull the study's subjects and regimens first.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--server", metavar="URL", help="the study server (default: `server` in the configuration, "
                    "$LIVCTL_SERVER)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli import EXIT_INTERRUPTED, EXIT_OK
 from livctl.cli.common import (
     StopEvent,
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="play a test sine on a platform (wiring and amplifier checks)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--device", metavar="URL", help="audio://NAME?max_level=..., sim:// (default $LIVCTL_DEVICE)")
     p.add_argument("--freq", type=_frequency, metavar="HZ", default=30.0,

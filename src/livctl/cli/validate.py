@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from livctl.cli.helpformat import HelpFormatter
 from livctl.cli import EXIT_FAILED, EXIT_OK
 from livctl.cli.common import (
     add_json_option,
@@ -92,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check an accelerometer recording against a prescription",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("file", metavar="FILE", nargs="?", help="the recording: CSV, firmware dump or WAV")
     logged = p.add_argument_group("a logged session")
