@@ -26,6 +26,7 @@ from operator import itemgetter
 from livctl.errors import LivctlError, UsageError
 from livctl.multisite.migrations import RECORD_COLUMNS
 from livctl.records.doselog import GENESIS_HASH, DoseLog, UnknownSubject, record_hash
+from livctl.records.doselog import describe_record as describe
 
 BATCH_RECORDS = 20_000
 """Records per transaction: a killed sync loses at most one batch's work, never a record."""
@@ -56,21 +57,6 @@ class SyncResult:
 
     def to_dict(self) -> dict:
         return dict(vars(self))
-
-
-def describe(table: str, values) -> str:
-    """A record in words, as `livctl log verify` names it."""
-    if table == "sessions":
-        return f"start of session {values[0]}"
-    if table == "windows":
-        return f"window {values[1]} of session {values[0]}"
-    if table == "session_ends":
-        return f"end of session {values[0]}"
-    if table == "archives":
-        return f"raw-signal archive of session {values[0]}"
-    if table == "subjects":
-        return f"subject {values[0]}"
-    return f"regimen assignment of subject {values[0]}"
 
 
 class LocalChain:

@@ -27,8 +27,10 @@ from operator import itemgetter
 from livctl.errors import LogError
 from livctl.multisite.connect import connect
 from livctl.multisite.migrations import RECORD_COLUMNS, check_version
-from livctl.multisite.push import PULLED_SOURCE, describe
+from livctl.multisite.push import PULLED_SOURCE
 from livctl.records.doselog import GENESIS_HASH, SESSION_COLUMNS, ChainCheck, UnknownSubject, record_hash
+from livctl.records.doselog import describe_record as describe
+from livctl.records.doselog import session_summary as _local_summary
 
 _END_FIELDS = RECORD_COLUMNS["session_ends"][1:]
 _SUMMARY_SQL = (
@@ -72,35 +74,8 @@ class StationCheck:
 
 def session_summary(r: dict) -> dict:
     """The session object livctl prints (`livctl session --json`'s keys), with its station."""
-    finished = r["status"] is not None
-    return {
-        "session_id": r["session_id"],
-        "station": r["station"],
-        "status": r["status"] if finished else "running",
-        "reason": r["reason"],
-        "in_spec": bool(r["in_spec"]) if finished else False,
-        "delivered_s": r["delivered_s"] if finished else 0.0,
-        "in_spec_s": r["in_spec_s"] if finished else 0.0,
-        "in_spec_fraction": r["in_spec_fraction"],
-        "mean_frequency_hz": r["mean_frequency_hz"],
-        "mean_peak_g": r["mean_peak_g"],
-        "mean_thd_percent": r["mean_thd_percent"],
-        "window_count": r["window_count"],
-        "prescription": {
-            "frequency_hz": r["frequency_hz"], "peak_g": r["peak_g"], "duration_s": r["duration_s"],
-            "ramp_s": r["ramp_s"], "preset": r["preset"],
-            "tolerance": {
-                "frequency_hz": r["tol_frequency_hz"], "accel_fraction": r["tol_accel_fraction"],
-                "max_thd_fraction": r["max_thd_fraction"], "min_in_spec_fraction": r["min_in_spec_fraction"],
-            },
-        },
-        "subject": r["subject"], "operator": r["operator"], "calibration_id": r["calibration_id"],
-        "regimen": r["regimen"], "deviation": r["deviation"], "override_reason": r["override_reason"],
-        "device": r["device"], "platform_id": r["platform_id"], "simulated": bool(r["simulated"]),
-        "practice": bool(r["practice"]), "time_base": r["time_base"], "window_s": r["window_s"],
-        "started_utc": r["started_utc"], "ended_utc": r["ended_utc"], "livctl_version": r["livctl_version"],
-        "host": r["host"], "pid": r["pid"],
-    }
+    summary = _local_summary(r)
+    return {"session_id": summary["session_id"], "station": r["station"], **summary}
 
 
 class StudyLog:

@@ -234,14 +234,14 @@ class ClockWatch:
             if fitted is None:
                 return None
             slope, offsets = fitted
-            residual = lag - slope * s - _padded(offsets, stretch)
+            residual = lag - slope * s - offsets[stretch]
             spread = 1.4826 * float(np.median(np.abs(residual[keep] - np.median(residual[keep])))) + 1e-6
             keep = residual <= 3.0 * spread
         fitted = _pooled_slope(s[keep], lag[keep], stretch[keep])
         if fitted is None:
             return None
         slope, offsets = fitted
-        residual = (lag - slope * s - _padded(offsets, stretch))[keep]
+        residual = (lag - slope * s - offsets[stretch])[keep]
         k = int(keep.sum())
         groups = len(set(stretch[keep].tolist()))
         sxx = _pooled_sxx(s[keep], stretch[keep])
@@ -314,14 +314,6 @@ def _split_at_shifts(s: np.ndarray, residual: np.ndarray, stretch: np.ndarray) -
             next_label += 1
             pending += [idx[:best_j], idx[best_j:]]
     return labels
-
-
-def _padded(offsets: np.ndarray, stretch: np.ndarray) -> np.ndarray:
-    """Each bin's stretch offset; NaN for a stretch none of whose bins were kept (they stay out)."""
-    size = int(stretch.max()) + 1 if stretch.size else 1
-    if offsets.size < size:
-        offsets = np.concatenate([offsets, np.full(size - offsets.size, np.nan)])
-    return offsets[stretch]
 
 
 def _pooled_sxx(s: np.ndarray, stretch: np.ndarray) -> float:

@@ -461,7 +461,7 @@ class DoseLog:
             row = db.execute(f"SELECT prev_hash, hash, {names} FROM {table} WHERE seq = ?", (head_seq,)).fetchone()
             if row is not None:
                 if row[1] != head_hash or not _hash_matches(table, head_seq, row[0], row[2:], row[1]):
-                    return f"its last record ({head_seq}, {_describe(table, row[2:])}) does not match the chain head"
+                    return f"its last record ({head_seq}, {describe_record(table, row[2:])}) does not match the chain head"
                 return None
         return f"its last record ({head_seq}) is missing"
 
@@ -904,7 +904,7 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
     expected_seq = lo
     for seq, table, row in heapq.merge(*(rows(t) for t in _present(db)), key=itemgetter(0)):
         prev_hash, stored, values = row[1], row[2], row[3:]
-        what = _describe(table, values)
+        what = describe_record(table, values)
         if walk.first_seq is None:
             walk.first_seq, walk.first_prev, walk.first_what = seq, prev_hash, what
         if seq > expected_seq:
@@ -955,7 +955,8 @@ def _walk_file(path: str, lo: int, hi: int | None) -> _Walk:
         db.close()
 
 
-def _describe(table: str, values: Sequence) -> str:
+def describe_record(table: str, values: Sequence) -> str:
+    """A record in words, as `livctl log verify` names it (a study server's verify too)."""
     if table == "sessions":
         return f"start of session {values[0]}"
     if table == "windows":
@@ -976,9 +977,12 @@ _SUMMARY_SQL = (
 
 
 def _summary(row: tuple) -> dict:
-    """The session object livctl prints (`session --json`, `log --json`)."""
-    names = list(SESSION_COLUMNS) + list(END_COLUMNS[1:])
-    r = dict(zip(names, row))
+    return session_summary(dict(zip(list(SESSION_COLUMNS) + list(END_COLUMNS[1:]), row)))
+
+
+def session_summary(r: dict) -> dict:
+    """The session object livctl prints (`session --json`, `log --json`) from a session's columns
+    and its end's."""
     finished = r["status"] is not None
     return {
         "session_id": r["session_id"],
