@@ -172,7 +172,7 @@ def distorted(args, rng) -> tuple[float, float]:
                     fit = fit_tone(x, rate)
                     e = (fit.frequency_hz - f, fit.amplitude - amplitude)
                     err.append(e)
-                    hits.append((abs(e[0]) <= K * fit.frequency_sd_hz, abs(e[1]) <= K * fit.amplitude_sd))
+                    hits.append((abs(e[0]) <= K * fit.frequency_u_hz, abs(e[1]) <= K * fit.amplitude_u))
                     only = fit_tone(x, rate, n_harmonics=1)
                     base_err.append((only.frequency_hz - f, only.amplitude - amplitude))
                     bounds.append(model_crlb_var(f, a, b, sigma, n, rate))
@@ -225,15 +225,15 @@ def drifting(args, rng) -> float:
             decided[rec.timing.decision] = decided.get(rec.timing.decision, 0) + 1
             m = validate(rec, rx).measurement
             ef, ea = m.frequency_hz - f, m.peak_g * G - peak
-            inside.append((abs(ef) <= K * m.frequency_sd_hz, abs(ea) <= K * m.peak_sd_g * G))
-            z.append((ef / m.frequency_sd_hz, ea / (m.peak_sd_g * G)))
+            inside.append((abs(ef) <= K * m.frequency_u_hz, abs(ea) <= K * m.peak_u_g * G))
+            z.append((ef / m.frequency_u_hz, ea / (m.peak_u_g * G)))
             # baseline: the 1 % rule on the same stamps, and the fit's own interval only
             believe = rec.timing.jitter_rms_s > JITTER_RESAMPLE_FRACTION / rec.rate_hz
             samples = _resampled(stamps, accel, rec.rate_hz) if believe else accel
             b = validate(Recording(samples, rec.rate_hz, ("x", "y", "z"), "baseline", "memory", "m/s2"), rx).measurement
             bf, ba = b.frequency_hz - f, b.peak_g * G - peak
-            base_inside.append((abs(bf) <= K * b.frequency_sd_hz, abs(ba) <= K * b.peak_sd_g * G))
-            base_z.append((bf / b.frequency_sd_hz, ba / (b.peak_sd_g * G)))
+            base_inside.append((abs(bf) <= K * b.frequency_u_hz, abs(ba) <= K * b.peak_u_g * G))
+            base_z.append((bf / b.frequency_u_hz, ba / (b.peak_u_g * G)))
         cov, bcov = np.mean(inside, axis=0), np.mean(base_inside, axis=0)
         rms, brms = np.sqrt(np.mean(np.square(z), axis=0)), np.sqrt(np.mean(np.square(base_z), axis=0))
         lowest = min(lowest, float(np.min(cov)))

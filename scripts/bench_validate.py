@@ -95,8 +95,8 @@ def main() -> int:
     m = result.measurement
     print(f"recording: {args.minutes:g} min, 3 axes at 3200 Hz, {accel.size / 1e6:.2f} M samples "
           f"({accel.nbytes / 1e6:.0f} MB), {len(result.windows)} windows, {os.cpu_count()} CPUs")
-    print(f"whole record ({result.method}): {m.frequency_hz:.6f} Hz +- {m.frequency_sd_hz:.1e}, "
-          f"{m.peak_g:.5f} g peak +- {m.peak_sd_g:.1e}, THD {m.thd_percent:.2f} %, SNR {m.snr_db:.1f} dB, "
+    print(f"whole record ({result.method}): {m.frequency_hz:.6f} Hz +- {m.frequency_u_hz:.1e}, "
+          f"{m.peak_g:.5f} g peak +- {m.peak_u_g:.1e}, THD {m.thd_percent:.2f} %, SNR {m.snr_db:.1f} dB, "
           f"in spec {result.in_spec}, windows in spec {100 * result.in_spec_fraction:.1f} %")
     med, fft_med = statistics.median(run_s), statistics.median(fft_s)
     print(f"validate (windows + whole record)  median {med:7.3f} s  best {min(run_s):7.3f} s")

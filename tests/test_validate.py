@@ -535,8 +535,8 @@ def test_the_stated_interval_holds_the_truth_with_drifting_stamps_and_20_percent
         rec = (Recording(accel, RATE, ("x", "y", "z"), "memory", "memory", "m/s2") if kind == "none"
                else recording_from_samples(even + wander, accel))
         m = validate(rec, rx).measurement
-        inside[kind].append((abs(m.frequency_hz - f) <= 2 * m.frequency_sd_hz,
-                             abs(m.peak_g * G - peak) <= 2 * m.peak_sd_g * G))
+        inside[kind].append((abs(m.frequency_hz - f) <= 2 * m.frequency_u_hz,
+                             abs(m.peak_g * G - peak) <= 2 * m.peak_u_g * G))
     for kind, hits in inside.items():
         assert np.mean(hits, axis=0).min() >= 0.90, (kind, np.mean(hits, axis=0))
     assert np.mean(sum(inside.values(), []), axis=0).min() >= 0.925
@@ -559,9 +559,9 @@ def test_the_time_stamps_share_of_the_uncertainty_is_printed_and_in_the_json(cli
     assert drifted["recording"]["time_stamps"] == "even" and not drifted["recording"]["resampled"]
     assert drifted["recording"]["drift_rms_s"] == pytest.approx(150e-6, rel=0.1)
     u = drifted["uncertainty"]["frequency_hz"]
-    assert u["timing_sd"] > u["model_sd"] > 0 and u["u95"] == pytest.approx(2 * u["sd"])
-    assert u["sd"] == pytest.approx(math.hypot(u["timing_sd"], u["model_sd"]), rel=1e-9)
-    assert steady["uncertainty"]["frequency_hz"]["timing_sd"] < 1e-3 * u["timing_sd"]
+    assert u["timing_u"] > u["model_u"] > 0 and u["u95"] == pytest.approx(2 * u["u"])
+    assert u["u"] == pytest.approx(math.hypot(u["timing_u"], u["model_u"]), rel=1e-9)
+    assert steady["uncertainty"]["frequency_hz"]["timing_u"] < 1e-3 * u["timing_u"]
     table = cli("validate", str(wandering), "--freq", "30", "--accel", "0.3")
     assert "+- 95 %: from the fit (noise, harmonics) and the time stamps' jitter and drift" in table.out
     assert "drift 150" in table.out or "drift 14" in table.out or "drift 15" in table.out

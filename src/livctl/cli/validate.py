@@ -290,9 +290,9 @@ def render(result) -> str:
     thd_ok = m.thd_verifiable and math.isfinite(m.thd_percent) and m.thd_percent <= 100.0 * tol.max_thd_fraction
     thd_windows = spread("thd_percent", ".2f") if all(w.thd_verifiable for w in measured) else ["-", "-", "-"]
     rows = [
-        ["frequency Hz", fmt(m.frequency_hz, ".4f"), fmt(COVERAGE_FACTOR * m.frequency_sd_hz, ".1e"),
+        ["frequency Hz", fmt(m.frequency_hz, ".4f"), fmt(COVERAGE_FACTOR * m.frequency_u_hz, ".1e"),
          *spread("frequency_hz", ".3f"), f"{rx.frequency_hz:g} +- {tol.frequency_hz:g}", mark(f_ok)],
-        ["peak g", fmt(m.peak_g, ".4f"), fmt(COVERAGE_FACTOR * m.peak_sd_g, ".1e"), *spread("peak_g", ".4f"),
+        ["peak g", fmt(m.peak_g, ".4f"), fmt(COVERAGE_FACTOR * m.peak_u_g, ".1e"), *spread("peak_g", ".4f"),
          f"{rx.peak_g:g} +- {100 * tol.accel_fraction:g} %", mark(a_ok)],
         ["RMS g", fmt(m.rms_g, ".4f"), "", *spread("rms_g", ".4f"), "", ""],
         ["THD %", _thd_cell(m), "", *thd_windows, f"<= {100 * tol.max_thd_fraction:g}", mark(thd_ok)],

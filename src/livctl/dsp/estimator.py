@@ -12,7 +12,7 @@ The estimator, per axis and window:
 3. from the fit: the fundamental's peak amplitude, phase, the DC level (gravity on a vertical
    axis), every harmonic's peak amplitude and phase (THD; unverifiable when the sample rate
    hides a harmonic), the residual (noise: SNR; noise plus distortion: SINAD), and the
-   covariance of frequency and amplitude (the standard deviations reported).
+   covariance of frequency and amplitude (the standard uncertainties reported, `_u_` in names).
 
 One Gauss-Newton driver fits one window (a session's), many windows at once (a recording's), and
 a whole recording as one long window. What differs is how the normal equations are formed:
@@ -76,12 +76,12 @@ class ToneFit:
     rate_hz: float = math.nan
     harmonic_phases_rad: tuple[float, ...] = ()
     """Phases of harmonics 2, 3, ... at the first sample, for amplitude * cos(h 2 pi f t + phase)."""
-    frequency_sd_hz: float = math.nan
-    """Standard deviation of the frequency (Hz): the least-squares covariance of the whole model
+    frequency_u_hz: float = math.nan
+    """Standard uncertainty (k = 1) of the frequency (Hz): the least-squares covariance of the whole model
     (DC, fundamental, harmonics sharing its frequency) at the fit's residual noise. For a long
     window of a pure tone in white noise it is the Cramer-Rao bound."""
-    amplitude_sd: float = math.nan
-    """Standard deviation of the fundamental's peak amplitude, likewise."""
+    amplitude_u: float = math.nan
+    """Standard uncertainty (k = 1) of the fundamental's peak amplitude, likewise."""
 
     @property
     def thd_fraction(self) -> float:
@@ -700,8 +700,8 @@ class _Fits:
             n=self.n,
             rate_hz=rate_hz,
             harmonic_phases_rad=tuple(phases[1:]),
-            frequency_sd_hz=math.sqrt(float(self.var_omega[i])) / (2.0 * math.pi) if self.var_omega is not None else math.nan,
-            amplitude_sd=math.sqrt(float(self.var_amplitude[i])) if self.var_amplitude is not None else math.nan,
+            frequency_u_hz=math.sqrt(float(self.var_omega[i])) / (2.0 * math.pi) if self.var_omega is not None else math.nan,
+            amplitude_u=math.sqrt(float(self.var_amplitude[i])) if self.var_amplitude is not None else math.nan,
         )
 
 
@@ -1120,12 +1120,12 @@ class Measurement:
     duration_s: float
     phase_rad: float = math.nan
     """Phase of the driven axis's fundamental at the first sample (cosine convention)."""
-    frequency_sd_hz: float = math.nan
-    """Standard deviation of the frequency: the least-squares covariance of the whole model (DC,
+    frequency_u_hz: float = math.nan
+    """Standard uncertainty (k = 1) of the frequency: the least-squares covariance of the whole model (DC,
     fundamental, harmonics) at the measured noise; for a window of many cycles of a tone in white
     noise, the Cramer-Rao bound."""
-    peak_sd_g: float = math.nan
-    """Standard deviation of the peak acceleration, likewise."""
+    peak_u_g: float = math.nan
+    """Standard uncertainty (k = 1) of the peak acceleration, likewise."""
     rate_hz: float = math.nan
     """The sample rate the window was measured at."""
     thd_harmonics: int = N_HARMONICS - 1
@@ -1181,8 +1181,8 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
         off_axis_percent=100.0 * off_axis,
         duration_s=duration_s,
         phase_rad=fit.phase_rad,
-        frequency_sd_hz=fit.frequency_sd_hz,
-        peak_sd_g=fit.amplitude_sd / G_MPS2,
+        frequency_u_hz=fit.frequency_u_hz,
+        peak_u_g=fit.amplitude_u / G_MPS2,
         rate_hz=fit.rate_hz,
         thd_harmonics=seen,
         thd_seen_percent=seen_thd_percent,

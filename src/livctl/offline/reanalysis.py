@@ -29,7 +29,7 @@ from livctl.offline.validation import Validation, validate
 
 FIGURES = ("frequency_hz", "peak_g", "rms_g", "thd_percent", "snr_db", "sinad_db", "dc_g", "off_axis_percent")
 """The measured figures a dose log keeps for each window."""
-SD_SHARE = 0.01
+UNCERTAINTY_SHARE = 0.01
 """A frequency or peak comes back when it is within this share of its own standard uncertainty of
 the logged one."""
 TOLERANCE = {"thd_percent": 0.01, "snr_db": 0.01, "sinad_db": 0.01, "dc_g": 1e-5, "off_axis_percent": 0.01}
@@ -189,8 +189,8 @@ def _check_window(logged: dict, data: raw.ArchiveData, rx: Prescription, axis: i
     reasons = check_spec(m, rx)
     worst: tuple[str, float] | None = None
     problem = None
-    margins = dict(TOLERANCE, frequency_hz=SD_SHARE * m.frequency_sd_hz, peak_g=SD_SHARE * m.peak_sd_g,
-                   rms_g=SD_SHARE * m.peak_sd_g / math.sqrt(2.0))
+    margins = dict(TOLERANCE, frequency_hz=UNCERTAINTY_SHARE * m.frequency_u_hz, peak_g=UNCERTAINTY_SHARE * m.peak_u_g,
+                   rms_g=UNCERTAINTY_SHARE * m.peak_u_g / math.sqrt(2.0))
     for name in FIGURES:
         before, after = logged.get(name), getattr(m, name)
         before = math.nan if before is None else float(before)

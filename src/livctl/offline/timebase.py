@@ -256,7 +256,7 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
     axis = int(np.argmax([np.var(accel[:, i]) for i in range(accel.shape[1])]))
     longest = max(p.n for p in pieces)
     window_n = int(min(round(DECISION_WINDOW_S * rate_hz), max(16, longest // 8)))
-    f, sd, slope, piece_of, spans, snr = [], [], [], [], [], []
+    f, u, slope, piece_of, spans, snr = [], [], [], [], [], []
     for k, p in enumerate(pieces):
         count = p.n // window_n
         if count == 0:
@@ -267,19 +267,19 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
         except AnalysisError:
             continue
         for j, m in enumerate(results):
-            if isinstance(m, AnalysisError) or not math.isfinite(m.frequency_sd_hz) or m.snr_db < 0:
+            if isinstance(m, AnalysisError) or not math.isfinite(m.frequency_u_hz) or m.snr_db < 0:
                 continue
             a = p.start + j * window_n
             r = residual[a : a + window_n]
             tt = np.arange(window_n) / rate_hz
             tt = tt - tt.mean()
             f.append(m.frequency_hz)
-            sd.append(m.frequency_sd_hz)
+            u.append(m.frequency_u_hz)
             slope.append(float(np.dot(tt, r - r.mean()) / np.dot(tt, tt)))
             piece_of.append(k)
             spans.append(a)
             snr.append(10.0 ** (m.snr_db / 10.0))
-    z_drift, beta, se = _drift_test(f, sd, slope, piece_of)
+    z_drift, beta, se = _drift_test(f, u, slope, piece_of)
     z_jitter = 0.0
     audible = bool(spans) and (2.0 * math.pi * float(np.median(f)) * white_rms_s) ** 2 * float(np.median(snr)) >= 0.01
     if audible:
@@ -309,17 +309,17 @@ def decide(accel: np.ndarray, rate_hz: float, pieces: list[Piece], residual: np.
     return "undecided", text
 
 
-def _drift_test(f: list[float], sd: list[float], slope: list[float], piece_of: list[int]) -> tuple[float, float, float]:
+def _drift_test(f: list[float], u: list[float], slope: list[float], piece_of: list[int]) -> tuple[float, float, float]:
     """The drift test (see `decide`): z-score, beta and its standard error from consecutive windows'
-    frequencies `f` (their standard deviations `sd`), the stamps' local drift `slope` under each and
+    frequencies `f` (their standard uncertainties `u`), the stamps' local drift `slope` under each and
     the piece each belongs to; (0, nan, inf) with fewer than 3 windows or no drift to test."""
     z_drift, beta, se = 0.0, math.nan, math.inf
     if len(f) >= 3:
-        f, sd, slope, piece_of = map(np.asarray, (f, sd, slope, piece_of))
+        f, u, slope, piece_of = map(np.asarray, (f, u, slope, piece_of))
         predicted = f * slope
         same = piece_of[1:] == piece_of[:-1]
         df, dp = np.diff(f), np.diff(predicted)
-        var = sd[1:] ** 2 + sd[:-1] ** 2
+        var = u[1:] ** 2 + u[:-1] ** 2
         steady = same & (np.abs(df) <= 6.0 * np.sqrt(var) + 2.0 * np.abs(dp))
         w = 1.0 / var[steady]
         info = float(np.sum(w * dp[steady] ** 2))

@@ -60,9 +60,9 @@ least MIN_STRETCH_WINDOWS windows nearest the prescription, so a loud burst (a r
 make the delivery itself look quiet."""
 MIN_STRETCH_WINDOWS = 3
 """Fewer consecutive windows of one tone are a transition (a ramp, a burst), not a stretch."""
-STEP_SD = 5.0
+STEP_SIGMAS = 5.0
 """Two windows hold different tones when they differ by more than this many of their combined
-standard deviations, and by more than half the tolerance (frequency, or peak)."""
+standard uncertainties, and by more than half the tolerance (frequency, or peak)."""
 COVERAGE_FACTOR = 2.0
 """The printed +- (and `u95`) is this many standard uncertainties: the customary k = 2 of the GUM
 for about 95 % (95.4 % for a normal distribution), so that the stated interval holds the truth at
@@ -123,8 +123,8 @@ class Stretch:
     """Fit of every recorded axis at the driven frequency, over the stretch's longest part."""
     part: tuple[int, int]
     """Sample range (start, stop) of that longest part."""
-    frequency_timing_sd_hz: float
-    peak_timing_sd_g: float
+    frequency_timing_u_hz: float
+    peak_timing_u_g: float
     reasons: tuple[str, ...] = ()
 
     @property
@@ -140,17 +140,17 @@ class Stretch:
         d = {"index": self.index, "from_s": self.from_s, "to_s": self.to_s, "windows": len(self.windows),
              "method": self.method, "coherence": self.coherence, "in_spec": self.in_spec, "reasons": list(self.reasons)}
         d.update(m.to_dict())
-        d["uncertainty"] = _uncertainty_dict(m, self.frequency_timing_sd_hz, self.peak_timing_sd_g)
+        d["uncertainty"] = _uncertainty_dict(m, self.frequency_timing_u_hz, self.peak_timing_u_g)
         return d
 
 
 def _uncertainty_dict(m: Measurement, timing_f: float, timing_a: float) -> dict:
-    model_f = math.sqrt(max(0.0, m.frequency_sd_hz**2 - timing_f**2))
-    model_a = math.sqrt(max(0.0, m.peak_sd_g**2 - timing_a**2))
+    model_f = math.sqrt(max(0.0, m.frequency_u_hz**2 - timing_f**2))
+    model_a = math.sqrt(max(0.0, m.peak_u_g**2 - timing_a**2))
     return {
-        "frequency_hz": {"sd": m.frequency_sd_hz, "model_sd": model_f, "timing_sd": timing_f,
-                         "u95": COVERAGE_FACTOR * m.frequency_sd_hz},
-        "peak_g": {"sd": m.peak_sd_g, "model_sd": model_a, "timing_sd": timing_a, "u95": COVERAGE_FACTOR * m.peak_sd_g},
+        "frequency_hz": {"u": m.frequency_u_hz, "model_u": model_f, "timing_u": timing_f,
+                         "u95": COVERAGE_FACTOR * m.frequency_u_hz},
+        "peak_g": {"u": m.peak_u_g, "model_u": model_a, "timing_u": timing_a, "u95": COVERAGE_FACTOR * m.peak_u_g},
     }
 
 
@@ -207,7 +207,7 @@ class Validation:
             steady=self.steady,
             from_s=main.from_s,
             to_s=main.to_s,
-            uncertainty=_uncertainty_dict(self.measurement, main.frequency_timing_sd_hz, main.peak_timing_sd_g),
+            uncertainty=_uncertainty_dict(self.measurement, main.frequency_timing_u_hz, main.peak_timing_u_g),
             prescription={
                 "frequency_hz": rx.frequency_hz,
                 "peak_g": rx.peak_g,
@@ -423,26 +423,26 @@ def _windows(rec: Recording, run, window_n: int, axis: int, search_hz, first_ind
                        f"the noise (window SNR {10 * math.log10(max(window_snr, 1e-30)):.0f} dB)",)
             m = None
         if m is not None:
-            f_sd, a_sd = rec.timing.uncertainty(run.start + start, run.start + start + length, m.frequency_hz,
+            f_u, a_u = rec.timing.uncertainty(run.start + start, run.start + start + length, m.frequency_hz,
                                                 m.peak_g)
-            m = replace(m, frequency_sd_hz=math.hypot(m.frequency_sd_hz, f_sd), peak_sd_g=math.hypot(m.peak_sd_g, a_sd))
+            m = replace(m, frequency_u_hz=math.hypot(m.frequency_u_hz, f_u), peak_u_g=math.hypot(m.peak_u_g, a_u))
         reports.append(WindowReport(first_index + i, rec.t0_s + run.t0_s + start / rate, length / rate, m, False,
                                     reasons, run.start + start, length))
     return reports
 
 
 def _different(a: Measurement, b: Measurement, rx: Prescription) -> bool:
-    """Whether two windows hold different tones: apart by more than STEP_SD of their combined
+    """Whether two windows hold different tones: apart by more than STEP_SIGMAS of their combined
     spread and by more than half the tolerance, in frequency or in peak."""
     tol = rx.tolerance
     df = abs(a.frequency_hz - b.frequency_hz)
-    if df > max(0.5 * tol.frequency_hz, STEP_SD * math.hypot(a.frequency_sd_hz, b.frequency_sd_hz)):
+    if df > max(0.5 * tol.frequency_hz, STEP_SIGMAS * math.hypot(a.frequency_u_hz, b.frequency_u_hz)):
         return True
     if not (a.peak_g > 0 and b.peak_g > 0):
         return True
     dlog = abs(math.log(a.peak_g / b.peak_g))
-    spread = math.hypot(a.peak_sd_g / a.peak_g, b.peak_sd_g / b.peak_g)
-    return dlog > max(math.log1p(0.5 * tol.accel_fraction), STEP_SD * spread)
+    spread = math.hypot(a.peak_u_g / a.peak_g, b.peak_u_g / b.peak_g)
+    return dlog > max(math.log1p(0.5 * tol.accel_fraction), STEP_SIGMAS * spread)
 
 
 def _stretches(windows: list[WindowReport], rx: Prescription) -> tuple[list[list[int]], list[int]]:
@@ -490,8 +490,8 @@ def _median(windows: list[WindowReport]) -> Measurement:
     first = ms[0]
     return replace(first, frequency_hz=statistics.median(m.frequency_hz for m in ms),
                    peak_g=statistics.median(m.peak_g for m in ms),
-                   frequency_sd_hz=statistics.median(m.frequency_sd_hz for m in ms),
-                   peak_sd_g=statistics.median(m.peak_sd_g for m in ms))
+                   frequency_u_hz=statistics.median(m.frequency_u_hz for m in ms),
+                   peak_u_g=statistics.median(m.peak_u_g for m in ms))
 
 
 def _stretch_figures(rec: Recording, k: int, members: list[int], windows: list[WindowReport], axis: int,
@@ -546,8 +546,8 @@ def _stretch_figures(rec: Recording, k: int, members: list[int], windows: list[W
     first, last = by_index[members[0]], by_index[members[-1]]
     timing_f, timing_a = rec.timing.uncertainty(first.start, last.start + last.n, whole.frequency_hz,
                                                 whole.peak_g)
-    whole = replace(whole, frequency_sd_hz=math.hypot(whole.frequency_sd_hz, timing_f),
-                    peak_sd_g=math.hypot(whole.peak_sd_g, timing_a))
+    whole = replace(whole, frequency_u_hz=math.hypot(whole.frequency_u_hz, timing_f),
+                    peak_u_g=math.hypot(whole.peak_u_g, timing_a))
     axes_fit = dict(zip(rec.axes, record.tones)) if record is not None else {}
     stretch = Stretch(k, first.t_s, last.t_s + last.duration_s, tuple(members), whole, method, coherence, axes_fit,
                       (start, stop), timing_f, timing_a)
@@ -581,8 +581,8 @@ def _combine(ms: list[Measurement], durations: np.ndarray) -> Measurement:
         off_axis_percent=mean("off_axis_percent"),
         duration_s=float(durations.sum()),
         phase_rad=math.nan,
-        frequency_sd_hz=math.sqrt(float(np.dot(w**2, [m.frequency_sd_hz**2 for m in ms]))),
-        peak_sd_g=math.sqrt(float(np.dot(w**2, [m.peak_sd_g**2 for m in ms]))),
+        frequency_u_hz=math.sqrt(float(np.dot(w**2, [m.frequency_u_hz**2 for m in ms]))),
+        peak_u_g=math.sqrt(float(np.dot(w**2, [m.peak_u_g**2 for m in ms]))),
     )
 
 
@@ -623,10 +623,10 @@ def _verdict(stretches: list[Stretch], main: int, windows: list[WindowReport], o
 def _coherence_margin(measured: list[WindowReport], mean_peak_g: float) -> float:
     """How far below 1 the coherence may fall by noise alone: five standard errors of the windows'
     mean amplitude (from each window's spread), and never less than 0.1 %."""
-    sd = [w.measurement.peak_sd_g for w in measured if math.isfinite(w.measurement.peak_sd_g)]
-    if not sd or mean_peak_g <= 0:
+    us = [w.measurement.peak_u_g for w in measured if math.isfinite(w.measurement.peak_u_g)]
+    if not us or mean_peak_g <= 0:
         return 1e-3
-    standard_error = math.sqrt(sum(s * s for s in sd)) / len(sd)
+    standard_error = math.sqrt(sum(s * s for s in us)) / len(us)
     return max(1e-3, 5.0 * standard_error / mean_peak_g)
 
 
@@ -643,14 +643,14 @@ def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measureme
         values = np.array([getattr(w.measurement, name) for w in measured])
         return float(10.0 * np.log10(np.average(10.0 ** (values / 10.0), weights=weights)))
 
-    def model_sd(w: WindowReport) -> tuple[float, float]:
+    def model_u(w: WindowReport) -> tuple[float, float]:
         m = w.measurement
         f_t, a_t = rec.timing.uncertainty(w.start, w.start + w.n, m.frequency_hz, m.peak_g)
-        return (math.sqrt(max(0.0, m.frequency_sd_hz**2 - f_t**2)), math.sqrt(max(0.0, m.peak_sd_g**2 - a_t**2)))
+        return (math.sqrt(max(0.0, m.frequency_u_hz**2 - f_t**2)), math.sqrt(max(0.0, m.peak_u_g**2 - a_t**2)))
 
     peak_g = mean("peak_g")
     k = len(measured)
-    sds = [model_sd(w) for w in measured]
+    parts = [model_u(w) for w in measured]
     return replace(
         whole,
         frequency_hz=mean("frequency_hz"),
@@ -665,8 +665,8 @@ def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measureme
         off_axis_percent=mean("off_axis_percent"),
         duration_s=float(np.sum(weights)),
         phase_rad=math.nan,
-        frequency_sd_hz=math.sqrt(sum(f * f for f, _ in sds)) / k,
-        peak_sd_g=math.sqrt(sum(a * a for _, a in sds)) / k,
+        frequency_u_hz=math.sqrt(sum(f * f for f, _ in parts)) / k,
+        peak_u_g=math.sqrt(sum(a * a for _, a in parts)) / k,
     )
 
 

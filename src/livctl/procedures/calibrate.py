@@ -362,7 +362,7 @@ class Calibrator:
             level = self._set_drive(min(level, PROBE_MAX_DRIVE, guard.allowed_drive()), QUICK_RAMP_S)
             self._read(QUICK_RAMP_S + s.settle_s / 2)
             quick = self._measure(self._read(QUICK_WINDOW_S), frequency_hz)
-            if quick is not None and quick.peak_sd_g <= QUICK_PRECISION * quick.peak_g:
+            if quick is not None and quick.peak_u_g <= QUICK_PRECISION * quick.peak_g:
                 break
             higher = min(4.0 * level, PROBE_MAX_DRIVE, guard.allowed_drive())
             if guard.gain_high_mps2_per_drive:
@@ -499,7 +499,7 @@ class Calibrator:
             return None
         n = len(measurements)
         peaks = [g_to_mps2(m.peak_g) for m in measurements]
-        errors = [g_to_mps2(m.peak_sd_g) for m in measurements]
+        errors = [g_to_mps2(m.peak_u_g) for m in measurements]
         step = Step(
             drive=level,
             peak_mps2=sum(peaks) / n,

@@ -495,7 +495,7 @@ class Session:
             window = self._window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
-            precision = m.peak_sd_g / m.peak_g if m and m.peak_g > 0 else math.inf
+            precision = m.peak_u_g / m.peak_g if m and m.peak_g > 0 else math.inf
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             share = m.peak_g / rx.peak_g if m else 0.0
             if on_frequency:
@@ -547,7 +547,7 @@ class Session:
         def usable(step) -> bool:
             s_level, s_m, _ = step
             return (s_level <= level / PROPORTION_STEP * (1 + 1e-9) and s_m.peak_g > 0
-                    and s_m.peak_sd_g / s_m.peak_g <= PROPORTION_PRECISION)
+                    and s_m.peak_u_g / s_m.peak_g <= PROPORTION_PRECISION)
 
         lower = [s for s in steps[:-1] if usable(s)]
         if not lower:  # one more step, down (always safe): a whole window, for precision
@@ -568,7 +568,7 @@ class Session:
         final_gain = final_m.peak_g / level
         for s_level, s_m, s_phase in lower[-1:]:
             gain = s_m.peak_g / s_level
-            se = math.hypot(s_m.peak_sd_g / s_m.peak_g, final_m.peak_sd_g / final_m.peak_g)
+            se = math.hypot(s_m.peak_u_g / s_m.peak_g, final_m.peak_u_g / final_m.peak_g)
             moved = gain / final_gain - 1.0
             turned = None if s_phase is None or final_phase is None else math.remainder(s_phase - final_phase,
                                                                                          2 * math.pi)
@@ -775,7 +775,7 @@ class Session:
             else:
                 ratio = self._stream_per_host()  # the board's clock against this computer's
                 if ratio != 1.0:
-                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_sd_hz=m.frequency_sd_hz * ratio,
+                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_u_hz=m.frequency_u_hz * ratio,
                                 duration_s=m.duration_s / ratio)
                 reasons = tuple(check_spec(m, rx))
                 if phase == DELIVER:
