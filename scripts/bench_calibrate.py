@@ -33,15 +33,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from firmware_sim import SimConfig, SimulatedPlatform  # noqa: E402
 from livctl.dsp.estimator import measure  # noqa: E402
 from livctl.platforms import open_platform  # noqa: E402
-from livctl.procedures.calibrate import CalibrationObserver, Calibrator  # noqa: E402
+from livctl.procedures.calibrate import Calibrator  # noqa: E402
 from livctl.cli.common import StopEvent  # noqa: E402
 
 
-def calibration(speed: float, observer: CalibrationObserver | None = None):
+def calibration(speed: float, observer=None):
     platform = open_platform("sim://", speed=speed)
     with platform:
         start = time.perf_counter()
-        cal = Calibrator(platform, observer=observer or CalibrationObserver()).run()
+        cal = Calibrator(platform, observer=observer).run()
         return time.perf_counter() - start, cal, platform
 
 

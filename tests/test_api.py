@@ -36,11 +36,14 @@ def test_a_prescription_over_the_cap_is_refused_in_the_same_words(cli, tmp_path)
 
 
 def test_phases_and_statuses_are_enums_that_compare_and_store_as_strings(tmp_path):
-    phases = []
+    phases, entered = [], []
 
     class Phases:
         def on_window(self, progress):
             phases.append(progress.phase)
+
+        def on_phase(self, phase, frequency_hz):
+            entered.append((phase, frequency_hz))
 
     request = SessionRequest(prescription=livctl.Prescription(30.0, 0.3, 6.0), operator="A")
     with livctl.open_platform("sim://", speed=math.inf) as platform, livctl.open_log(tmp_path / "d.sqlite") as log:
@@ -51,10 +54,13 @@ def test_phases_and_statuses_are_enums_that_compare_and_store_as_strings(tmp_pat
     assert json.loads(json.dumps({"status": result.status})) == {"status": "completed"}
     assert all(isinstance(p, Phase) for p in phases) and Phase.DELIVER in phases
     assert {w["phase"] for w in windows} <= {p.value for p in Phase} and "deliver" in {w["phase"] for w in windows}
+    # each phase told once, as the session enters it, in order, before its windows
+    assert entered == [(p, 30.0) for p in (Phase.PRECHECK, Phase.RAMP_UP, Phase.DELIVER, Phase.RAMP_DOWN)]
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [p for p, _ in entered]
 
 
 def test_one_observer_serves_a_calibration(tmp_path):
-    seen = {"status": 0, "block": 0, "window": []}
+    seen = {"status": 0, "block": 0, "window": [], "phase": []}
 
     class Watch:
         def on_status(self, text):
@@ -66,12 +72,16 @@ def test_one_observer_serves_a_calibration(tmp_path):
         def on_window(self, progress):
             seen["window"].append(progress)
 
+        def on_phase(self, phase, frequency_hz):
+            seen["phase"].append((phase, frequency_hz))
+
     assert isinstance(Watch(), livctl.Observer)
     with livctl.open_platform("sim://?id=obs", speed=math.inf) as platform:
         cal = livctl.calibrate(platform, livctl.SweepSettings(steps=3, top_accel_g=0.5),
                                calibration_dir=tmp_path, observer=Watch())
     assert seen["status"] and seen["block"] > 10
     assert all(isinstance(s, livctl.CalibrationStep) and s.frequency_hz == 30.0 for s in seen["window"])
+    assert seen["phase"] == [(Phase.SWEEP, 30.0)]
     assert len(seen["window"]) >= 3 and livctl.find_calibration("obs", tmp_path).calibration_id == cal.calibration_id
 
 

@@ -11,6 +11,7 @@ import pytest
 import tomli_w
 
 from livctl.cli import OPTIONS
+from livctl.events import Phase
 from livctl.platforms import open_platform, parse_device_url
 from livctl.platforms.sim import SimPlatform
 from livctl.records.calibration import (
@@ -25,7 +26,6 @@ from livctl.records.calibration import (
 from livctl.procedures.calibrate import (
     CalibrationFailed,
     CalibrationInterrupted,
-    CalibrationObserver,
     Calibrator,
     SweepSettings,
 )
@@ -57,15 +57,20 @@ class FaultySim(SimPlatform):
         return dataclasses.replace(block, accel_mps2=self.sample_map(np.array(block.accel_mps2)))
 
 
-class Recorder(CalibrationObserver):
-    def __init__(self):
-        self.steps, self.lines = [], []
+class Recorder:
+    """An observer (livctl.events.Observer) keeping status lines, steps and phases."""
 
-    def status(self, text):
+    def __init__(self):
+        self.steps, self.lines, self.phases = [], [], []
+
+    def on_status(self, text):
         self.lines.append(text)
 
-    def step(self, frequency_hz, step, gain):
-        self.steps.append((frequency_hz, step, gain))
+    def on_window(self, progress):
+        self.steps.append((progress.frequency_hz, progress.step, progress.gain))
+
+    def on_phase(self, phase, frequency_hz):
+        self.phases.append((phase, frequency_hz))
 
 
 def spy_drive(platform):
@@ -293,8 +298,8 @@ def test_a_stop_request_ramps_down_and_raises_interrupted():
     stop.reason = "stopped by SIGINT"
 
     class StopAfterThreeSteps(Recorder):
-        def step(self, frequency_hz, step, gain):
-            super().step(frequency_hz, step, gain)
+        def on_window(self, progress):
+            super().on_window(progress)
             if len(self.steps) == 3:
                 stop.set()
 
@@ -316,6 +321,7 @@ def test_the_observer_sees_every_step_with_the_fit_growing():
     assert observer.steps[0][2] is None and observer.steps[-1][2] is not None
     assert observer.steps[-1][2].mps2_per_drive == pytest.approx(cal.gain_at(30).mps2_per_drive)
     assert any(line.startswith("sensor at rest: gravity +") and "g on z" in line for line in observer.lines)
+    assert observer.phases == [(Phase.SWEEP, 30.0)]  # the one frequency swept, told once
 
 
 # -- the file -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from conftest import REPO, livctl_env
 from livctl.ui import live
 from livctl.platforms import open_platform
-from livctl.procedures.calibrate import CalibrationInterrupted, CalibrationObserver, Calibrator
+from livctl.procedures.calibrate import CalibrationInterrupted, Calibrator
 from livctl.cli.common import StopEvent
 
 
@@ -47,10 +47,10 @@ def test_the_view_draws_trace_spectrum_and_a_fit_that_grows_with_the_points(qtbo
     qtbot.addWidget(window)
     seen = []
 
-    class Watch(CalibrationObserver):
-        def step(self, frequency_hz, step, gain):
+    class Watch:
+        def on_window(self, progress):
             window.refresh()
-            scatter, curve = window._series[frequency_hz]
+            scatter, curve = window._series[progress.frequency_hz]
             seen.append((len(scatter.getData()[0]), curve.getData()[0] is not None))
 
     platform = open_platform("sim://?seed=4", speed=math.inf)
@@ -77,9 +77,9 @@ def test_closing_the_window_stops_the_sweep_and_ramps_down(qtbot):
     stop = StopEvent()
     steps = []
 
-    class Count(CalibrationObserver):
-        def step(self, frequency_hz, step, gain):
-            steps.append(step)
+    class Count:
+        def on_window(self, progress):
+            steps.append(progress.step)
 
     feed = new_feed()
     calibrator = Calibrator(platform, stop=stop, observer=live.CalibrationFeed(feed, Count()))

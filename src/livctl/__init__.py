@@ -36,12 +36,15 @@ _EXPORTS = {
     "Observer": "livctl.events",
     # calibrations
     "calibrate": "livctl.api",
-    "CalibrationStep": "livctl.api",
+    "CalibrationStep": "livctl.events",
     "SweepSettings": "livctl.procedures.calibrate",
     "Calibration": "livctl.records.calibration",
     "CalibrationFailed": "livctl.procedures.calibrate",
     "CalibrationInterrupted": "livctl.procedures.calibrate",
     "find_calibration": "livctl.records.calibration",
+    # test tones
+    "play_tone": "livctl.procedures.tone",
+    "ToneResult": "livctl.procedures.tone",
     # recordings, validation, archives, reports
     "read_recording": "livctl.offline.recordings",
     "validate": "livctl.offline.validation",

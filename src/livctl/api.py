@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from livctl.errors import UsageError
+from livctl.events import Reporter, method_of
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -92,29 +92,17 @@ def run_session(
 
     plan = request if isinstance(request, SessionPlan) else prepare_session(
         platform, log, request if request is not None else SessionRequest())
-    tell = _call(observer, "on_status")
-    if tell is not None:
-        for text in (*plan.notices, *(f"warning: {w}" for w in plan.motion.warnings)):
-            tell(text)
+    report = Reporter(observer)
+    for text in (*plan.notices, *(f"warning: {w}" for w in plan.motion.warnings)):
+        report.status(text)
     control = ControlSettings(loop_gain=loop_gain) if loop_gain is not None else ControlSettings()
     session = Session(plan, platform, log, control=control, stop=stop if stop is not None else StopSignal(),
-                      observer=_call(observer, "on_window"), sample_observer=_call(observer, "on_block"))
+                      observer=method_of(observer, "on_window"), sample_observer=method_of(observer, "on_block"),
+                      phase_observer=method_of(observer, "on_phase"))
     result = session.run()
-    if tell is not None:
-        tell(f"session {result.session_id or '(not logged)'} {result.status}"
-             + (f": {result.reason}" if result.reason else ""))
+    report.status(f"session {result.session_id or '(not logged)'} {result.status}"
+                  + (f": {result.reason}" if result.reason else ""))
     return result
-
-
-@dataclass(frozen=True)
-class CalibrationStep:
-    """A calibration's measured step, as an observer's `on_window` sees it."""
-
-    frequency_hz: float
-    step: Any
-    """`livctl.records.calibration.Step`: the drive level and what it measured."""
-    gain: Any
-    """The fit of this frequency's steps so far (`Gain`), None before two steps."""
 
 
 def calibrate(
@@ -141,7 +129,7 @@ def calibrate(
 
     settings = (settings if settings is not None else SweepSettings()).validate(max_drive=1.0)
     calibrator = Calibrator(platform, settings, operator=operator, load_kg=load_kg, sensor_model=sensor_model,
-                            stop=stop if stop is not None else StopSignal(), observer=_CalibrationReport(observer))
+                            stop=stop if stop is not None else StopSignal(), observer=observer)
     if not save:
         return calibrator.run()
     target = check_writable(platform.platform_id, calibration_dir, force=force)
@@ -153,10 +141,11 @@ def calibrate(
         discard_sweep(calibrator.raw_signal)
         raise
     cal, warnings = keep_sweep(cal, calibrator.raw_signal, target)
+    report = Reporter(observer)
     for warning in warnings:
-        calibrator.observer.status(f"warning: {warning}")
+        report.status(f"warning: {warning}")
     path = save_calibration(cal, calibration_dir, force=force)
-    calibrator.observer.status(f"calibration {cal.calibration_id} written to {path}")
+    report.status(f"calibration {cal.calibration_id} written to {path}")
     return cal
 
 
@@ -220,29 +209,3 @@ def study_report(
                                     timezone_note=note) for s in ids]
     generated = reports[0].generated_utc if reports else now.isoformat()
     return StudyReport(reports, check, str(log.path.resolve()), generated)
-
-
-def _call(observer: Any, name: str):
-    """The observer's method `name`, or None when it has none (an observer implements any of the three)."""
-    return None if observer is None else getattr(observer, name, None)
-
-
-class _CalibrationReport:
-    """A calibration's progress (`CalibrationObserver`'s three calls) handed to an `Observer`."""
-
-    def __init__(self, observer: Any):
-        self._status = _call(observer, "on_status")
-        self._block = _call(observer, "on_block")
-        self._window = _call(observer, "on_window")
-
-    def status(self, text: str) -> None:
-        if self._status is not None:
-            self._status(text)
-
-    def samples(self, block: Any, frequency_hz: float, drive: float) -> None:
-        if self._block is not None:
-            self._block(block)
-
-    def step(self, frequency_hz: float, step: Any, gain: Any) -> None:
-        if self._window is not None:
-            self._window(CalibrationStep(frequency_hz, step, gain))

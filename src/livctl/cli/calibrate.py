@@ -111,18 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.platforms import open_platform
-    from livctl.procedures.calibrate import (
-        FREQUENCY_TOLERANCE_HZ,
-        CalibrationFailed,
-        CalibrationInterrupted,
-        Calibrator,
-        SweepSettings,
-        discard_sweep,
-        keep_sweep,
-        sweep_archive,
-    )
-    from livctl.records.calibration import check_writable, save_calibration
+    from livctl import CalibrationFailed, CalibrationInterrupted, SweepSettings, calibrate, open_platform
+    from livctl.procedures.calibrate import FREQUENCY_TOLERANCE_HZ
+    from livctl.records.calibration import check_writable
     from livctl.ui.progress import PrintStatus
     from livctl.cli.calibration import calibration_json, render_calibration
     from livctl.cli.session import choose_device
@@ -141,34 +132,21 @@ def run(args: argparse.Namespace) -> int:
     progress = PrintStatus(sys.stderr, quiet=args.quiet)
 
     with platform, stop_on_signals(stop, progress):
-        target = check_writable(platform.platform_id, args.calibration_dir, force=args.force)
-        calibrator = Calibrator(
-            platform, settings, operator=operator_name(args.operator), load_kg=args.load_kg,
-            sensor_model=args.sensor, stop=stop, observer=progress,
-        )
+        # refused before any window opens (calibrate checks it again before anything moves)
+        path = check_writable(platform.platform_id, args.calibration_dir, force=args.force)
 
-        def job() -> int:
+        def job(observer) -> int:
             """Calibrate, write, report; on the live view's worker thread when plotting."""
-            calibrator.raw_signal = sweep_archive(platform, target, settings, operator=operator_name(args.operator),
-                                                  load_kg=args.load_kg, sensor=args.sensor)
             try:
-                cal = calibrator.run()
+                cal = calibrate(platform, settings, calibration_dir=args.calibration_dir, force=args.force,
+                                operator=operator_name(args.operator), load_kg=args.load_kg,
+                                sensor_model=args.sensor, observer=observer, stop=stop)
             except CalibrationFailed as exc:
-                discard_sweep(calibrator.raw_signal)
                 _report_failure(args, "failed", str(exc), exc.kind)
                 return EXIT_FAILED
             except CalibrationInterrupted as exc:
-                discard_sweep(calibrator.raw_signal)
                 _report_failure(args, "interrupted", str(exc), None)
                 return EXIT_INTERRUPTED
-            except BaseException:
-                discard_sweep(calibrator.raw_signal)
-                raise
-            cal, warnings = keep_sweep(cal, calibrator.raw_signal, target)
-            for warning in warnings:
-                progress.note(f"livctl: warning: {warning}")
-            path = save_calibration(cal, args.calibration_dir, force=args.force)
-            calibrator.observer.status(f"calibration {cal.calibration_id} written to {path}")
             if args.json:
                 print_json({"status": "completed", "path": str(path), "calibration": calibration_json(cal)})
             else:
@@ -177,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
 
         if mode is None:
-            return job()
+            return job(progress)
         from livctl.ui import live
 
         feed = live.LiveFeed(
@@ -187,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
             accel_cap_g=settings.accel_cap_g,
             vertical_axis=platform.vertical_axis,
         )
-        calibrator.observer = live.CalibrationFeed(feed, progress)
-        return live.run_live(job, feed, stop, mode=mode, png=args.plot_png)
+        observer = live.CalibrationFeed(feed, progress)
+        return live.run_live(lambda: job(observer), feed, stop, mode=mode, png=args.plot_png)
 
 
 def _report_failure(args: argparse.Namespace, status: str, reason: str, kind: str | None) -> None:

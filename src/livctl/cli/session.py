@@ -168,21 +168,16 @@ OPTIONS = {"practice": "--practice", "operator": "--operator"}
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.platforms import open_platform
-    from livctl.procedures.control import ControlSettings
-    from livctl.records.doselog import DoseLog
-    from livctl.procedures.prepare import SessionRequest, prepare_session
+    from livctl import (SafetyLimits, SessionRefused, SessionRequest, open_log, open_platform, prepare_session,
+                        run_session)
     from livctl.prescription import DEFAULT_RAMP_S
-    from livctl.procedures.safety import SafetyLimits, load_profile
-    from livctl.procedures.session import Session
+    from livctl.procedures.safety import load_profile
 
     from livctl.cli.common import station
-    from livctl.procedures.prepare import SessionRefused
 
     settings = station()
     profile = settings.given("safety_profile", args.profile, "--profile")
     limits = load_profile(profile) if profile else SafetyLimits()
-    control = ControlSettings(loop_gain=args.loop_gain) if args.loop_gain is not None else ControlSettings()
     tolerance = tolerance_from(args, settings.tolerance())
     prescription = build_prescription(args, tolerance)
     if prescription is not None:
@@ -207,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     path = log_path(args)
     mode = plot_mode(args, default_on=False)
 
-    with DoseLog(path) as log:
+    with open_log(path) as log:
         stop = StopEvent()
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         with platform, stop_on_signals(stop, display):
@@ -228,11 +223,13 @@ def run(args: argparse.Namespace) -> int:
                 say(f"livctl: warning: {warning}")
             if not platform.simulated and not args.yes:
                 confirm(platform, plan, log)  # a real platform moves only after a yes
-            session = Session(plan, platform, log, control=control, stop=stop,
-                              observer=display.update if display else None)
             if display:
                 display.start(plan.prescription, platform)
-            result = session.run() if mode is None else _run_with_plot(session, stop, mode, args.plot_png)
+            view = _SessionView(display)
+            if mode is None:
+                result = run_session(platform, log, plan, observer=view, stop=stop, loop_gain=args.loop_gain)
+            else:
+                result = _run_with_plot(platform, path, plan, view, stop, args, mode)
         if display:
             display.finish()
         record = log.find_session(result.session_id)
@@ -296,50 +293,56 @@ def report_orphans(session_ids: list[str]) -> None:
         print(f"livctl: {orphan_notice(session_id)}", file=sys.stderr)
 
 
-def _run_with_plot(session, stop: StopEvent, mode: str, png: str | None):
-    """The session on a worker thread, watched by the live view (closing it stops the session)."""
-    from livctl.ui import live
-    from livctl.records.doselog import DoseLog
+class _SessionView:
+    """What the command shows of a running session (an `Observer`): each window on the progress
+    line, and, with a live view, every block until the ramp-down begins (the view keeps the
+    delivery's last frame)."""
 
-    rx, platform = session.prescription, session.platform
-    feed = live.LiveFeed(
+    def __init__(self, display):
+        self.display = display
+        self.feed = None
+
+    def on_window(self, progress) -> None:
+        if self.feed is not None:
+            from livctl.ui import live
+
+            live.session_window(self.feed, progress)
+        if self.display is not None:
+            self.display.update(progress)
+
+    def on_block(self, block) -> None:
+        if self.feed is not None:
+            self.feed.add_block(block)
+
+    def on_phase(self, phase, frequency_hz: float) -> None:
+        if self.feed is not None and phase == "ramp_down":
+            self.feed.freeze_samples()
+
+
+def _run_with_plot(platform, path, plan, view: _SessionView, stop: StopEvent, args: argparse.Namespace, mode: str):
+    """The session on a worker thread, watched by the live view (closing it stops the session)."""
+    from livctl import open_log, run_session
+    from livctl.ui import live
+
+    rx = plan.prescription
+    view.feed = feed = live.LiveFeed(
         title=f"livctl session: {platform.platform_id}, {rx.frequency_hz:g} Hz, {rx.peak_g:g} g peak",
         frequency_hz=rx.frequency_hz,
         tolerance_hz=rx.tolerance.frequency_hz,
-        accel_cap_g=session.accel_cap_g,
+        accel_cap_g=plan.limits.accel_cap_g,
         vertical_axis=platform.vertical_axis,
         mode="session",
         target_g=rx.peak_g,
         tolerance_fraction=rx.tolerance.accel_fraction,
     )
-    text = session.observer
-
-    def observe(progress) -> None:
-        live.session_window(feed, progress)
-        if text is not None:
-            text(progress)
-
-    session.observer = observe
-
-    def on_block(block) -> None:
-        if session.guard is not None and session.guard.winding_down:
-            feed.freeze_samples()  # the view keeps the delivery's last frame, not the ramp-down's
-        else:
-            feed.add_block(block)
-
-    session.sample_observer = on_block
-
-    def job():
-        with DoseLog(session.log.path) as log:  # an SQLite connection belongs to the thread that opened it
-            session.log = log
-            return session.run()
 
     def finished():
-        result = job()
+        with open_log(path) as log:  # an SQLite connection belongs to the thread that opened it
+            result = run_session(platform, log, plan, observer=view, stop=stop, loop_gain=args.loop_gain)
         feed.set_status(f"{result.status}" + ("" if result.reason is None else f": {result.reason}"))
         return result
 
-    return live.run_live(finished, feed, stop, mode=mode, png=png, hold=True, hold_after_stop=True)
+    return live.run_live(finished, feed, stop, mode=mode, png=args.plot_png, hold=True, hold_after_stop=True)
 
 
 def render_summary(r: dict) -> str:

@@ -18,12 +18,9 @@ from livctl.cli.common import (
 )
 from livctl.prescription import TONE_MAX_FREQUENCY_HZ as MAX_FREQUENCY_HZ
 from livctl.prescription import TONE_MIN_FREQUENCY_HZ as MIN_FREQUENCY_HZ
+from livctl.procedures.tone import MAX_DURATION_S as MAX_SECONDS
 
 DEFAULT_SECONDS = 10.0
-MAX_SECONDS = 300.0
-"""The tone always ends: a wiring check longer than five minutes is a mistake."""
-STEP_S = 0.5
-"""The tone is measured (when the platform has a sensor) and the stop request checked this often."""
 
 DESCRIPTION = f"""\
 Play a sine at a given frequency and level on a platform, with soft (raised-cosine) ramps, for
@@ -98,129 +95,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from livctl.platforms import open_platform
+    from livctl import open_platform, play_tone
     from livctl.cli.session import choose_device
-    from livctl.errors import UsageError
-    from livctl.procedures.guard import MotionGuard, StopRequested
-    from livctl.procedures.prepare import motion_calibration
-    from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G, Trip, drive_ceiling
-    from livctl.procedures.sensorwatch import SensorUntrusted
+    from livctl.errors import LivctlError, UsageError
+    from livctl.ui.progress import PrintStatus
 
     if 2 * args.ramp > args.seconds:
         raise UsageError(f"--seconds {args.seconds:g} leaves no room for two {args.ramp:g} s ramps")
     platform = open_platform(choose_device(args))
-    progress = None if args.quiet else sys.stderr
     stop = StopEvent()
     with platform, stop_on_signals(stop):
-        # looked up once open (a serial board's platform id is its identity, known only then); a
-        # real platform without a calibration of its own is refused here, before anything moves
-        motion = motion_calibration(platform, args.calibration_dir, frequency_hz=args.freq)
-        for warning in motion.warnings:
-            _say(progress, f"livctl: warning: {warning}")
-        guard = MotionGuard(platform, ceiling=motion.drive_ceiling, stop=stop, ramp_s=args.ramp,
-                            reference_gain_mps2_per_drive=motion.reference_gain_mps2_per_drive)
-        gain = platform.open_loop_gain_mps2_per_drive  # no sensor to check the cap: the calibrated gain caps it
-        ceiling = motion.drive_ceiling
-        if gain:
-            ceiling = min(ceiling, drive_ceiling(gain, DEFAULT_ACCEL_CAP_G, ceiling))
-        level = min(args.level, ceiling)
-        if level < args.level:
-            _say(progress, f"level {args.level:g} capped at the platform's ceiling, {level:.4g} of full scale")
-        _say(progress, f"playing {args.freq:g} Hz at {level:.4g} of full scale for {args.seconds:g} s on "
-                       f"{platform.description}")
-        tone = _Tone(guard, args.freq, level, progress)
-        failure, ramped = None, False
-        with guard:
-            try:
-                tone.play(args.seconds - args.ramp, args.ramp)
-            except StopRequested:
-                pass
-            except SensorUntrusted as exc:
-                failure, ramped = f"sensor check: {exc.reason}", True
-            except Trip as trip:
-                failure, ramped = trip.reason, not trip.cut
-        health = platform.stream_health()
-
-    summary = {
-        "device": platform.url,
-        "platform_id": platform.platform_id,
-        "frequency_hz": args.freq,
-        "level": level,
-        "reached_level": tone.reached,
-        "requested_level": args.level,
-        "calibration_id": motion.calibration_id,
-        "played_s": tone.played_s + args.ramp,
-        "interrupted": stop.is_set(),
-        "measured": tone.measured,
-        "stream_health": health,
-        "stopped": failure,
-    }
+        result = play_tone(platform, args.freq, args.level, args.seconds, ramp_s=args.ramp,
+                           calibration_dir=args.calibration_dir, stop=stop,
+                           observer=PrintStatus(sys.stderr, quiet=args.quiet))
+    summary = result.to_dict()
     if args.json:
         print_json(summary)
     else:
         print(_render(summary))
-    if failure is not None:
-        from livctl.errors import LivctlError
-
-        if ramped:
-            raise LivctlError(f"{failure} (the tone was ramped down)")
+    if result.stopped is not None:
+        if result.ramped_down:
+            raise LivctlError(f"{result.stopped} (the tone was ramped down)")
         raise LivctlError(
-            f"{failure}: drive cut; play a lower --level, or calibrate the platform so its largest safe drive "
+            f"{result.stopped}: drive cut; play a lower --level, or calibrate the platform so its largest safe drive "
             "caps the level"
         )
-    return EXIT_INTERRUPTED if stop.is_set() else EXIT_OK
-
-
-class _Tone:
-    """Plays a tone through the guard: up to the level in steps the guard allows (the platform's
-    response proven at each), then held, measured every STEP_S where there is a sensor."""
-
-    APPROACH_RAMP_S = 0.2
-    """Each step towards the level ramps this long: smooth enough not to ring the plate."""
-
-    def __init__(self, guard, frequency_hz: float, level: float, progress):
-        self.guard = guard
-        self.frequency_hz = frequency_hz
-        self.level = level
-        self.progress = progress
-        self.played_s = 0.0
-        self.reached = 0.0
-        self.measured: dict | None = None
-
-    def play(self, duration_s: float, ramp_s: float) -> None:
-        guard = self.guard
-        guard.set_frequency(self.frequency_hz)
-        has_sensor = guard.platform.has_sensor
-        if has_sensor:
-            guard.read_span(2 * guard.block_s)  # at rest first: the noise floor, and a sensor that answers
-        while self.played_s < duration_s - 1e-9:
-            length = min(STEP_S, duration_s - self.played_s)
-            step = min(self.level, guard.allowed_drive())
-            if step > self.reached * 1.001:  # the next step up, then long enough steady for the guard
-                ramp = ramp_s if self.reached == 0 and step >= self.level else self.APPROACH_RAMP_S
-                self.reached = guard.drive(step, ramp)
-                length = min(ramp + 2 * guard.block_s, duration_s - self.played_s)
-            block = guard.read_span(length)
-            self.played_s += length  # the platform's time moved by `length`, whatever number of samples came
-            measured = self._measure(block) if has_sensor else "not measured (no accelerometer input)"
-            _say(self.progress, f"{self.played_s:6.1f} s  {measured}")
-
-    def _measure(self, block) -> str:
-        from livctl.dsp.estimator import AnalysisError, measure
-
-        try:
-            m = measure(block.accel_mps2, block.rate_hz, axis=self.guard.platform.vertical_axis,
-                        search_hz=(0.5 * self.frequency_hz, 1.5 * self.frequency_hz))
-        except AnalysisError as exc:
-            return f"no measurement: {exc}"
-        self.measured = {"frequency_hz": m.frequency_hz, "peak_g": m.peak_g, "rms_g": m.rms_g,
-                         "thd_percent": m.thd_percent, "snr_db": m.snr_db}
-        return f"{m.frequency_hz:7.2f} Hz  {m.peak_g:6.3f} g peak  THD {m.thd_percent:5.1f} %  drive {self.reached:.4g}"
-
-def _say(stream, text: str) -> None:
-    if stream is not None:
-        stream.write(text + "\n")
-        stream.flush()
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
 def _render(s: dict) -> str:

@@ -34,6 +34,7 @@ from livctl import __version__
 from livctl.clock import utc_now
 from livctl.dsp.estimator import AnalysisError, Measurement, measure
 from livctl.errors import LivctlError
+from livctl.events import CalibrationStep, Phase, Reporter
 from livctl.platforms import Platform, SampleBlock
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
@@ -158,19 +159,6 @@ class SweepSettings:
         return self
 
 
-class CalibrationObserver:
-    """Receives a calibration's progress, on the calibrating thread. Override what you need."""
-
-    def status(self, text: str) -> None:
-        """A line of progress for a person."""
-
-    def samples(self, block: SampleBlock, frequency_hz: float, drive: float) -> None:
-        """Every block read from the platform (settling and measuring, rest and ramps)."""
-
-    def step(self, frequency_hz: float, step: Step, gain: Gain | None) -> None:
-        """A measured step, and the fit of the steps at this frequency so far (None before 2 steps)."""
-
-
 @dataclass
 class Calibrator:
     """Calibrate one platform: `run()` returns the `Calibration` (not yet saved) or raises.
@@ -185,7 +173,9 @@ class Calibrator:
     load_kg: float | None = None
     sensor_model: str | None = None
     stop: StopSignal = field(default_factory=StopSignal)
-    observer: CalibrationObserver = field(default_factory=CalibrationObserver)
+    observer: Any = None
+    """A `livctl.events.Observer` (any of its methods): status lines, every block read, each measured
+    step (`CalibrationStep`), the sweep's frequency as it changes (`Phase.SWEEP`)."""
     raw_signal: Any = None
     """A `livctl.records.archive.RawArchive` that keeps the sweep's raw signal (every block and command),
     or None."""
@@ -195,7 +185,7 @@ class Calibrator:
         if self.load_kg is not None and not (math.isfinite(self.load_kg) and self.load_kg >= 0):
             raise CalibrationError(f"the load must be a number of kg >= 0, not {self.load_kg}")
         self._drive = 0.0
-        self._frequency_hz = self.settings.frequency_hz
+        self._report = Reporter(self.observer)
 
     @property
     def cap_mps2(self) -> float:
@@ -206,6 +196,7 @@ class Calibrator:
         from livctl.procedures.safety import Trip
         from livctl.procedures.sensorwatch import SensorUntrusted
 
+        self._report = Reporter(self.observer)  # the observer given now (it may have been set after construction)
         platform = self.platform if self.raw_signal is None else self.raw_signal.watch(self.platform)
         self.guard = MotionGuard(platform, accel_cap_g=self.settings.accel_cap_g, stop=self.stop,
                                  ramp_s=self.settings.ramp_s)
@@ -281,7 +272,7 @@ class Calibrator:
             )
         if p.gravity_on_vertical:  # an AC-coupled input (a sound card's) carries no gravity to check
             self._check_gravity(mean_g, axis)
-        self.observer.status(
+        self._report.status(
             f"sensor at rest: gravity {mean_g[axis]:+.3f} g on {p.vertical_axis}, noise "
             f"{1000 * noise_g[axis]:.1f} mg RMS ({1e6 * check.noise_density_g_per_rthz:.0f} ug/sqrt(Hz))"
         )
@@ -315,9 +306,9 @@ class Calibrator:
         if self._drive > 0:  # from the previous frequency point: down first, then retune
             self._set_drive(0.0, s.ramp_s)
             self._read(s.ramp_s)
-        self._frequency_hz = frequency_hz
         self.guard.set_frequency(frequency_hz)
-        self.observer.status(f"{frequency_hz:g} Hz: probing from {100 * self.guard.first_drive:.2g} % drive")
+        self._report.phase(Phase.SWEEP, frequency_hz)
+        self._report.status(f"{frequency_hz:g} Hz: probing from {100 * self.guard.first_drive:.2g} % drive")
         steps: list[Step] = []
         self._probe(frequency_hz, steps)
         top_mps2 = g_to_mps2(s.top_accel_g)
@@ -345,7 +336,7 @@ class Calibrator:
                 f"{100 * point.max_safe_drive:.2g} % of full drive, below the {100 * MIN_SAFE_DRIVE:g} % a dose can be "
                 "set with; lower the amplifier's gain (or the drive's full scale) and calibrate again",
             )
-        self.observer.status(
+        self._report.status(
             f"{frequency_hz:g} Hz: gain {point.gain.g_per_drive:.4f} +- {point.gain.u_g_per_drive:.4f} g per full drive, "
             f"non-linearity {point.nonlinearity_percent:+.2f} % at {100 * point.top_drive:.0f} % drive, "
             f"largest safe drive {100 * point.max_safe_drive:.1f} %"
@@ -375,7 +366,7 @@ class Calibrator:
             if step is not None:
                 steps.append(step)
                 self._check_step(frequency_hz, step, steps)
-                self.observer.step(frequency_hz, step, fit_response(frequency_hz, steps)[0] if len(steps) >= 2 else None)
+                self._step(frequency_hz, step, fit_response(frequency_hz, steps)[0] if len(steps) >= 2 else None)
                 if step.precision <= PROBE_PRECISION:
                     return
             predicted = (step.peak_mps2 if step else 0.0) * MAX_STEP_RATIO
@@ -409,7 +400,7 @@ class Calibrator:
                     f"the sweep would exceed the cap: {100 * level:.1f} % drive at {frequency_hz:g} Hz is predicted "
                     f"to give up to {mps2_to_g(predicted):.2f} g peak (cap {s.accel_cap_g:g} g); stopped before it",
                 )
-            self.observer.status(
+            self._report.status(
                 f"{frequency_hz:g} Hz: stopping before {100 * level:.1f} % drive, predicted "
                 f"{mps2_to_g(predicted):.2f} g could pass the {s.accel_cap_g:g} g cap"
             )
@@ -423,7 +414,7 @@ class Calibrator:
             )
         steps.append(step)
         self._check_step(frequency_hz, step, steps)
-        self.observer.step(frequency_hz, step, fit_response(frequency_hz, steps)[0])
+        self._step(frequency_hz, step, fit_response(frequency_hz, steps)[0])
         return True
 
     def _predicted_high_mps2(self, frequency_hz: float, steps: list[Step], level: float) -> float:
@@ -510,13 +501,16 @@ class Calibrator:
             if all(math.isfinite(m.snr_db) for m in measurements) else math.inf,
             samples=samples,
         )
-        self.observer.status(
+        self._report.status(
             f"{frequency_hz:g} Hz, {100 * level:5.1f} % drive: {step.peak_g:.4f} g peak "
             f"+- {100 * step.precision:.2f} %, {step.frequency_hz:.2f} Hz, THD {step.thd_percent:.1f} %"
         )
         return step
 
     # -- the platform --------------------------------------------------------------------------
+
+    def _step(self, frequency_hz: float, step: Step, gain: Gain | None) -> None:
+        self._report.window(CalibrationStep(frequency_hz, step, gain))
 
     def _set_drive(self, level: float, ramp_s: float) -> float:
         """Drive through the guard; returns the level commanded (the guard may allow less)."""
@@ -525,7 +519,7 @@ class Calibrator:
 
     def _read(self, duration_s: float) -> SampleBlock:
         return self.guard.read_span(
-            duration_s, observe=lambda g: self.observer.samples(g.block, self._frequency_hz, g.drive) if g.block else None
+            duration_s, observe=lambda g: self._report.block(g.block) if g.block else None
         )
 
 

@@ -225,6 +225,9 @@ class Session:
     observer: Callable[[Progress], None] | None = None
     sample_observer: Callable[[SampleBlock], None] | None = None
     """Sees every block of samples read (a live view); must not block."""
+    phase_observer: Callable[[Phase, float], None] | None = None
+    """Told each phase as the session enters it (pre-check, ramp-up, delivery, ramp-down), with the
+    prescribed frequency; must not block."""
     block_s: float = DEFAULT_BLOCK_S
     keep_signal: bool = True
     """Keep the raw signal beside the log (livctl.records.archive); False only to measure what that costs."""
@@ -435,6 +438,7 @@ class Session:
 
     def _sensor_check(self) -> None:
         """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
+        self._entering(PRECHECK)
         window, samples, problem = self._window(PRECHECK, REST_S, measured=False)
         if problem:
             raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
@@ -671,8 +675,13 @@ class Session:
         self._drive = guard.drive_level
         return reason
 
+    def _entering(self, phase: Phase) -> None:
+        if self.phase_observer is not None:
+            self.phase_observer(phase, self.prescription.frequency_hz)
+
     def _phase(self, phase: str, duration_s: float) -> None:
         """Run windows of `window_s` until `duration_s` is covered (a short tail joins the last)."""
+        self._entering(phase)
         remaining = duration_s  # in this computer's seconds (the windows' durations are corrected to it)
         while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
             ratio = self._stream_per_host()

@@ -28,7 +28,7 @@ import pyqtgraph as pg  # noqa: E402
 from pyqtgraph.Qt import QtCore, QtWidgets  # noqa: E402
 
 from livctl.platforms import SampleBlock  # noqa: E402
-from livctl.procedures.calibrate import CalibrationObserver  # noqa: E402
+from livctl.events import CalibrationStep, Phase, Reporter  # noqa: E402
 from livctl.records.calibration import Gain, Step  # noqa: E402
 from livctl.errors import UsageError  # noqa: E402
 from livctl.units import mps2_to_g  # noqa: E402
@@ -132,7 +132,7 @@ class LiveFeed:
 
     # -- writers (any thread) -----------------------------------------------------------------
 
-    def add_block(self, block: SampleBlock, frequency_hz: float | None = None) -> None:
+    def add_block(self, block: SampleBlock) -> None:
         """A block of samples (any length): the view keeps the last SPECTRUM_S of the vertical axis."""
         column = np.asarray(block.accel_mps2[:, self._axis], dtype=float)
         with self._lock:
@@ -142,8 +142,12 @@ class LiveFeed:
             previous = self._block if self._block is not None and self._rate_hz == block.rate_hz else column[:0]
             self._block = np.concatenate([previous, column])[-keep:]
             self._rate_hz = block.rate_hz
-            if frequency_hz is not None:
-                self._frequency_hz = frequency_hz
+            self.version += 1
+
+    def set_frequency(self, frequency_hz: float) -> None:
+        """The drive frequency the spectrum marks (a calibration moves from one to the next)."""
+        with self._lock:
+            self._frequency_hz = frequency_hz
             self.version += 1
 
     def add_point(self, frequency_hz: float, drive: float, peak_g: float, gain: Gain | None) -> None:
@@ -199,33 +203,39 @@ class LiveFeed:
             }
 
 
-class CalibrationFeed(CalibrationObserver):
-    """Feeds a calibration's progress to a LiveFeed (and on to another observer, for text progress)."""
+class CalibrationFeed:
+    """Feeds a calibration's progress to a LiveFeed, and on to another observer (text progress): an
+    `livctl.events.Observer`."""
 
-    def __init__(self, feed: LiveFeed, also: CalibrationObserver | None = None, max_drive: float = 1.0):
+    def __init__(self, feed: LiveFeed, also: Any = None, max_drive: float = 1.0):
         self.feed = feed
-        self.also = also or CalibrationObserver()
+        self.also = Reporter(also)
         self.max_drive = max_drive
         self._steps: dict[float, list[Step]] = {}
 
-    def status(self, text: str) -> None:
+    def on_status(self, text: str) -> None:
         self.feed.set_status(text)
         self.also.status(text)
 
-    def samples(self, block: SampleBlock, frequency_hz: float, drive: float) -> None:
-        self.feed.add_block(block, frequency_hz)
-        self.also.samples(block, frequency_hz, drive)
+    def on_phase(self, phase: Phase, frequency_hz: float) -> None:
+        self.feed.set_frequency(frequency_hz)
+        self.also.phase(phase, frequency_hz)
 
-    def step(self, frequency_hz: float, step: Step, gain: Gain | None) -> None:
+    def on_block(self, block: SampleBlock) -> None:
+        self.feed.add_block(block)
+        self.also.block(block)
+
+    def on_window(self, progress: CalibrationStep) -> None:
         from livctl.records.calibration import frequency_point
 
-        self.feed.add_point(frequency_hz, step.drive, step.peak_g, gain)
+        frequency_hz, step = progress.frequency_hz, progress.step
+        self.feed.add_point(frequency_hz, step.drive, step.peak_g, progress.gain)
         steps = self._steps.setdefault(frequency_hz, [])
         steps.append(step)
         if len(steps) >= 2:  # the limit the calibration file will state, from the steps so far
             point = frequency_point(frequency_hz, steps, accel_cap_g=self.feed.accel_cap_g, max_drive=self.max_drive)
             self.feed.set_safe_drive(frequency_hz, point.max_safe_drive)
-        self.also.step(frequency_hz, step, gain)
+        self.also.window(progress)
 
 
 PHASES = {"precheck": "pre-check", "ramp_up": "ramping up", "deliver": "delivering", "ramp_down": "ramping down"}

@@ -186,23 +186,20 @@ class ProgressDisplay:
 
 
 class PrintStatus:
-    """A calibration's progress as status lines on a text stream (stderr for the command); `note`
-    prints even when quiet. A `livctl.procedures.calibrate.CalibrationObserver` by its methods."""
+    """A calibration's progress as status lines on a text stream (stderr for the command): an
+    `livctl.events.Observer` that implements `on_status`. A warning prints even when quiet, as
+    `note` does."""
 
     def __init__(self, stream: Any, *, quiet: bool = False):
         self.stream = stream
         self.quiet = quiet
 
-    def status(self, text: str) -> None:
-        if not self.quiet:
+    def on_status(self, text: str) -> None:
+        if text.startswith("warning: "):
+            self.note(f"livctl: {text}")
+        elif not self.quiet:
             self.note(text)
 
     def note(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
-
-    def samples(self, block: Any, frequency_hz: float, drive: float) -> None:
-        """Blocks are for the live view; a text stream shows none."""
-
-    def step(self, frequency_hz: float, step: Any, gain: Any) -> None:
-        """Steps are reported by the calibrator's status lines."""
