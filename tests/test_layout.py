@@ -108,3 +108,65 @@ def test_no_function_runs_over_80_lines_without_its_reason():
                 if lines > MAX_FUNCTION_LINES and REASON not in (ast.get_docstring(node) or ""):
                     long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, long
+
+
+def _public_use(module: str, name: str) -> str | None:
+    """Why `from module import name` is not a use of the public API, or None when it is: `livctl`'s
+    `__all__`, or a module's `__all__` (a module that declares none offers nothing to the edges)."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    public = getattr(mod, "__all__", None)
+    if public is None:
+        return f"{module} declares no __all__"
+    if name not in public and not isinstance(getattr(mod, name, None), type(ast)):
+        return f"{name} is not in {module}.__all__"
+    return None
+
+
+def test_the_command_line_uses_only_the_public_api():
+    """cli/ takes from the core only what `livctl.__all__` and the modules' `__all__` offer (a
+    module imported whole is held to its `__all__` in every attribute the command uses); the user
+    interface and the command line's own modules are its rendering."""
+    import importlib
+
+    found = []
+    for rel, tree in _modules():
+        if rel.parts[0] != "cli":
+            continue
+        modules: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [f"{rel}: import {a.name}" for a in node.names if a.name.startswith("livctl.")
+                          and not a.name.startswith(("livctl.cli", "livctl.ui"))]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("livctl"):
+                if node.module.startswith(("livctl.cli", "livctl.ui")) or node.module in ("livctl.cli", "livctl.ui"):
+                    continue
+                for a in node.names:
+                    try:  # a submodule (`from livctl.study import report`)
+                        value = importlib.import_module(f"{node.module}.{a.name}")
+                    except ModuleNotFoundError:
+                        value = getattr(importlib.import_module(node.module), a.name, None)
+                    if isinstance(value, type(ast)):
+                        modules[a.asname or a.name] = value.__name__
+                    elif (problem := _public_use(node.module, a.name)) is not None:
+                        found.append(f"{rel}: {problem}")
+        for node in ast.walk(tree):  # attributes of modules imported whole
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                if (problem := _public_use(modules[node.value.id], node.attr)) is not None:
+                    found.append(f"{rel}: {problem}")
+    assert not found, sorted(set(found))
+
+
+def test_every_public_name_is_there():
+    """Each module's `__all__` names what it holds (a renamed function cannot leave a stale entry)."""
+    import importlib
+
+    missing = []
+    for rel, _ in _modules():
+        if rel.name == "__main__.py":
+            continue
+        name = ".".join(("livctl", *rel.with_suffix("").parts)).removesuffix(".__init__")
+        mod = importlib.import_module(name)
+        missing += [f"{name}.{n}" for n in getattr(mod, "__all__", ()) if not hasattr(mod, n)]
+    assert not missing, missing

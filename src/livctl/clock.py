@@ -13,6 +13,8 @@ import time
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 
+__all__ = ["Clock", "RealClock", "VirtualClock", "utc_now"]
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)

@@ -4,6 +4,11 @@ Each one maps to an exit code in the command-line interface: bad input is 2, a f
 out-of-spec dose is 1. The message is one line that says what is wrong and how to fix it.
 """
 
+__all__ = [
+    "LivctlError", "UsageError", "Refusal", "PlatformError", "DeviceOpenError", "DeviceTripped", "DeviceURLError",
+    "DriveRequestError", "LogError", "SessionNotRecorded",
+]
+
 
 class LivctlError(Exception):
     """Base class of every error livctl reports to a user without a traceback."""

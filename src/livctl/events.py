@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+__all__ = ["Phase", "SessionStatus", "Observer", "CalibrationStep", "Reporter", "method_of"]
+
 
 class Phase(enum.StrEnum):
     """The phase a session's window belongs to (the sensor check at rest counts as the pre-check),

@@ -33,6 +33,12 @@ from dataclasses import dataclass
 
 from livctl.errors import UsageError
 
+__all__ = [
+    "InputError", "Range", "MAX_COUNT", "EARLIEST_DATE", "MAX_ZONE_NAME", "parse_number", "parse_whole",
+    "parse_count", "parse_percent", "parse_speed", "parse_date", "check_date", "check_instant", "is_plain_number",
+    "quantity",
+]
+
 
 class InputError(UsageError, ValueError):
     """A typed value that is not well formed or not within its range."""

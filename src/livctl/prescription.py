@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from livctl.errors import UsageError
 from livctl.units import g_to_mps2
 
+__all__ = [
+    "Prescription", "Tolerance", "PRESETS", "get_preset", "DEFAULT_FREQUENCY_HZ", "DEFAULT_PEAK_G",
+    "DEFAULT_MINUTES", "DEFAULT_RAMP_S", "MIN_FREQUENCY_HZ", "MAX_FREQUENCY_HZ", "TONE_MIN_FREQUENCY_HZ",
+    "TONE_MAX_FREQUENCY_HZ",
+]
+
 MIN_FREQUENCY_HZ = 10.0
 MAX_FREQUENCY_HZ = 200.0
 """A session's or a calibration's frequency: LIV uses about 30 Hz (people) to 90 Hz (mice, cells)."""

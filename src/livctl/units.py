@@ -2,6 +2,8 @@
 
 import math
 
+__all__ = ["STANDARD_GRAVITY_MPS2", "g_to_mps2", "mps2_to_g", "peak_to_rms", "rms_to_peak", "displacement_peak_m"]
+
 STANDARD_GRAVITY_MPS2 = 9.80665
 """1 g in m/s^2 (ISO 80000-3)."""
 

@@ -13,6 +13,8 @@ import re
 from livctl.errors import UsageError
 from livctl.multisite.migrations import COORDINATOR_GROUP, STATION_GROUP
 
+__all__ = ["add_station", "add_coordinator", "add_study_subject"]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from livctl.errors import UsageError
 
+__all__ = ["ServerError", "check_url", "connect", "is_server_url"]
+
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 10
 """How long a connection may take before the command gives up (libpq's connect_timeout)."""

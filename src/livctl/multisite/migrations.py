@@ -31,6 +31,8 @@ from livctl.records.doselog import (
     WINDOW_COLUMNS,
 )
 
+__all__ = ["SCHEMA_VERSION", "RECORD_COLUMNS", "STATION_GROUP", "COORDINATOR_GROUP", "check_version", "migrate"]
+
 STATION_GROUP = "livctl_station"
 COORDINATOR_GROUP = "livctl_coordinator"
 

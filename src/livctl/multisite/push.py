@@ -28,6 +28,8 @@ from livctl.multisite.migrations import RECORD_COLUMNS
 from livctl.records.doselog import GENESIS_HASH, DoseLog, UnknownSubject, record_hash
 from livctl.records.doselog import describe_record as describe
 
+__all__ = ["SyncResult", "PULLED_SOURCE", "my_station", "push", "pull"]
+
 BATCH_RECORDS = 20_000
 """Records per transaction: a killed sync loses at most one batch's work, never a record."""
 PULLED_SOURCE = "study server assignment"

@@ -32,6 +32,8 @@ from livctl.records.doselog import GENESIS_HASH, SESSION_COLUMNS, ChainCheck, Un
 from livctl.records.doselog import describe_record as describe
 from livctl.records.doselog import session_summary as _local_summary
 
+__all__ = ["StudyLog"]
+
 _END_FIELDS = RECORD_COLUMNS["session_ends"][1:]
 _SUMMARY_SQL = (
     "SELECT s.station, " + ", ".join(f"s.{c}" for c in SESSION_COLUMNS) + ", " + ", ".join(f"e.{c}" for c in _END_FIELDS)

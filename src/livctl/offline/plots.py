@@ -18,6 +18,8 @@ import numpy as np
 from livctl.records.files import write_atomic
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
+__all__ = ["write_plot"]
+
 CYCLES_SHOWN = 6
 
 

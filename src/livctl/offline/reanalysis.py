@@ -27,6 +27,8 @@ from livctl.prescription import Prescription, Tolerance
 from livctl.offline.recordings import Recording, RecordingError, recording_from_samples
 from livctl.offline.validation import Validation, validate
 
+__all__ = ["reanalyse", "sealed_archive"]
+
 FIGURES = ("frequency_hz", "peak_g", "rms_g", "thd_percent", "snr_db", "sinad_db", "dc_g", "off_axis_percent")
 """The measured figures a dose log keeps for each window."""
 UNCERTAINTY_SHARE = 0.01

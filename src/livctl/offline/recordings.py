@@ -54,6 +54,11 @@ from livctl.offline.timebase import (
 )
 from livctl.units import STANDARD_GRAVITY_MPS2
 
+__all__ = [
+    "Recording", "RecordingError", "JITTER_RESAMPLE_FRACTION", "read_recording", "recording_from_samples",
+    "describe", "parse_columns", "check_magnitude",
+]
+
 AXES = ("x", "y", "z")
 UNITS_MPS2 = {"g": STANDARD_GRAVITY_MPS2, "m/s2": 1.0, "mm/s2": 1e-3}
 """Scale of each unit `--units` accepts to m/s^2."""

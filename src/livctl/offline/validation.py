@@ -43,6 +43,8 @@ from livctl.prescription import Prescription
 from livctl.offline.recordings import Recording, RecordingError, check_magnitude
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
+__all__ = ["Validation", "WindowReport", "Stretch", "COVERAGE_FACTOR", "validate", "shortest_window_s"]
+
 MIN_RATE_FACTOR = 2.5
 """The sample rate must be at least this many times the prescribed frequency."""
 SEARCH_BAND = (0.5, 1.5)

@@ -18,6 +18,11 @@ from urllib.parse import parse_qsl, urlsplit
 from livctl.errors import DeviceURLError, DriveRequestError, Refusal
 from livctl.inputs import Range, is_plain_number, parse_number, parse_whole
 
+__all__ = [
+    "Platform", "SampleBlock", "DeviceURL", "SpeedRefused", "BACKENDS", "open_platform", "parse_device_url",
+    "platform_id_option", "positive_float", "non_negative_float", "whole_number_option",
+]
+
 POSITIVE = Range(0.0, None, low_open=True)
 NON_NEGATIVE = Range(0.0, None)
 

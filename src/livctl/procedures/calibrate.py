@@ -56,6 +56,11 @@ from livctl.units import g_to_mps2, mps2_to_g
 if TYPE_CHECKING:
     from livctl.records.archive import RawArchive
 
+__all__ = [
+    "Calibrator", "SweepSettings", "CalibrationFailed", "CalibrationInterrupted", "FREQUENCY_TOLERANCE_HZ",
+    "sweep_archive", "keep_sweep", "discard_sweep",
+]
+
 # -- the sweep's safety and acceptance limits ----------------------------------------------------
 PROBE_MAX_DRIVE = 0.3
 """The probe (response still unknown) stays under this drive, as the session's pre-check does; it

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from livctl.records.doselog import DoseLog
     from livctl.study.regimen import Regimen
 
+__all__ = [
+    "SessionRequest", "SessionPlan", "SessionRefused", "MotionCalibration", "prepare_session", "motion_calibration",
+    "orphan_notice",
+]
+
 MIN_WINDOW_S = 0.25
 MAX_WINDOW_S = 10.0
 """Measurement windows: long enough to hold a few cycles, short enough that a dose is seen as it goes."""

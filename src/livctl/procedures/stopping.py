@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+__all__ = ["StopSignal"]
+
 
 class StopSignal(threading.Event):
     """A request to stop moving, with the reason it was made (the first reason wins).

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from livctl.procedures.guard import MotionGuard
     from livctl.procedures.stopping import StopSignal
 
+__all__ = ["play_tone", "ToneResult", "MAX_DURATION_S"]
+
 MAX_DURATION_S = 300.0
 """A tone always ends: a wiring check longer than five minutes is a mistake."""
 STEP_S = 0.5

@@ -63,6 +63,8 @@ import numpy as np
 
 from livctl.errors import DriveRequestError, UsageError
 
+__all__ = ["RawArchive", "ArchiveData", "ArchiveError", "Seal", "prepare_dir", "read_archive", "sealed_problem"]
+
 FORMAT = "livctl raw signal"
 FORMAT_VERSION = 1
 SUFFIX = ".archive"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 
+__all__ = ["SESSION_FIELDS", "WINDOW_FIELDS", "session_row", "window_row", "write_csv"]
+
 SESSION_FIELDS = (
     "session_id", "subject", "status", "in_spec", "reason", "started_utc", "ended_utc",
     "delivered_s", "in_spec_s", "in_spec_fraction", "mean_frequency_hz", "mean_peak_g", "mean_thd_percent",

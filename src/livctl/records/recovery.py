@@ -17,6 +17,8 @@ import socket
 from livctl.records import archive as raw
 from livctl.records.doselog import DoseLog
 
+__all__ = ["close_orphans"]
+
 
 def _process_alive(pid: int) -> bool:
     try:

@@ -35,6 +35,8 @@ from reportlab.platypus import (
 from livctl import __version__
 from livctl.study import report as rpt
 
+__all__ = ["subject_pdf", "study_pdf"]
+
 PAPERS = {"a4": A4, "letter": letter}
 MARGIN_IN = 0.6
 FIGURE_DPI = 200

@@ -28,6 +28,11 @@ from livctl.dsp.exposure import ACTION_VALUE_MPS2, HEALTH_RANGE_HZ, LIMIT_VALUE_
 from livctl.study.regimen import MAX_DAYS
 from livctl.study.schedule import Bout, Plan, parse_utc
 
+__all__ = [
+    "StudyReport", "SubjectReport", "build_subject_report", "render", "subject_figure", "study_figure",
+    "subject_html", "study_html",
+]
+
 MAX_REPORT_DAYS = MAX_DAYS
 """The longest stretch one report covers: the longest regimen (ten years). Each day is a cell of the
 calendar and a point of each chart: ten years take about 10 s and 200 MB; 230 years took minutes

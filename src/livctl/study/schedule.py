@@ -27,6 +27,8 @@ from livctl.errors import UsageError
 from livctl.inputs import MAX_ZONE_NAME, check_instant
 from livctl.study.regimen import Regimen, weekday_names
 
+__all__ = ["Plan", "Bout", "parse_instant", "parse_utc", "session_gate", "system_timezone"]
+
 UTC = dt.timezone.utc
 LOOKAHEAD_DAYS = 366
 """How far `due` looks for the next scheduled day."""
