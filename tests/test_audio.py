@@ -470,7 +470,7 @@ def test_an_open_loop_session_without_a_gain_is_refused_before_anything_moves(ja
         ("audio://system?max_level=0.1&in=1&in2=1&in_g_per_fs=1", ["give the first's as in=N too"]),
         ("audio://system?max_level=0.1&in=1&in2=7&in_g_per_fs=1", ["in2=7 is not one"]),
         ("audio://system?max_level=0.1&api=asio", ["no host API matches api='asio'", "system"]),
-        ("audio://system?max_level=1.5", ["max_level='1.5'", "at most 1"]),
+        ("audio://system?max_level=1.5", ["max_level='1.5'", "a positive number (up to 1)"]),
         ("audio://system", ["no drive ceiling is known", "max_level=FRACTION"]),
         ("audio://system?max_level=0.1&loud=1", ["has no option loud", "known options"]),
     ],

@@ -145,7 +145,7 @@ def test_bad_prescriptions_are_one_line_usage_errors_and_log_nothing(cli, log_pa
         ("sim://?load_kg=heavy", "load_kg='heavy'"),
         ("sim://?load_kg=-5", "must be a number >= 0"),
         ("sim://?seed=1&seed=2", "given twice"),
-        ("sim://?seed=-1", "seed='-1': must be a whole number >= 0"),
+        ("sim://?seed=-1", "seed='-1': '-1' is out of range: it must be a whole number between 0 and 4294967295"),
         ("sim://box", "takes only options"),
     ],
 )

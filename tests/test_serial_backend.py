@@ -391,7 +391,7 @@ def test_a_silent_port_is_refused_after_its_timeouts(cli, log_path):
         ("serial:///dev/ttyNOPE0", "no serial port /dev/ttyNOPE0; `livctl devices` lists the ports"),
         ("serial://", "serial:// needs a port"),
         ("serial:///dev/ttyS0?baud=fast", "baud='fast'"),
-        ("serial:///dev/ttyS0?watchdog_s=30", "must be between 0.1 and 10 s"),
+        ("serial:///dev/ttyS0?watchdog_s=30", "it must be a positive number of s (0.1 to 10)"),
         ("serial:///dev/ttyS0?stall_s=0", "must be a positive number"),
         ("serial:///dev/ttyS0?parity=E", "no option parity; known options: baud, stall_s, watchdog_s"),
     ],

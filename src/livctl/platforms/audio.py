@@ -59,6 +59,7 @@ import numpy as np
 from livctl.platforms import DeviceURL, Platform, SampleBlock, platform_id_option, positive_float
 from livctl.clock import RealClock
 from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError, UsageError
+from livctl.inputs import Range, parse_number, parse_whole
 from livctl.units import g_to_mps2, mps2_to_g
 from livctl.dsp.waveform import SineSynth
 
@@ -212,33 +213,27 @@ def _rate_error(sd, device: AudioDevice, rate: float, out_channels: int, in_chan
 
 
 def _channel(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("channels are numbered from 1")
-    return value
+    """An input or output channel, numbered from 1."""
+    return parse_whole(text, 1, MAX_CHANNEL)
 
 
 def _block(text: str) -> int:
-    value = int(text)
-    if not 16 <= value <= 8192:
-        raise ValueError("give 16 to 8192 frames")
-    return value
+    return parse_whole(text, 16, 8192, "frames")
 
 
 def _latency(text: str) -> str | float:
     if text.lower() in ("low", "high"):
         return text.lower()
-    value = float(text)
-    if not (math.isfinite(value) and 0 < value <= 2):
-        raise ValueError("give low, high, or seconds (0-2)")
-    return value
+    return parse_number(text, Range(0.0, 2.0, low_open=True), "s", example="low, high or 0.05")
 
 
 def _level(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise ValueError("must be a fraction of full scale, above 0 and at most 1")
-    return value
+    """A fraction of full scale, above 0 and at most 1."""
+    return parse_number(text, Range(0.0, 1.0, low_open=True), example="0.3")
+
+
+MAX_CHANNEL = 1024
+"""More channels than any sound card has: a larger number is a typing error."""
 
 
 def default_platform_id(device_name: str) -> str:

@@ -31,6 +31,7 @@ from firmware_sim.sensor import G_MPS2
 from livctl.platforms import DeviceURL, Platform, SampleBlock, non_negative_float, platform_id_option, positive_float
 from livctl.clock import VirtualClock
 from livctl.errors import DeviceTripped, DeviceURLError, PlatformError
+from livctl.inputs import parse_number, parse_whole
 from livctl.units import g_to_mps2, mps2_to_g
 
 
@@ -48,17 +49,15 @@ def _fault_name(text: str) -> str:
 
 
 def _seed(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be a whole number >= 0")
-    return value
+    return parse_whole(text, 0, MAX_SEED)
 
 
 def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+    return parse_number(text)
+
+
+MAX_SEED = 2**32 - 1
+"""The simulator's seeds are 32-bit numbers, as most generators' are."""
 
 
 TRUTH_TAIL_S = 1.0

@@ -28,7 +28,7 @@ from collections import deque
 
 import numpy as np
 
-from livctl.platforms import DeviceURL, Platform, SampleBlock, positive_float
+from livctl.platforms import DeviceURL, Platform, SampleBlock
 from livctl.platforms.serial.link import SerialLink, open_port
 from livctl.platforms.serial.protocol import (
     AXES,
@@ -47,6 +47,7 @@ from livctl.platforms.serial.protocol import (
 )
 from livctl.clock import RealClock
 from livctl.errors import DeviceOpenError, DeviceTripped, DeviceURLError, PlatformError
+from livctl.inputs import Range, parse_number, parse_whole
 from livctl.units import g_to_mps2, mps2_to_g
 
 _log = logging.getLogger(__name__)
@@ -70,24 +71,16 @@ DIAGNOSE_AFTER_S = 0.25
 
 
 def _baud(text: str) -> int:
-    value = int(text)
-    if not 300 <= value <= 20_000_000:
-        raise ValueError("must be a baud rate such as 115200 or 921600")
-    return value
+    """A baud rate such as 115200 or 921600."""
+    return parse_whole(text, 300, 20_000_000, "baud")
 
 
 def _watchdog_s(text: str) -> float:
-    value = positive_float(text)
-    if not 0.1 <= value <= 10.0:
-        raise ValueError("must be between 0.1 and 10 s")
-    return value
+    return parse_number(text, Range(0.1, 10.0), "s", example="1")
 
 
 def _stall_s(text: str) -> float:
-    value = positive_float(text)
-    if not 0.2 <= value <= 60.0:
-        raise ValueError("must be between 0.2 and 60 s")
-    return value
+    return parse_number(text, Range(0.2, 60.0), "s", example="2")
 
 
 def _baud_for(bytes_per_s: float) -> int:
