@@ -15,15 +15,16 @@ record is appended inside BEGIN IMMEDIATE: read the head, insert, move the head,
 in several processes extend one chain in turn. `verify()` walks the chain and names the first
 record that was changed, removed or moved. Triggers refuse UPDATE and DELETE on every chained
 table, so an accidental edit fails loudly; a deliberate one is found by `verify()`.
+
+The stored form (tables, columns, their SQL, schema versions) is the module `schema`; a record's
+canonical form, its hash and its append at the head of the chain are the module `chain`.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import heapq
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -38,202 +39,39 @@ from pathlib import Path
 from livctl import __version__
 from livctl.clock import utc_now
 from livctl.errors import LogError, UsageError
+from livctl.records.doselog import schema
+from livctl.records.doselog.chain import append_record, canonical_record, describe_record, hash_matches, record_hash
+from livctl.records.doselog.schema import (
+    ADDED_COLUMNS,
+    ADDED_TABLES,
+    ARCHIVE_COLUMNS,
+    ASSIGNMENT_COLUMNS,
+    CHAINED,
+    END_COLUMNS,
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    SESSION_COLUMNS,
+    STATUSES,
+    SUBJECT_COLUMNS,
+    SUBJECT_KINDS,
+    WINDOW_COLUMNS,
+    iso_utc,
+    present_tables,
+)
 
-SCHEMA_VERSION = 4
-"""3 added `sessions.practice` (ADDED_COLUMNS), 4 the `archives` table (a session's raw signal,
-ADDED_TABLES); a log of an older schema gains them when opened, with no record changed."""
+__all__ = [
+    "ADDED_COLUMNS", "ADDED_TABLES", "ARCHIVE_COLUMNS", "ASSIGNMENT_COLUMNS", "BUSY_TIMEOUT_S", "END_COLUMNS",
+    "GENESIS_HASH", "PAGE_SIZE", "PARALLEL_MIN_RECORDS", "SCHEMA_VERSION", "SESSION_COLUMNS", "STATUSES",
+    "SUBJECT_COLUMNS", "SUBJECT_KINDS", "WINDOW_COLUMNS", "ChainCheck", "DoseLog", "SessionStart",
+    "UnknownSubject", "canonical_record", "default_log_path", "describe_record", "iso_utc", "record_hash",
+    "session_summary",
+]
+
 _DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 """What reading a damaged file can raise: SQLite's errors, and a schema or error message whose
 damaged bytes are no longer UTF-8."""
 BUSY_TIMEOUT_S = 30.0
 PAGE_SIZE = 1024
-GENESIS_HASH = bytes(32)
-"""The `prev_hash` of the first record."""
-
-# Each chained table's columns in hashing order, with their SQL declarations. seq, prev_hash and
-# hash come first in every table and are not listed here.
-_CHAINED: dict[str, tuple[tuple[str, str], ...]] = {
-    "sessions": (
-        ("session_id", "TEXT NOT NULL UNIQUE"),
-        ("started_utc", "TEXT NOT NULL"),
-        ("device", "TEXT NOT NULL"),
-        ("platform_id", "TEXT NOT NULL"),
-        ("simulated", "INTEGER NOT NULL"),
-        ("time_base", "TEXT NOT NULL"),
-        ("subject", "TEXT"),
-        ("operator", "TEXT"),
-        ("calibration_id", "TEXT"),
-        ("preset", "TEXT"),
-        ("frequency_hz", "REAL NOT NULL"),
-        ("peak_g", "REAL NOT NULL"),
-        ("duration_s", "REAL NOT NULL"),
-        ("ramp_s", "REAL NOT NULL"),
-        ("tol_frequency_hz", "REAL NOT NULL"),
-        ("tol_accel_fraction", "REAL NOT NULL"),
-        ("max_thd_fraction", "REAL NOT NULL"),
-        ("min_in_spec_fraction", "REAL NOT NULL"),
-        ("window_s", "REAL NOT NULL"),
-        ("livctl_version", "TEXT NOT NULL"),
-        ("host", "TEXT NOT NULL"),
-        ("pid", "INTEGER NOT NULL"),
-        ("regimen", "TEXT"),
-        ("deviation", "TEXT"),
-        ("override_reason", "TEXT"),
-        ("practice", "INTEGER"),
-    ),
-    "windows": (
-        ("session_id", "TEXT NOT NULL REFERENCES sessions(session_id)"),
-        ("idx", "INTEGER NOT NULL"),
-        ("phase", "TEXT NOT NULL"),
-        ("t_s", "REAL NOT NULL"),
-        ("duration_s", "REAL NOT NULL"),
-        ("drive", "REAL NOT NULL"),
-        ("frequency_hz", "REAL"),
-        ("peak_g", "REAL"),
-        ("rms_g", "REAL"),
-        ("thd_percent", "REAL"),
-        ("snr_db", "REAL"),
-        ("sinad_db", "REAL"),
-        ("dc_g", "REAL"),
-        ("axis", "TEXT"),
-        ("off_axis_percent", "REAL"),
-        ("in_spec", "INTEGER NOT NULL"),
-        ("reasons", "TEXT NOT NULL"),
-    ),
-    "session_ends": (
-        ("session_id", "TEXT NOT NULL UNIQUE REFERENCES sessions(session_id)"),
-        ("ended_utc", "TEXT NOT NULL"),
-        ("status", "TEXT NOT NULL"),
-        ("reason", "TEXT"),
-        ("delivered_s", "REAL NOT NULL"),
-        ("in_spec_s", "REAL NOT NULL"),
-        ("in_spec_fraction", "REAL"),
-        ("mean_frequency_hz", "REAL"),
-        ("mean_peak_g", "REAL"),
-        ("mean_thd_percent", "REAL"),
-        ("in_spec", "INTEGER NOT NULL"),
-        ("window_count", "INTEGER NOT NULL"),
-    ),
-    "archives": (
-        ("session_id", "TEXT NOT NULL UNIQUE REFERENCES sessions(session_id)"),
-        ("file", "TEXT NOT NULL"),
-        ("sha256", "TEXT NOT NULL"),
-        ("bytes", "INTEGER NOT NULL"),
-        ("samples", "INTEGER NOT NULL"),
-        ("complete", "INTEGER NOT NULL"),
-        ("note", "TEXT"),
-    ),
-    "subjects": (
-        ("subject_id", "TEXT NOT NULL UNIQUE"),
-        ("kind", "TEXT NOT NULL"),
-        ("note", "TEXT"),
-        ("added_utc", "TEXT NOT NULL"),
-        ("operator", "TEXT"),
-    ),
-    "assignments": (
-        ("subject_id", "TEXT NOT NULL REFERENCES subjects(subject_id)"),
-        ("assigned_utc", "TEXT NOT NULL"),
-        ("operator", "TEXT"),
-        ("regimen_name", "TEXT NOT NULL"),
-        ("regimen", "TEXT NOT NULL"),
-        ("source", "TEXT NOT NULL"),
-    ),
-}
-
-ADDED_COLUMNS: dict[str, tuple[tuple[str, int], ...]] = {"sessions": (("practice", 3),)}
-ADDED_TABLES: dict[str, int] = {"archives": 4}
-"""Chained tables added after schema 2, with the schema that added them (created empty on upgrade)."""
-"""Columns added after schema 2, last in their table, with the schema that added them. They are
-NULL in records written before them and are then left out of the canonical form (a trailing NULL
-of an added column is not hashed), so older records keep their hashes and older logs verify."""
-
-SESSION_COLUMNS = tuple(name for name, _ in _CHAINED["sessions"])
-WINDOW_COLUMNS = tuple(name for name, _ in _CHAINED["windows"])
-END_COLUMNS = tuple(name for name, _ in _CHAINED["session_ends"])
-SUBJECT_COLUMNS = tuple(name for name, _ in _CHAINED["subjects"])
-ASSIGNMENT_COLUMNS = tuple(name for name, _ in _CHAINED["assignments"])
-ARCHIVE_COLUMNS = tuple(name for name, _ in _CHAINED["archives"])
-
-STATUSES = ("completed", "aborted", "interrupted")
-SUBJECT_KINDS = ("human", "animal", "cells")
-
-
-def _schema() -> list[str]:
-    statements = [
-        "CREATE TABLE chain_head (only INTEGER PRIMARY KEY CHECK (only = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL)",
-        "INSERT INTO chain_head VALUES (1, 0, x'" + GENESIS_HASH.hex() + "')",
-        "CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head "
-        "BEGIN SELECT RAISE(ABORT, 'the dose log is append-only'); END",
-    ]
-    for table in _CHAINED:
-        statements += _table_schema(table)
-    statements += [
-        "CREATE INDEX sessions_started ON sessions(started_utc)",
-        "CREATE INDEX sessions_subject ON sessions(subject, started_utc)",
-        "CREATE INDEX assignments_subject ON assignments(subject_id)",
-    ]
-    return statements
-
-
-def _table_schema(table: str) -> list[str]:
-    """One chained table and its append-only triggers."""
-    body = ", ".join(f"{name} {decl}" for name, decl in _CHAINED[table])
-    statements = [f"CREATE TABLE {table} (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, {body})"]
-    for action in ("UPDATE", "DELETE"):
-        statements.append(
-            f"CREATE TRIGGER {table}_append_only_{action.lower()} BEFORE {action} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'the dose log is append-only: {table} rows cannot be changed'); END"
-        )
-    return statements
-
-
-_APPEND_ONLY_TRIGGERS = 2 * len(_CHAINED) + 1
-
-
-def _real(value):
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value  # SQLite stores NaN as NULL: hash what is read back
-
-
-def _integer(value):
-    return None if value is None else int(value)
-
-
-def _text(value):
-    return None if value is None else str(value)
-
-
-_COERCE = {"REAL": _real, "INTEGER": _integer, "TEXT": _text}
-_COERCERS = {table: tuple(_COERCE[decl.split()[0]] for _, decl in columns) for table, columns in _CHAINED.items()}
-_INSERT_SQL = {
-    table: f"INSERT INTO {table} (seq, prev_hash, hash, {', '.join(n for n, _ in columns)}) "
-    f"VALUES ({', '.join('?' * (len(columns) + 3))})"
-    for table, columns in _CHAINED.items()
-}
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-def canonical_record(table: str, seq: int, prev_hash: bytes, values: Sequence) -> bytes:
-    """The bytes a record's hash is taken of: a compact JSON array
-
-        [table, seq, prev_hash as lowercase hex, column values in schema order...]
-
-    (trailing NULLs of ADDED_COLUMNS left out) with Python's `json` rules (ASCII, shortest round-trip floats, `null` for NULL, `Infinity`).
-    """
-    values = list(values)
-    for _ in ADDED_COLUMNS.get(table, ()):  # trailing added columns still NULL: as written before them
-        if values and values[-1] is None:
-            values.pop()
-        else:
-            break
-    return _ENCODER.encode([table, seq, prev_hash.hex(), *values]).encode("ascii")
-
-
-def record_hash(table: str, seq: int, prev_hash: bytes, values: Sequence) -> bytes:
-    """SHA-256 of the record's canonical form (32 bytes)."""
-    return hashlib.sha256(canonical_record(table, seq, prev_hash, values)).digest()
 
 
 def default_log_path() -> Path:
@@ -380,36 +218,20 @@ class DoseLog:
             db.execute("PRAGMA journal_mode = WAL")
             with self._write():
                 if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _schema():
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    schema.create(db)
         elif version < SCHEMA_VERSION:
             self._upgrade()
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
 
     def _upgrade(self) -> None:
-        """Add the columns and tables of later schemas to a log of an older one (no record changes:
-        see ADDED_COLUMNS and ADDED_TABLES); a log that cannot be written (a read-only copy) is read
-        as it is."""
+        """Bring a log of an older schema up to this one (`schema.upgrade`); a log that cannot be
+        written (a read-only copy) is read as it is."""
         if self.read_only:
             return
-        db = self._db
         try:
             with self._write():
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                for table, columns in ADDED_COLUMNS.items():
-                    declared = dict(_CHAINED[table])
-                    present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                    for name, added_in in columns:
-                        if version < added_in and name not in present:
-                            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared[name]}")
-                for table, added_in in ADDED_TABLES.items():
-                    if version < added_in and table not in tables:
-                        for statement in _table_schema(table):
-                            db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                schema.upgrade(self._db)
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc) and "read-only" not in str(exc):
                 raise
@@ -447,20 +269,20 @@ class DoseLog:
         if db.execute("PRAGMA user_version").fetchone()[0] == 0:
             return None  # being created by another process: nothing to check yet
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
-        tables = _present(db)  # a log of an older schema, read as it is, lacks the tables added since
+        tables = present_tables(db)  # a log of an older schema, read as it is, lacks the tables added since
         last = max(db.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0] for table in tables)
         if last != head_seq:
             return f"its chain head says record {head_seq} is the last, but the last record is {last}"
         if head_seq == 0:
             return None
         for table in tables:
-            columns = _CHAINED[table]
+            columns = CHAINED[table]
             # a log of an older schema (not yet upgraded) lacks the added columns: they read as NULL
             present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
             names = ", ".join(name if name in present else "NULL" for name, _ in columns)
             row = db.execute(f"SELECT prev_hash, hash, {names} FROM {table} WHERE seq = ?", (head_seq,)).fetchone()
             if row is not None:
-                if row[1] != head_hash or not _hash_matches(table, head_seq, row[0], row[2:], row[1]):
+                if row[1] != head_hash or not hash_matches(table, head_seq, row[0], row[2:], row[1]):
                     return f"its last record ({head_seq}, {describe_record(table, row[2:])}) does not match the chain head"
                 return None
         return f"its last record ({head_seq}) is missing"
@@ -594,14 +416,7 @@ class DoseLog:
 
     def _append_locked(self, table: str, row: dict) -> None:
         """Add one record at the head of the chain. The caller holds the write lock."""
-        db = self._db
-        columns = _CHAINED[table]
-        values = [coerce(row.get(name)) for (name, _), coerce in zip(columns, _COERCERS[table])]
-        seq, prev_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
-        seq += 1
-        digest = record_hash(table, seq, prev_hash, values)
-        db.execute(_INSERT_SQL[table], (seq, prev_hash, digest, *values))
-        db.execute("UPDATE chain_head SET seq = ?, hash = ?", (seq, digest))
+        append_record(self._db, table, row)
 
     def _write_error(self, exc: sqlite3.Error) -> LogError:
         return LogError(f"cannot write to the dose log {self.path}: {_reason(exc)}")
@@ -789,7 +604,7 @@ class DoseLog:
             )
         head_seq, head_hash = db.execute("SELECT seq, hash FROM chain_head").fetchone()
         triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
-        tables = _present(db)
+        tables = present_tables(db)
         warnings = []
         if triggers < 2 * len(tables) + 1:
             warnings.append("the append-only triggers were removed from this log")
@@ -895,14 +710,14 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
     limit = hi if hi is not None else 2**62
 
     def rows(table: str):
-        names = ", ".join(name for name, _ in _CHAINED[table])
+        names = ", ".join(name for name, _ in CHAINED[table])
         sql = f"SELECT seq, prev_hash, hash, {names} FROM {table} WHERE seq >= ? AND seq < ? ORDER BY seq"
         for row in db.execute(sql, (lo, limit)):
             yield row[0], table, row
 
     walk = _Walk(last_seq=lo - 1, last_hash=expected_prev if expected_prev is not None else GENESIS_HASH)
     expected_seq = lo
-    for seq, table, row in heapq.merge(*(rows(t) for t in _present(db)), key=itemgetter(0)):
+    for seq, table, row in heapq.merge(*(rows(t) for t in present_tables(db)), key=itemgetter(0)):
         prev_hash, stored, values = row[1], row[2], row[3:]
         what = describe_record(table, values)
         if walk.first_seq is None:
@@ -915,7 +730,7 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
         if seq < expected_seq:
             walk.bad_seq, walk.problem = seq, f"record {seq} ({what}) appears twice: a record was inserted or copied"
             break
-        if not _hash_matches(table, seq, prev_hash, values, stored):
+        if not hash_matches(table, seq, prev_hash, values, stored):
             walk.bad_seq = seq
             walk.problem = f"record {seq} ({what}) was changed after it was written: its content does not match its hash"
             break
@@ -929,21 +744,6 @@ def _walk(db: sqlite3.Connection, lo: int, hi: int | None, expected_prev: bytes 
     return walk
 
 
-def _present(db: sqlite3.Connection) -> list[str]:
-    """The chained tables this log holds (a read-only log of schema 2 has no archives table)."""
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return [t for t in _CHAINED if t in names]
-
-
-def _hash_matches(table: str, seq: int, prev_hash, values: Sequence, stored) -> bool:
-    if not (isinstance(prev_hash, bytes) and isinstance(stored, bytes)):
-        return False
-    try:
-        return record_hash(table, seq, prev_hash, values) == stored
-    except (TypeError, ValueError):  # a value livctl never writes (a BLOB, say): not as written
-        return False
-
-
 def _walk_file(path: str, lo: int, hi: int | None) -> _Walk:
     """`_walk` in a worker process, on its own read-only connection and snapshot."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -953,21 +753,6 @@ def _walk_file(path: str, lo: int, hi: int | None) -> _Walk:
         return _walk(db, lo, hi, None)
     finally:
         db.close()
-
-
-def describe_record(table: str, values: Sequence) -> str:
-    """A record in words, as `livctl log verify` names it (a study server's verify too)."""
-    if table == "sessions":
-        return f"start of session {values[0]}"
-    if table == "windows":
-        return f"window {values[1]} of session {values[0]}"
-    if table == "session_ends":
-        return f"end of session {values[0]}"
-    if table == "archives":
-        return f"raw-signal archive of session {values[0]}"
-    if table == "subjects":
-        return f"subject {values[0]}"
-    return f"regimen assignment of subject {values[0]}"
 
 
 _SUMMARY_FIELDS = [f"s.{c}" for c in SESSION_COLUMNS] + [f"e.{c}" for c in END_COLUMNS[1:]]
@@ -1031,11 +816,6 @@ def session_summary(r: dict) -> dict:
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def iso_utc(moment) -> str:
-    """A UTC timestamp as the log writes it: 2026-03-02T09:00:00.000Z."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _writable(path: Path) -> bool:
