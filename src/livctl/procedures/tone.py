@@ -10,6 +10,7 @@ cap cuts the drive at once. A stop ramps down (a second stop cuts).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -57,21 +58,10 @@ class ToneResult:
     """Whether the stop ramped the drive down (False: cut at once, over-driving)."""
 
     def to_dict(self) -> dict:
-        """The summary `livctl tone --json` prints."""
-        return {
-            "device": self.device,
-            "platform_id": self.platform_id,
-            "frequency_hz": self.frequency_hz,
-            "level": self.level,
-            "reached_level": self.reached_level,
-            "requested_level": self.requested_level,
-            "calibration_id": self.calibration_id,
-            "played_s": self.played_s,
-            "interrupted": self.interrupted,
-            "measured": self.measured,
-            "stream_health": self.stream_health,
-            "stopped": self.stopped,
-        }
+        """The summary `livctl tone --json` prints (how the stop went is in `stopped`)."""
+        summary = dataclasses.asdict(self)
+        del summary["ramped_down"]
+        return summary
 
 
 def play_tone(
