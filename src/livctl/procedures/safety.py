@@ -309,7 +309,7 @@ class Interlocks:
 
 def load_profile(path) -> SafetyLimits:
     """The default limits tightened by a platform profile: a TOML file with a [safety] table."""
-    from livctl.records.files import read_toml
+    from livctl.records.tomlfields import read_toml
 
     data, _ = read_toml(path, "safety profile")
     table = data.get("safety")

@@ -32,7 +32,8 @@ import numpy as np
 from livctl.platforms import Platform
 from livctl.clock import utc_now
 from livctl.errors import Refusal, UsageError
-from livctl.records.files import atomic_output, read_toml
+from livctl.records.files import atomic_output
+from livctl.records.tomlfields import read_toml
 from livctl.inputs import EARLIEST_DATE, Range
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G

@@ -174,7 +174,7 @@ _FIELDS = {
 def load_regimen_file(path: str | Path) -> tuple[Regimen, str]:
     """Read and check a TOML regimen file; returns the regimen (start, length or time zone may
     still be open) and a source line naming the file and its SHA-256."""
-    from livctl.records.files import read_toml
+    from livctl.records.tomlfields import read_toml
 
     path = Path(path)
     table, data = read_toml(path, "regimen file", error=RegimenError)
