@@ -158,7 +158,7 @@ def test_subject_commands(cli, log_path, tmp_path):
         (["add", "P-1", "--kind", "human", "--regimen", "nonsense"], "no regimen preset 'nonsense'"),
         (["add", "P-1", "--kind", "human", "--start", "2026-03-02"], "give --regimen too"),
         (["add", "P-1", "--kind", "human", "--regimen", "human-30hz-0.4g", "--tz", "Mars/Olympus"],
-         "'Mars/Olympus' is not a known time zone"),
+         "unknown time zone 'Mars/Olympus'"),
         (["add", "P-1", "--kind", "human", "--regimen", "human-30hz-0.4g", "--start", "2 March"], "is not a date"),
         (["add", "P-1", "--kind", "robot"], "invalid choice"),
         (["add", "P-1", "--kind", "human", "--regimen", "mouse-90hz-0.3g"], "give --weeks N or --days N"),

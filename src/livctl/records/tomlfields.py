@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
-from livctl.inputs import EARLIEST_DATE, LATEST_DATE, InputError, Range, parse_zone
+from livctl.inputs import EARLIEST_DATE, LATEST_DATE, ZONE_REMEDY, InputError, Range, parse_zone
 from livctl.records.files import MAX_INPUT_BYTES, read_bounded
 
 MAX_TEXT = 1000
@@ -203,8 +203,8 @@ def _timezone(field: Field, value: Any, base: Path | None) -> str:
     value = _string(field, value)
     try:
         parse_zone(value)
-    except InputError as exc:  # its words begin with the value
-        raise _Said(str(exc)) from None
+    except InputError:
+        raise _Said(f"{shown(value)} is not a known time zone; {ZONE_REMEDY}") from None
     return value
 
 
