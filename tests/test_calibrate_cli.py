@@ -107,7 +107,7 @@ def test_a_platform_that_does_not_respond_fails_with_exit_1(cli, tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("format = = 1\n", "is not valid TOML"),
-    ("format = 1\n", "missing field sensor"),
+    ("format = 1\n", "missing sensor; recalibrate or restore the file"),
     (None, "format 99, newer than this livctl reads"),
 ])
 def test_calibration_show_reports_a_bad_file_in_one_line(cli, tmp_path, content, message):
@@ -175,7 +175,7 @@ def test_a_session_refuses_a_bad_calibration_file_before_logging_anything(cli, t
     (tmp_path / "cal" / "sim.toml").write_text("platform_id = 'sim'\n")
     result = cli("session", "--device", "sim://", "--minutes", "0.1", "--speed", "max", "--quiet",
                  "--log", str(log_path), "--calibration-dir", str(tmp_path / "cal"))
-    assert result.code == 2 and "missing field format" in result.err
+    assert result.code == 2 and "missing format; recalibrate or restore the file" in result.err
     with DoseLog(log_path) as log:
         assert log.sessions() == []
 

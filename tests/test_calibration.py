@@ -385,12 +385,12 @@ def _write_doc(path, doc):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.pop("platform_id"), "missing field platform_id"),
-    (lambda d: d["points"][0].pop("gain_g_per_drive"), "missing field points[0].gain_g_per_drive"),
-    (lambda d: d["points"][0]["steps"][1].update(drive="high"), "points[0].steps[1].drive should be a number"),
+    (lambda d: d.pop("platform_id"), "missing platform_id; recalibrate or restore the file"),
+    (lambda d: d["points"][0].pop("gain_g_per_drive"), "missing points[0].gain_g_per_drive"),
+    (lambda d: d["points"][0]["steps"][1].update(drive="high"), "points[0].steps[1].drive must be a positive number"),
     (lambda d: d.update(format=FORMAT_VERSION + 1), "newer than this livctl reads"),
-    (lambda d: d["sensor"].update(vertical_axis="w"), "vertical_axis must be x, y or z"),
-    (lambda d: d["points"][0].update(gain_g_per_drive=-1.0), "must be positive"),
+    (lambda d: d["sensor"].update(vertical_axis="w"), 'sensor.vertical_axis must be one of "x", "y", "z"'),
+    (lambda d: d["points"][0].update(gain_g_per_drive=-1.0), "gain_g_per_drive must be a positive number"),
     (lambda d: d.update(working_frequency_hz=45.0), "no point near 45 Hz"),
 ])
 def test_a_damaged_file_is_a_one_line_error(tmp_path, sample_calibration, change, message):

@@ -48,7 +48,7 @@ def test_a_regimen_file_starting_in_year_9999_is_refused(cli, study_log, tmp_pat
     regimen = tmp_path / "far.toml"
     regimen.write_text('preset = "human-30hz-0.4g"\nbouts_per_day = 1\ndays_per_week = 7\nweeks = 4\n'
                        "start = 9999-12-31\n")
-    _one_line_usage_error(cli("regimen", "show", str(regimen)), "start 9999-12-31 is outside")
+    _one_line_usage_error(cli("regimen", "show", str(regimen)), "start must be a date from 1970-01-01 to 2199-12-31")
     before = cli("subject", "show", "P-1", "--json", "--log", str(study_log)).out
     _one_line_usage_error(cli("subject", "assign", "P-1", "--regimen", str(regimen), "--log", str(study_log)))
     assert cli("subject", "show", "P-1", "--json", "--log", str(study_log)).out == before

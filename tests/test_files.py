@@ -9,7 +9,8 @@ import pytest
 from conftest import run_livctl
 from livctl.records.calibration import CalibrationError, load_calibration
 from livctl.errors import UsageError
-from livctl.records.files import MAX_INPUT_BYTES, read_bounded, read_toml
+from livctl.records.files import MAX_INPUT_BYTES, read_bounded
+from livctl.records.tomlfields import read_toml
 from livctl.study.regimen import RegimenError, load_regimen_file
 from livctl.procedures.safety import load_profile
 

@@ -152,7 +152,7 @@ def test_config_show_says_where_each_value_comes_from(station):
 
 
 @pytest.mark.parametrize("text, key", [
-    ("[tolerance]\naccel_percent = \"ten\"\n", "tolerance.accel_percent must be a number of % from 0.1 to 99"),
+    ("[tolerance]\naccel_percent = \"ten\"\n", "tolerance.accel_percent must be a positive number of % (0.1 to 99), not 'ten'"),
     ("timezone = \"Mars/Olympus\"\n", "timezone 'Mars/Olympus' is not a known time zone"),
     ("require_operator = \"yes\"\n", "require_operator must be true or false"),
     ("devcie = \"sim://\"\n", "unknown key devcie (did you mean device?)"),

@@ -30,6 +30,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from livctl.errors import UsageError
 
@@ -275,3 +276,16 @@ def check_instant(moment: dt.datetime, what: str = "time") -> dt.datetime:
 
 MAX_ZONE_NAME = 64
 """IANA time-zone names are at most about 30 characters (America/Argentina/ComodRivadavia)."""
+ZONE_REMEDY = "give an IANA name such as Europe/Berlin or America/New_York"
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """The time zone of an IANA name (`Europe/Berlin`); InputError for a name the zone database does
+    not know (a folder of it, such as `Europe`, included)."""
+    shown = name if len(name) <= MAX_ZONE_NAME else name[:MAX_ZONE_NAME] + "..."
+    try:
+        if len(name) > MAX_ZONE_NAME:
+            raise ValueError("too long")
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the database ("Europe")
+        raise InputError(f"unknown time zone {shown!r}; {ZONE_REMEDY}") from None

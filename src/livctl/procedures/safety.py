@@ -308,11 +308,15 @@ class Interlocks:
 
 
 def load_profile(path) -> SafetyLimits:
-    """The default limits tightened by a platform profile: a TOML file with a [safety] table."""
-    from livctl.records.files import read_toml
+    """The default limits tightened by a platform profile: a TOML file with a [safety] table (other
+    tables are left to others), each limit a number >= 0 (`livctl.records.tomlfields`)."""
+    from livctl.records.tomlfields import Field, open_toml
 
-    data, _ = read_toml(path, "safety profile")
-    table = data.get("safety")
-    if not isinstance(table, dict):
-        raise UsageError(f"safety profile {path} has no [safety] table")
-    return SafetyLimits().tightened(**table)
+    root, _ = open_toml(path, "safety profile")
+    if not isinstance(root.raw("safety"), dict):
+        raise root.fail("no [safety] table; give the limits to tighten in one")
+    values = root.table("safety").fields(tuple(Field(name, "number", low=0.0) for name in _SMALLER_IS_SAFER))
+    try:
+        return SafetyLimits().tightened(**values)
+    except UsageError as exc:
+        raise root.fail(str(exc)) from None

@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ import numpy as np
 from livctl.platforms import Platform
 from livctl.clock import utc_now
 from livctl.errors import Refusal, UsageError
-from livctl.records.files import atomic_output, read_toml
-from livctl.inputs import EARLIEST_DATE, Range
+from livctl.records.files import atomic_output
+from livctl.records.tomlfields import TomlTable, open_toml
+from livctl.inputs import EARLIEST_DATE
 from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
 from livctl.units import g_to_mps2, mps2_to_g
@@ -306,42 +307,33 @@ class Calibration:
                   now: datetime | None = None) -> "Calibration":
         """A calibration from its TOML document; every field is checked against its range (a file
         edited by hand, damaged, or written by a faulty sweep is refused, never half used)."""
-        r = _Reader(doc, source)
-        version = r.get("format", int)
+        return cls.from_table(TomlTable(doc, source, CalibrationError, fix=REMEDY), now=now)
+
+    @classmethod
+    def from_table(cls, r: TomlTable, *, now: datetime | None = None) -> "Calibration":
+        """A calibration from its TOML document as read by `livctl.records.tomlfields`."""
+        version = r.whole("format")
         if version > FORMAT_VERSION:
             raise CalibrationError(
-                f"{source} has format {version}, newer than this livctl reads ({FORMAT_VERSION}); upgrade livctl"
+                f"{r.where} has format {version}, newer than this livctl reads ({FORMAT_VERSION}); upgrade livctl"
             )
         if version < 1:
-            raise CalibrationError(f"{source}: format {version} is not a livctl calibration format")
+            raise r.fail(f"format {version} is not a livctl calibration format")
         sensor = r.table("sensor")
         limits = r.table("limits")
         platform_max_drive = limits.number("platform_max_drive", 0.0, 1.0, low_open=True)
         points = tuple(_point_from(p, platform_max_drive) for p in r.tables("points"))
         if not points:
-            raise CalibrationError(f"{source}: no frequency points")
+            raise r.fail("no frequency points")
         frequencies = [p.frequency_hz for p in points]
         if len(set(frequencies)) != len(frequencies):
-            raise CalibrationError(f"{source}: two frequency points at the same frequency; recalibrate or restore the file")
-        date = r.get("date_utc", datetime)
-        if date.tzinfo is None:
-            raise CalibrationError(f"{source}: date_utc must carry a UTC offset (write it as 2026-01-31T09:00:00Z)")
-        date = date.astimezone(timezone.utc)
-        latest = (now or utc_now()) + CLOCK_SKEW
-        if date.date() < EARLIEST_DATE or date > latest:
-            when = "in the future" if date > latest else f"before {EARLIEST_DATE.isoformat()}"
-            raise CalibrationError(
-                f"{source}: date_utc {date.isoformat()} is {when}; a calibration is dated when it was made "
-                "(check the clock of the machine that made it, or recalibrate)"
-            )
-        axis = sensor.get("vertical_axis", str)
-        if axis not in ("x", "y", "z"):
-            raise CalibrationError(f"{source}: sensor.vertical_axis must be x, y or z, not {axis!r}")
+            raise r.fail("two frequency points at the same frequency")
+        date = _date_made(r, now)
         cal = cls(
             calibration_id=r.text("calibration_id"),
             platform_id=r.text("platform_id"),
             device=r.text("device"),
-            simulated=r.get("simulated", bool),
+            simulated=r.boolean("simulated"),
             date_utc=date,
             operator=r.text("operator", required=False),
             livctl_version=r.text("livctl_version"),
@@ -352,7 +344,7 @@ class Calibration:
             max_thd_percent=limits.number("max_thd_percent", 0.0, 100.0, low_open=True),
             sensor=SensorCheck(
                 rate_hz=sensor.number("rate_hz", 0.0, MAX_RATE_HZ, low_open=True),
-                vertical_axis=axis,
+                vertical_axis=sensor.choice("vertical_axis", ("x", "y", "z")),
                 gravity_g=sensor.triple("gravity_g", -MAX_SENSOR_G, MAX_SENSOR_G),
                 noise_rms_g=sensor.triple("noise_rms_g", 0.0, MAX_SENSOR_G),
                 model=sensor.text("model", required=False),
@@ -364,6 +356,23 @@ class Calibration:
         cal.point_at(cal.working_frequency_hz, 1e-6)  # the working frequency must be one of the points
         limits.number("max_safe_drive", 0.0, 1.0, low_open=True, required=False)  # a summary: the points' rule
         return cal
+
+
+REMEDY = "recalibrate or restore the file"
+"""What every problem with a calibration file ends with."""
+
+
+def _date_made(r: TomlTable, now: datetime | None) -> datetime:
+    """`date_utc`, in UTC: from 1970 up to now (a clock a little ahead allowed)."""
+    date = r.instant("date_utc")
+    latest = (now or utc_now()) + CLOCK_SKEW
+    if date.date() < EARLIEST_DATE or date > latest:
+        when = "in the future" if date > latest else f"before {EARLIEST_DATE.isoformat()}"
+        raise CalibrationError(
+            f"{r.where}: date_utc {date.isoformat()} is {when}; a calibration is dated when it was made "
+            "(check the clock of the machine that made it, or recalibrate)"
+        )
+    return date
 
 
 # What a calibration file may hold (anything outside is an edited, damaged or faulty file)
@@ -390,12 +399,12 @@ the calibration livctl had just written.)"""
 MAX_STEPS = 10_000
 
 
-def _raw_signal_from(r: "_Reader") -> dict[str, Any] | None:
-    if "raw_signal" not in r.t:
+def _raw_signal_from(r: TomlTable) -> dict[str, Any] | None:
+    if "raw_signal" not in r:
         return None  # calibrated before livctl kept the sweep's signal
     t = r.table("raw_signal")
-    return {"file": t.get("file", str), "sha256": t.get("sha256", str), "samples": t.get("samples", int),
-            "complete": t.get("complete", bool)}
+    return {"file": t.text("file", line=False), "sha256": t.text("sha256", line=False), "samples": t.whole("samples"),
+            "complete": t.boolean("complete")}
 
 
 def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
@@ -431,11 +440,11 @@ def _point_to_dict(p: FrequencyPoint) -> dict[str, Any]:
     }
 
 
-def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint:
+def _point_from(r: TomlTable, platform_max_drive: float = 1.0) -> FrequencyPoint:
     frequency_hz = r.number("frequency_hz", MIN_FREQUENCY_HZ, MAX_FREQUENCY_HZ)
     step_tables = r.tables("steps")
     if len(step_tables) > MAX_STEPS:
-        raise CalibrationError(f"{r.source}: {r.prefix}steps has {len(step_tables):,} steps, more than a sweep makes")
+        raise r.fail(f"{r.prefix}steps has {len(step_tables):,} steps, more than a sweep makes")
     steps = tuple(
         Step(
             drive=s.number("drive", MIN_STEP_DRIVE, 1.0),
@@ -449,7 +458,7 @@ def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint
         for s in step_tables
     )
     if not steps:
-        raise CalibrationError(f"{r.source}: a frequency point has no steps")
+        raise r.fail(f"{r.prefix}steps: a frequency point has no steps")
     gain = Gain(
         frequency_hz=frequency_hz,
         mps2_per_drive=g_to_mps2(r.number("gain_g_per_drive", 0.0, MAX_GAIN_G_PER_DRIVE, low_open=True)),
@@ -459,18 +468,16 @@ def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint
         correlation=r.number("gain_cubic_correlation", -1.0, 1.0),
     )
     if not gain.mps2_per_drive > 0:
-        raise CalibrationError(f"{r.source}: the gain at {frequency_hz:g} Hz must be positive")
+        raise r.fail(f"{r.prefix}gain_g_per_drive: the gain at {frequency_hz:g} Hz must be positive")
     if not gain.u_mps2_per_drive < gain.mps2_per_drive:
-        raise CalibrationError(
-            f"{r.source}: the gain at {frequency_hz:g} Hz is not measured (its uncertainty is as large as the gain); "
-            "recalibrate"
-        )
+        raise r.fail(f"{r.prefix}gain_u_g_per_drive: the gain at {frequency_hz:g} Hz is not measured (its "
+                     "uncertainty is as large as the gain)")
     cap_drive = r.number("cap_drive", 0.0, 1e6, low_open=True)
     max_safe_drive = r.number("max_safe_drive", MIN_SAFE_DRIVE, 1.0)
     if max_safe_drive > min(platform_max_drive, cap_drive) * (1 + 1e-9):
-        raise CalibrationError(
-            f"{r.source}: {r.prefix}max_safe_drive {max_safe_drive:g} is above the platform's maximum drive "
-            f"({platform_max_drive:g}) or the drive that reaches the cap ({cap_drive:g}); recalibrate or restore the file"
+        raise r.fail(
+            f"{r.prefix}max_safe_drive {max_safe_drive:g} is above the platform's maximum drive "
+            f"({platform_max_drive:g}) or the drive that reaches the cap ({cap_drive:g})"
         )
     return FrequencyPoint(
         frequency_hz=frequency_hz,
@@ -483,97 +490,6 @@ def _point_from(r: "_Reader", platform_max_drive: float = 1.0) -> FrequencyPoint
         max_safe_drive=max_safe_drive,
         chi2_reduced=r.number("chi2_reduced", 0.0, 1e12),
     )
-
-
-class _Reader:
-    """Typed access to one TOML table, with one-line errors that name the field."""
-
-    def __init__(self, table: dict[str, Any], source: str, prefix: str = ""):
-        self.t, self.source, self.prefix = table, source, prefix
-
-    def _missing(self, key: str) -> CalibrationError:
-        return CalibrationError(f"{self.source}: missing field {self.prefix}{key}; recalibrate or restore the file")
-
-    def get(self, key: str, kind: type, *, required: bool = True) -> Any:
-        if key not in self.t:
-            if required:
-                raise self._missing(key)
-            return None
-        value = self.t[key]
-        # bool is an int in Python; keep them apart
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise CalibrationError(
-                f"{self.source}: {self.prefix}{key} should be {_KIND_NAMES.get(kind, kind.__name__)}, "
-                f"not {type(value).__name__} {value!r}"
-            )
-        return value
-
-    def number(self, key: str, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
-               required: bool = True) -> Any:
-        """A number (a TOML integer or float) within `low`-`high`; NaN, and infinity unless `high`
-        is infinite, are refused."""
-        if key in self.t and isinstance(self.t[key], int) and not isinstance(self.t[key], bool):
-            value = float(self.t[key])
-        else:
-            value = self.get(key, float, required=required)
-        if value is None:
-            return None
-        if math.isnan(value):
-            raise CalibrationError(f"{self.source}: {self.prefix}{key} is not a number; recalibrate or restore the file")
-        self._check_range(key, value, low, high, low_open)
-        return value
-
-    def whole(self, key: str, low: int, high: int) -> int:
-        value = self.get(key, int)
-        self._check_range(key, value, low, high, False)
-        return value
-
-    def text(self, key: str, *, required: bool = True) -> Any:
-        value = self.get(key, str, required=required)
-        if value is not None and (len(value) > MAX_TEXT or not value.isprintable()):
-            raise CalibrationError(
-                f"{self.source}: {self.prefix}{key} is not a line of text (at most {MAX_TEXT} printable characters)"
-            )
-        return value
-
-    def _check_range(self, key: str, value: float, low: float, high: float, low_open: bool) -> None:
-        if (math.isinf(value) and not (math.isinf(high) and value > 0)) or not (
-            (value > low if low_open else value >= low) and value <= high
-        ):
-            span = Range(None if math.isinf(low) else low, None if math.isinf(high) else high, low_open=low_open)
-            if span.positive and value <= 0:
-                raise CalibrationError(f"{self.source}: {self.prefix}{key} = {value!r} must be positive; "
-                                       "recalibrate or restore the file")
-            raise CalibrationError(
-                f"{self.source}: {self.prefix}{key} = {value!r} is out of range: it must be {span.describe()}; "
-                "recalibrate or restore the file"
-            )
-
-    def triple(self, key: str, low: float = -math.inf, high: float = math.inf) -> tuple[float, float, float]:
-        values = self.get(key, list)
-        if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise CalibrationError(f"{self.source}: {self.prefix}{key} should be three numbers (x, y, z)")
-        for axis, v in zip("xyz", values):
-            if math.isnan(v):
-                raise CalibrationError(f"{self.source}: {self.prefix}{key} ({axis}) is not a number")
-            self._check_range(f"{key} ({axis})", float(v), low, high, False)
-        return tuple(float(v) for v in values)  # type: ignore[return-value]
-
-    def table(self, key: str) -> "_Reader":
-        return _Reader(self.get(key, dict), self.source, f"{self.prefix}{key}.")
-
-    def tables(self, key: str) -> list["_Reader"]:
-        items = self.get(key, list)
-        if not all(isinstance(i, dict) for i in items):
-            raise CalibrationError(f"{self.source}: {self.prefix}{key} should be a list of tables")
-        return [_Reader(item, self.source, f"{self.prefix}{key}[{n}].") for n, item in enumerate(items)]
-
-
-MAX_TEXT = 1000
-"""Ids, device URLs, operators and model names are single lines shorter than this."""
-
-_KIND_NAMES = {float: "a number", int: "an integer", str: "text", bool: "true or false", list: "a list",
-               dict: "a table", datetime: "a date and time"}
 
 
 def _drop_none(value: Any) -> Any:
@@ -620,8 +536,8 @@ def to_toml(cal: Calibration) -> str:
 def load_calibration(path: str | os.PathLike[str], *, platform_id: str | None = None) -> Calibration:
     """Read and check a calibration file; CalibrationError (one line) when it cannot be used."""
     path = Path(path)
-    doc, _ = read_toml(path, "calibration file", error=CalibrationError)
-    cal = Calibration.from_dict(doc, str(path))
+    table, _ = open_toml(path, "calibration file", error=CalibrationError, fix=REMEDY)
+    cal = Calibration.from_table(table)
     if platform_id is not None and cal.platform_id != platform_id:
         raise CalibrationError(
             f"{path} is the calibration of platform {cal.platform_id!r}, not {platform_id!r}; "

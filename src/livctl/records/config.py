@@ -10,183 +10,28 @@ Precedence, highest first: the command line, the environment (`LIVCTL_DEVICE`, .
 file, the system file, the defaults. `Settings` holds each value with its source, which
 `livctl config show` prints.
 
-The reader is generic: a `Field` says a key's type, range and unit, `read_fields` checks a parsed
-TOML document against a tuple of fields, and every problem is one line naming the file and the key
-(`ConfigError`, exit 2). Calibrations, regimens and profiles can describe their fields the same way.
-Paths in a file are relative to the file's folder; `~` is the user's home.
+The files are read by `livctl.records.tomlfields`, as calibrations, regimens and safety profiles
+are: `STATION_FIELDS` says each key's kind, range and unit, and every problem is one line naming the
+file and the key (`ConfigError`, exit 2). Paths in a file are relative to the file's folder; `~` is
+the user's home.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from livctl.errors import UsageError
+from livctl.records.tomlfields import Field, open_toml
 
 FILE_NAME = Path("livctl") / "config.toml"
 
 
 class ConfigError(UsageError):
     """A configuration file (or value) that cannot be used: one line naming the file and the key."""
-
-
-# ================================================================================================
-# Fields: a key, its type, its range
-# ================================================================================================
-
-
-@dataclass(frozen=True)
-class Field:
-    """One key of a TOML document. `kind` is one of: text, path, bool, number, integer, choice,
-    timezone. Numbers are checked against `low`..`high` (inclusive) in `unit`."""
-
-    key: str
-    """Dotted: `tolerance.frequency_hz` is `frequency_hz` in the table `[tolerance]`."""
-    kind: str
-    help: str
-    default: Any = None
-    env: str | None = None
-    """An environment variable that gives this value (above the files, below the command line)."""
-    low: float | None = None
-    high: float | None = None
-    unit: str = ""
-    choices: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        """What the key takes, for error messages: 'a number of Hz from 0.01 to 10'."""
-        if self.kind in ("number", "integer"):
-            noun = "a number" if self.kind == "number" else "a whole number"
-            unit = f" of {self.unit}" if self.unit else ""
-            if self.low is not None and self.high is not None:
-                return f"{noun}{unit} from {self.low:g} to {self.high:g}"
-            if self.low is not None:
-                return f"{noun}{unit} of at least {self.low:g}"
-            return f"{noun}{unit}"
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "choice":
-            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
-        if self.kind == "timezone":
-            return 'an IANA time zone such as "Europe/Berlin"'
-        if self.kind == "path":
-            return "a path in quotes"
-        return "text in quotes"
-
-    def parse(self, value: Any, base: Path | None = None) -> Any:
-        """The value as livctl uses it; ValueError with what was expected and found."""
-        kind = self.kind
-        if kind in ("text", "path", "choice", "timezone"):
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"must be {self.describe()}, not {_shown(value)}")
-            value = value.strip()
-            if kind == "path":
-                path = Path(value).expanduser()
-                return path if path.is_absolute() or base is None else base / path
-            if kind == "choice" and value not in self.choices:
-                raise ValueError(f"must be {self.describe()}, not {_shown(value)}")
-            if kind == "timezone":
-                check_timezone(value)
-            return value
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise ValueError(f"must be true or false (no quotes), not {_shown(value)}")
-            return value
-        if kind in ("number", "integer"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind == "integer" and not isinstance(value, int)
-            ):
-                raise ValueError(f"must be {self.describe()}, not {_shown(value)}")
-            if not math.isfinite(value) or (self.low is not None and value < self.low) or (
-                self.high is not None and value > self.high
-            ):
-                raise ValueError(f"must be {self.describe()}, not {_shown(value)}")
-            return value if kind == "integer" else float(value)
-        raise AssertionError(kind)
-
-    def parse_text(self, text: str) -> Any:
-        """The value from an environment variable's text."""
-        if self.kind in ("number", "integer"):
-            try:
-                number: Any = int(text) if self.kind == "integer" else float(text)
-            except ValueError:
-                raise ValueError(f"must be {self.describe()}, not {text!r}") from None
-            return self.parse(number)
-        if self.kind == "bool":
-            lowered = text.strip().lower()
-            if lowered not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(f"must be true or false, not {text!r}")
-            return lowered in ("1", "true", "yes")
-        return self.parse(text)
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def check_timezone(name: str) -> str:
-    """`name` if it is a time zone zoneinfo knows; ValueError naming the problem otherwise."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f'{name!r} is not a known time zone; give an IANA name such as "Europe/Berlin"') from None
-    return name
-
-
-def load_toml(path: Path) -> dict:
-    """A TOML file as a dict; ConfigError (one line) when it cannot be read or parsed."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a UTF-8 text file") from None
-
-
-def read_fields(doc: Mapping[str, Any], fields: Sequence[Field], *, where: str, base: Path | None = None) -> dict:
-    """Check a parsed TOML document against `fields`: {dotted key: value} for the keys it holds.
-
-    An unknown key (with the nearest known one), a value of the wrong type or out of range is a
-    ConfigError naming `where` (the file) and the key."""
-    known = {f.key: f for f in fields}
-    tables = {k.split(".", 1)[0] for k in known if "." in k}
-    out: dict[str, Any] = {}
-
-    def walk(table: Mapping[str, Any], prefix: str) -> None:
-        for name, value in table.items():
-            key = prefix + name
-            if key in known:
-                try:
-                    out[key] = known[key].parse(value, base)
-                except ValueError as exc:
-                    raise ConfigError(f"{where}: {key} {exc}") from None
-            elif not prefix and name in tables and isinstance(value, dict):
-                walk(value, key + ".")
-            else:
-                close = difflib.get_close_matches(key, list(known) + sorted(tables), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise ConfigError(f"{where}: unknown key {key}{hint}; `livctl config show` lists the keys")
-
-    walk(doc, "")
-    return out
 
 
 # ================================================================================================
@@ -198,26 +43,32 @@ def _data_home(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("XDG_DATA_HOME") or Path("~/.local/share").expanduser()) / "livctl"
 
 
+def _setting(key: str, kind: str, help: str, **more: Any) -> Field:
+    """A station field: text and paths read with spaces around them dropped, never empty."""
+    return Field(key, kind, help, strip=True, line=False, **more)
+
+
 STATION_FIELDS: tuple[Field, ...] = (
-    Field("device", "text", "the platform sessions run on, as a device URL", env="LIVCTL_DEVICE"),
-    Field("log", "path", "the dose log file", env="LIVCTL_LOG"),
-    Field("server", "text", "the study server `livctl sync` sends this station's records to, as a PostgreSQL URL "
-          "without a password (docs/multisite.md)", env="LIVCTL_SERVER"),
-    Field("calibration_dir", "path", "where calibration files are", env="LIVCTL_CALIBRATION_DIR"),
-    Field("timezone", "timezone", "the lab's time zone: its days count bouts, reports and exports",
-          env="LIVCTL_TIMEZONE"),
-    Field("operator", "text", "who runs sessions on this account (for a personal account)", env="LIVCTL_OPERATOR"),
-    Field("require_operator", "bool", "a session needs a named operator (--operator or `operator`), "
-          "never the login", default=False),
-    Field("safety_profile", "path", "a safety profile (a [safety] table) that tightens the default limits"),
-    Field("report_paper", "choice", "paper size of PDF reports", default="a4", choices=("a4", "letter")),
-    Field("tolerance.frequency_hz", "number", "a window is in spec within this many Hz", default=1.0,
-          low=0.01, high=10.0, unit="Hz"),
-    Field("tolerance.accel_percent", "number", "... and within this share of the prescribed peak g", default=10.0,
-          low=0.1, high=99.0, unit="%"),
-    Field("tolerance.max_thd_percent", "number", "... and under this THD", default=10.0, low=0.1, high=100.0, unit="%"),
-    Field("tolerance.min_in_spec_percent", "number", "a dose is in spec when this share of its windows is",
-          default=90.0, low=0.0, high=100.0, unit="%"),
+    _setting("device", "text", "the platform sessions run on, as a device URL", env="LIVCTL_DEVICE"),
+    _setting("log", "path", "the dose log file", env="LIVCTL_LOG"),
+    _setting("server", "text", "the study server `livctl sync` sends this station's records to, as a PostgreSQL URL "
+             "without a password (docs/multisite.md)", env="LIVCTL_SERVER"),
+    _setting("calibration_dir", "path", "where calibration files are", env="LIVCTL_CALIBRATION_DIR"),
+    _setting("timezone", "timezone", "the lab's time zone: its days count bouts, reports and exports",
+             env="LIVCTL_TIMEZONE"),
+    _setting("operator", "text", "who runs sessions on this account (for a personal account)", env="LIVCTL_OPERATOR"),
+    _setting("require_operator", "bool", "a session needs a named operator (--operator or `operator`), "
+             "never the login", default=False),
+    _setting("safety_profile", "path", "a safety profile (a [safety] table) that tightens the default limits"),
+    _setting("report_paper", "choice", "paper size of PDF reports", default="a4", choices=("a4", "letter")),
+    _setting("tolerance.frequency_hz", "number", "a window is in spec within this many Hz", default=1.0,
+             low=0.01, high=10.0, unit="Hz"),
+    _setting("tolerance.accel_percent", "number", "... and within this share of the prescribed peak g", default=10.0,
+             low=0.1, high=99.0, unit="%"),
+    _setting("tolerance.max_thd_percent", "number", "... and under this THD", default=10.0, low=0.1, high=100.0,
+             unit="%"),
+    _setting("tolerance.min_in_spec_percent", "number", "a dose is in spec when this share of its windows is",
+             default=90.0, low=0.0, high=100.0, unit="%"),
 )
 """What `config.toml` may hold; `livctl config show` prints them all."""
 
@@ -330,14 +181,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         files.append((which, path, present))
         if not present:
             continue
-        found = read_fields(load_toml(path), STATION_FIELDS, where=str(path), base=path.parent)
+        table, _ = open_toml(path, "configuration file", error=ConfigError)
+        found = table.fields(STATION_FIELDS)
         for key, value in found.items():
             values[key] = Value(value, f"{which} file {path}")
     for field in STATION_FIELDS:
         text = env.get(field.env) if field.env else None
         if text:
             try:
-                values[field.key] = Value(field.parse_text(text), f"environment {field.env}")
+                values[field.key] = Value(_from_environment(field, text), f"environment {field.env}")
             except ValueError as exc:
                 raise ConfigError(f"environment variable {field.env} {exc}") from None
     return Settings(values, files)
+
+
+def _from_environment(field: Field, text: str) -> Any:
+    """A field's value from an environment variable's text; ValueError saying what it takes."""
+    if field.kind in ("number", "whole"):
+        try:
+            number: Any = int(text) if field.kind == "whole" else float(text)
+        except ValueError:
+            raise ValueError(f"must be {field.describe()}, not {text!r}") from None
+        return field.parse(number)
+    if field.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"must be true or false, not {text!r}")
+        return lowered in ("1", "true", "yes")
+    return field.parse(text)

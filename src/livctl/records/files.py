@@ -2,8 +2,8 @@
 exports, reports).
 
 Reading is bounded: only a regular file is read (a FIFO would block, /dev/zero never ends, a
-directory is no file), at most `MAX_INPUT_BYTES` of it, and a TOML document that nests deeper than
-Python can parse is an error like any other malformed one; every failure is one line naming the file.
+directory is no file), at most `MAX_INPUT_BYTES` of it; every failure is one line naming the file.
+TOML files are parsed and their fields checked by `livctl.records.tomlfields`.
 
 Writing is whole or nothing: a file is written beside its destination under a temporary name,
 flushed to disk, and only then renamed (or linked) into place, so a crash, a full disk or Ctrl-C
@@ -19,7 +19,6 @@ import errno
 import logging
 import os
 import stat
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,23 +79,6 @@ def read_bounded(path: str | os.PathLike[str], what: str, *, max_bytes: int = MA
     if size > max_bytes:
         raise error(f"{what} {path} is larger than any {what} ({max_bytes:,} bytes); give the right file")
     return b"".join(chunks)
-
-
-def read_toml(path: str | os.PathLike[str], what: str, *, max_bytes: int = MAX_INPUT_BYTES,
-              error: type[UsageError] = UsageError) -> tuple[dict, bytes]:
-    """A TOML document from a file read with `read_bounded`: (the table, the file's bytes).
-
-    Not UTF-8, not TOML, or nested deeper than the parser can follow: one line of class `error`."""
-    path = Path(path)
-    data = read_bounded(path, what, max_bytes=max_bytes, error=error)
-    try:
-        return tomllib.loads(data.decode("utf-8")), data
-    except UnicodeDecodeError:
-        raise error(f"{what} {path} is not UTF-8 text; give the path of a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{what} {path} is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise error(f"{what} {path} nests arrays or tables too deeply to be a {what}; give the right file") from None
 
 
 def _destination(path: Path) -> Path:

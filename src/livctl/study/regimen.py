@@ -16,12 +16,14 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from livctl.errors import UsageError
-from livctl.inputs import MAX_ZONE_NAME, InputError, check_date
+from livctl.inputs import InputError, parse_zone
 from livctl.prescription import PRESETS, Prescription, get_preset
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
+from livctl.records.tomlfields import Field, TomlTable, open_toml
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_BOUTS_PER_DAY = 12
@@ -152,84 +154,58 @@ REGIMEN_PRESETS: dict[str, Regimen] = {
     )
 }
 
-_FIELDS = {
-    "name": "the regimen's name (default: the file's name)",
-    "preset": "a signal preset (see `livctl presets`), or give frequency_hz and peak_g",
-    "frequency_hz": "the signal's frequency in Hz",
-    "peak_g": "the signal's peak acceleration in g",
-    "minutes_per_bout": "minutes of vibration per bout (default: the preset's)",
-    "bouts_per_day": "bouts on each scheduled day, e.g. 2",
-    "min_rest_minutes": "least rest between bouts in minutes (or min_rest_hours)",
-    "min_rest_hours": "least rest between bouts in hours (or min_rest_minutes)",
-    "days_per_week": "scheduled days a week: the first N days from Monday (5: Mon-Fri)",
-    "weekdays": 'scheduled days, e.g. ["mon", "wed", "fri"]',
-    "weeks": "length in weeks (or days)",
-    "days": "length in days (or weeks)",
-    "start": "first day, e.g. 2026-03-02 (or give --start when assigning)",
-    "timezone": "IANA time zone of the lab, e.g. Europe/Berlin (default: the system's)",
-    "note": "free text",
-}
+REGIMEN_FIELDS: tuple[Field, ...] = (
+    Field("name", "text", "the regimen's name (default: the file's name)", line=False),
+    Field("preset", "text", "a signal preset (see `livctl presets`), or give frequency_hz and peak_g", line=False),
+    Field("frequency_hz", "number", "the signal's frequency in Hz", unit="Hz"),
+    Field("peak_g", "number", "the signal's peak acceleration in g", unit="g"),
+    Field("minutes_per_bout", "number", "minutes of vibration per bout (default: the preset's)", unit="minutes"),
+    Field("bouts_per_day", "whole", "bouts on each scheduled day, e.g. 2", integral_floats=True),
+    Field("min_rest_minutes", "number", "least rest between bouts in minutes (or min_rest_hours)", unit="minutes"),
+    Field("min_rest_hours", "number", "least rest between bouts in hours (or min_rest_minutes)", unit="hours"),
+    Field("days_per_week", "whole", "scheduled days a week: the first N days from Monday (5: Mon-Fri)", low=1, high=7,
+          integral_floats=True),
+    Field("weekdays", "list", 'scheduled days, e.g. ["mon", "wed", "fri"]'),
+    Field("weeks", "whole", "length in weeks (or days)", integral_floats=True),
+    Field("days", "whole", "length in days (or weeks)", integral_floats=True),
+    Field("start", "date", "first day, e.g. 2026-03-02 (or give --start when assigning)"),
+    Field("timezone", "timezone", "IANA time zone of the lab, e.g. Europe/Berlin (default: the system's)"),
+    Field("note", "text", "free text", line=False),
+)
+"""What a regimen file may hold; what the values must agree on is `parse_regimen`'s."""
+_FIELD = {f.key: f for f in REGIMEN_FIELDS}
 
 
 def load_regimen_file(path: str | Path) -> tuple[Regimen, str]:
     """Read and check a TOML regimen file; returns the regimen (start, length or time zone may
     still be open) and a source line naming the file and its SHA-256."""
-    from livctl.records.files import read_toml
-
     path = Path(path)
-    table, data = read_toml(path, "regimen file", error=RegimenError)
-    regimen = parse_regimen(table, where=f"regimen file {path}", default_name=path.stem)
+    table, data = open_toml(path, "regimen file", error=RegimenError)
+    regimen = _parse(table, default_name=path.stem)
     return regimen, f"file {path.resolve()} sha256 {hashlib.sha256(data).hexdigest()}"
-
-
-class _Table:
-    """A regimen's TOML table as it is read: typed fields, and errors that say where."""
-
-    def __init__(self, table: dict, where: str):
-        self.table, self.where = table, where
-
-    def fail(self, message: str) -> RegimenError:
-        return RegimenError(f"{self.where}: {message}")
-
-    def number(self, key: str, *, integer: bool = False) -> float | int | None:
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(f"{key} must be a number ({_FIELDS[key]}), got {value!r}")
-        if integer and value != int(value):
-            raise self.fail(f"{key} must be a whole number, got {value!r}")
-        return int(value) if integer else float(value)
-
-    def text(self, key: str) -> str | None:
-        value = self.table.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(f"{key} must be a string ({_FIELDS[key]}), got {value!r}")
-        return value
 
 
 def parse_regimen(table: dict, *, where: str, default_name: str) -> Regimen:
     """Check a regimen given as a TOML table; a one-line RegimenError names the first problem."""
-    t = _Table(table, where)
-    for key in table:
-        if key not in _FIELDS:
-            close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known fields: {', '.join(_FIELDS)}"
-            raise t.fail(f"unknown field {key!r}; {hint}")
-    name = t.text("name") or default_name
+    return _parse(TomlTable(table, where, RegimenError), default_name=default_name)
+
+
+def _value(t: TomlTable, key: str, *, required: bool = False) -> Any:
+    return t.get(_FIELD[key], required=required)
+
+
+def _parse(t: TomlTable, *, default_name: str) -> Regimen:
+    t.check_keys(_FIELD)
+    name = _value(t, "name") or default_name
     preset_name, frequency_hz, peak_g, minutes = _signal(t)
-    bouts = t.number("bouts_per_day", integer=True)
-    if bouts is None:
-        raise t.fail(f"missing bouts_per_day ({_FIELDS['bouts_per_day']})")
+    bouts = _value(t, "bouts_per_day", required=True)
     rest = _rest_minutes(t, bouts)
     weekdays = _weekdays(t)
     length = _length_days(t)
-    start = _start(t)
-    timezone = t.text("timezone")
     regimen = Regimen(
         name=name, frequency_hz=frequency_hz, peak_g=peak_g, minutes_per_bout=minutes, bouts_per_day=bouts,
-        min_rest_minutes=rest, weekdays=weekdays, days=length, start=start, timezone=timezone, preset=preset_name,
-        note=t.text("note") or "",
+        min_rest_minutes=rest, weekdays=weekdays, days=length, start=_value(t, "start"),
+        timezone=_value(t, "timezone"), preset=preset_name, note=_value(t, "note") or "",
     )
     try:
         return check_regimen(regimen)
@@ -237,11 +213,11 @@ def parse_regimen(table: dict, *, where: str, default_name: str) -> Regimen:
         raise t.fail(str(exc)) from None
 
 
-def _signal(t: _Table) -> tuple[str | None, float, float, float]:
+def _signal(t: TomlTable) -> tuple[str | None, float, float, float]:
     """The regimen's preset (or None), frequency, peak acceleration and minutes per bout."""
-    preset_name = t.text("preset")
-    frequency_hz, peak_g = t.number("frequency_hz"), t.number("peak_g")
-    minutes = t.number("minutes_per_bout")
+    preset_name = _value(t, "preset")
+    frequency_hz, peak_g = _value(t, "frequency_hz"), _value(t, "peak_g")
+    minutes = _value(t, "minutes_per_bout")
     if preset_name is not None:
         if frequency_hz is not None or peak_g is not None:
             raise t.fail("preset fixes the frequency and acceleration; give preset or frequency_hz and peak_g, not both")
@@ -255,13 +231,13 @@ def _signal(t: _Table) -> tuple[str | None, float, float, float]:
         missing = "frequency_hz" if frequency_hz is None else "peak_g"
         raise t.fail(f"missing {missing}: give preset, or frequency_hz and peak_g")
     if minutes is None:
-        raise t.fail(f"missing minutes_per_bout ({_FIELDS['minutes_per_bout']})")
+        raise t.fail(f"missing minutes_per_bout ({_FIELD['minutes_per_bout'].help})")
     return preset_name, frequency_hz, peak_g, minutes
 
 
-def _rest_minutes(t: _Table, bouts: int) -> float:
+def _rest_minutes(t: TomlTable, bouts: int) -> float:
     """The least rest between a day's bouts, minutes (0 for one bout a day)."""
-    rest_min, rest_h = t.number("min_rest_minutes"), t.number("min_rest_hours")
+    rest_min, rest_h = _value(t, "min_rest_minutes"), _value(t, "min_rest_hours")
     if rest_min is not None and rest_h is not None:
         raise t.fail("give min_rest_minutes or min_rest_hours, not both")
     rest = rest_min if rest_min is not None else (None if rest_h is None else rest_h * 60.0)
@@ -272,13 +248,11 @@ def _rest_minutes(t: _Table, bouts: int) -> float:
     return rest
 
 
-def _weekdays(t: _Table) -> tuple[int, ...]:
+def _weekdays(t: TomlTable) -> tuple[int, ...]:
     """The days of the week with bouts (0 = Monday), from weekdays or days_per_week."""
-    per_week = t.number("days_per_week", integer=True)
-    names = t.table.get("weekdays")
+    per_week = _value(t, "days_per_week")
+    names = _value(t, "weekdays")
     if names is not None:
-        if not isinstance(names, list) or not names:
-            raise t.fail(f"weekdays must be a list of day names, e.g. {_FIELDS['weekdays'].split('e.g. ')[1]}")
         try:
             weekdays = tuple(sorted(_weekday(n) for n in names))
         except ValueError as exc:
@@ -290,38 +264,17 @@ def _weekdays(t: _Table) -> tuple[int, ...]:
         return weekdays
     if per_week is None:
         raise t.fail("missing days_per_week (or weekdays): which days of the week have bouts")
-    if not 1 <= per_week <= 7:
-        raise t.fail(f"days_per_week must be 1-7, got {per_week}")
     return tuple(range(per_week))
 
 
-def _length_days(t: _Table) -> int:
+def _length_days(t: TomlTable) -> int:
     """How long the regimen lasts, days (from weeks or days)."""
-    weeks, days = t.number("weeks", integer=True), t.number("days", integer=True)
+    weeks, days = _value(t, "weeks"), _value(t, "days")
     if weeks is not None and days is not None:
         raise t.fail("give weeks or days, not both")
     if weeks is None and days is None:
         raise t.fail("missing weeks (or days): how long the regimen lasts")
     return days if days is not None else weeks * 7
-
-
-def _start(t: _Table) -> dt.date | None:
-    """The regimen's first day, when given (a TOML date or an ISO date string)."""
-    start = t.table.get("start")
-    if start is None:
-        return None
-    if isinstance(start, str):
-        try:
-            start = dt.date.fromisoformat(start)
-        except ValueError:
-            raise t.fail(f"start must be a date such as 2026-03-02, got {start!r}") from None
-    elif isinstance(start, dt.datetime) or not isinstance(start, dt.date):
-        raise t.fail(f"start must be a date such as 2026-03-02 (no time of day), got {start!r}")
-    try:
-        check_date(start, "start")
-    except InputError as exc:
-        raise t.fail(str(exc)) from None
-    return start
 
 
 def _weekday(name: object) -> int:
@@ -358,13 +311,10 @@ def check_regimen(r: Regimen) -> Regimen:
 
 def zone(name: str) -> ZoneInfo:
     """A time zone by its IANA name; RegimenError when unknown."""
-    shown = name if len(name) <= MAX_ZONE_NAME else name[:MAX_ZONE_NAME] + "..."
     try:
-        if len(name) > MAX_ZONE_NAME:
-            raise ValueError("too long")
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the database ("Europe")
-        raise RegimenError(f"unknown time zone {shown!r}; give an IANA name such as Europe/Berlin or America/New_York") from None
+        return parse_zone(name)
+    except InputError as exc:
+        raise RegimenError(str(exc)) from None
 
 
 def find_regimen(spec: str) -> tuple[Regimen, str]:

@@ -20,11 +20,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from livctl.clock import utc_now
 from livctl.errors import UsageError
-from livctl.inputs import MAX_ZONE_NAME, check_instant
+from livctl.inputs import InputError, check_instant, parse_zone
 from livctl.study.regimen import Regimen, weekday_names
 
 __all__ = ["Plan", "Bout", "parse_instant", "parse_utc", "session_gate", "system_timezone"]
@@ -56,10 +56,8 @@ def system_timezone() -> str:
         if not name:
             continue
         try:
-            if len(name) > MAX_ZONE_NAME:
-                continue
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
+            parse_zone(name)
+        except InputError:
             continue
         return name
     return "UTC"
