@@ -70,7 +70,7 @@ def run(fault: str, value: float, closed_loop: bool) -> dict:
     url = f"sim://?sensors=2&fault={fault}&fault_at_s={fault_at:.3f}&fault_value={value}"
     platform = open_platform(url, speed=math.inf)
     platform.device.record_truth()
-    request = SessionRequest(Prescription(FREQUENCY_HZ, TARGET_G, 40.0), limits=SafetyLimits(max_response_rise=math.inf))
+    request = SessionRequest(Prescription(FREQUENCY_HZ, TARGET_G, 40.0), limits=SafetyLimits(max_response_rise_ratio=math.inf))
     with platform:
         session = Session(prepare_session(platform, None, request), platform,
                           control=ControlSettings(closed_loop=closed_loop))

@@ -43,12 +43,12 @@ def _feed(interlocks, start_s, end_s, make, **kwargs) -> float:
 
 
 def test_profiles_may_tighten_but_never_loosen():
-    limits = SafetyLimits().tightened(accel_cap_g=0.8, over_level_s=0.25, open_loop_level=0.7)
-    assert (limits.accel_cap_g, limits.over_level_s, limits.open_loop_level) == (0.8, 0.25, 0.7)
+    limits = SafetyLimits().tightened(accel_cap_g=0.8, over_level_s=0.25, open_loop_level_fraction=0.7)
+    assert (limits.accel_cap_g, limits.over_level_s, limits.open_loop_level_fraction) == (0.8, 0.25, 0.7)
     with pytest.raises(UsageError, match="can only be tightened"):
         SafetyLimits().tightened(accel_cap_g=1.5)
     with pytest.raises(UsageError, match="can only be tightened"):
-        SafetyLimits().tightened(open_loop_level=0.2)
+        SafetyLimits().tightened(open_loop_level_fraction=0.2)
     with pytest.raises(UsageError, match="unknown safety limit"):
         SafetyLimits().tightened(speed_limit=3)
 
@@ -76,6 +76,19 @@ def test_profile_files(tmp_path):
         load_profile(empty)
     with pytest.raises(UsageError, match="cannot read"):
         load_profile(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("old, new", [("over_level_margin", "over_level_fraction"),
+                                      ("open_loop_level", "open_loop_level_fraction"),
+                                      ("max_drive_rise", "max_drive_rise_ratio"),
+                                      ("max_response_rise", "max_response_rise_ratio"),
+                                      ("calibration_mismatch", "calibration_mismatch_fraction")])
+def test_a_profile_with_a_dimensionless_limits_old_name_is_refused_with_the_new_one(tmp_path, old, new):
+    profile = tmp_path / "platform.toml"
+    profile.write_text(f"[safety]\n{old} = 0.2\n")
+    with pytest.raises(UsageError, match=f"safety.{old} is now called safety.{new} .the same limit.; rename it"):
+        load_profile(profile)
+    assert set(SafetyLimits.__dataclass_fields__) >= {new}
 
 
 @pytest.mark.parametrize("onset_s", [10.0, 10.03, 10.07])
@@ -140,13 +153,13 @@ def test_distortion_and_an_unverifiable_dose_need_their_time():
 
 
 def test_open_loop_drive_at_its_cap_with_the_level_low():
-    interlocks = _armed(max_drive_rise=10.0)
+    interlocks = _armed(max_drive_rise_ratio=10.0)
     tripped = _feed(interlocks, 0.0, 5.0, lambda t: (_fit(0.1 * G), None), drive=0.9, drive_cap=0.9)
     assert 2.0 - 0.2 - 1e-9 <= tripped <= 2.0 + 1e-9
 
 
 def test_an_under_dose_at_the_ceiling_stops_within_three_seconds():
-    interlocks = _armed(max_drive_rise=10.0)
+    interlocks = _armed(max_drive_rise_ratio=10.0)
     # 20 % short, drive at its ceiling, the controller asking for more: no open loop (80 % > 50 %)
     tripped = _feed(interlocks, 0.0, 6.0, lambda t: (_fit(0.8 * TARGET), None), drive=0.5, drive_cap=0.5,
                     saturated=True)
@@ -154,7 +167,7 @@ def test_an_under_dose_at_the_ceiling_stops_within_three_seconds():
     with pytest.raises(Trip, match="under-dose: at its drive ceiling"):
         interlocks.on_block(tripped, tripped + BLOCK, _fit(0.8 * TARGET), None, drive=0.5, drive_cap=0.5, saturated=True)
     # within the tolerance (5 % short) at the ceiling is a dose, not an under-dose
-    interlocks = _armed(max_drive_rise=10.0)
+    interlocks = _armed(max_drive_rise_ratio=10.0)
     assert _feed(interlocks, 0.0, 6.0, lambda t: (_fit(0.95 * TARGET), None), drive=0.5, drive_cap=0.5,
                  saturated=True) == math.inf
 

@@ -200,7 +200,7 @@ def test_the_loop_judges_blocks_after_a_correction_ramp_whatever_the_time_base(l
     # corrects again for a level still in transition and undershoots
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=20.0)
     url = "sim://?fault=resonance&fault_at_s=12&fault_value=3"
-    limits = SafetyLimits(max_response_rise=10.0, response_moved_s=60.0)
+    limits = SafetyLimits(max_response_rise_ratio=10.0, response_moved_s=60.0)
     drives = []
     for late in (False, True):
         platform = open_platform(url, speed=math.inf)

@@ -8,14 +8,14 @@ block (0.1 s), and stop it with a reason when something is wrong for longer than
 | interlock | trips when | then |
 |---|---|---|
 | stale sensor | no valid samples (absent, frozen, garbage) for `stale_s` | ramp down |
-| over-level | the level exceeds the prescription by `over_level_margin` for `over_level_s` | cut at once |
-| open loop | drive at its ceiling while the level stays under `open_loop_level` of the prescription for `open_loop_s` | ramp down |
+| over-level | the level exceeds the prescription by `over_level_fraction` for `over_level_s` | cut at once |
+| open loop | drive at its ceiling while the level stays under `open_loop_level_fraction` of the prescription for `open_loop_s` | ramp down |
 | under-dose | drive at its ceiling while the level stays under the prescription's tolerance for `underdose_s` | ramp down |
 | frequency | the plate's frequency (from the phase of the last 0.5 s of blocks) is outside tolerance for `frequency_s` | ramp down |
 | distortion | THD of the last 0.5 s above `max_thd_fraction` for `thd_s` | ramp down |
 | unverifiable | the last 0.5 s cannot verify the dose (SNR under `min_snr_db`) for `unverifiable_s` | ramp down |
-| response fell | holding the level would need more than `max_drive_rise` x the drive the pre-check found | ramp down |
-| response rose | the drive needed falls under 1 / `max_response_rise` of the pre-check's | cut at once |
+| response fell | holding the level would need more than `max_drive_rise_ratio` x the drive the pre-check found | ramp down |
+| response rose | the drive needed falls under 1 / `max_response_rise_ratio` of the pre-check's | cut at once |
 
 Each timed interlock measures from the first bad sample: its timer starts at the start of the
 check that first shows the condition (for a block check, the block before it too, since a fault
@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from livctl.dsp.blockfit import phase_drift_hz
 from livctl.errors import UsageError
 from livctl.units import g_to_mps2, mps2_to_g
+
+__all__ = ["SafetyLimits", "Interlocks", "Trip", "DEFAULT_ACCEL_CAP_G", "BLOCK_S", "drive_ceiling", "load_profile"]
 
 _log = logging.getLogger(__name__)
 
@@ -61,20 +63,20 @@ def drive_ceiling(gain_mps2_per_drive: float, accel_cap_g: float, max_drive: flo
 # For each limit: does a smaller value make the platform safer (True) or a larger one (False)?
 _SMALLER_IS_SAFER = {
     "accel_cap_g": True,
-    "over_level_margin": True,
+    "over_level_fraction": True,
     "over_level_s": True,
     "stale_s": True,
     "frequency_s": True,
     "max_thd_fraction": True,
     "thd_s": True,
-    "open_loop_level": False,
+    "open_loop_level_fraction": False,
     "open_loop_s": True,
     "underdose_s": True,
-    "max_drive_rise": True,
-    "max_response_rise": True,
+    "max_drive_rise_ratio": True,
+    "max_response_rise_ratio": True,
     "min_snr_db": False,
     "unverifiable_s": True,
-    "calibration_mismatch": True,
+    "calibration_mismatch_fraction": True,
     "response_moved_s": True,
 }
 _SHORTEST_S = {
@@ -96,20 +98,20 @@ class SafetyLimits:
     each interlock's threshold and how long it may hold."""
 
     accel_cap_g: float = DEFAULT_ACCEL_CAP_G
-    over_level_margin: float = 0.25
+    over_level_fraction: float = 0.25
     over_level_s: float = 0.5
     stale_s: float = 0.5
     frequency_s: float = 2.0
     max_thd_fraction: float = 0.25
     thd_s: float = 2.0
-    open_loop_level: float = 0.5
+    open_loop_level_fraction: float = 0.5
     open_loop_s: float = 2.0
     underdose_s: float = 3.0
-    max_drive_rise: float = 1.5
-    max_response_rise: float = 1.75
+    max_drive_rise_ratio: float = 1.5
+    max_response_rise_ratio: float = 1.75
     min_snr_db: float = 0.0
     unverifiable_s: float = 3.0
-    calibration_mismatch: float = 0.25
+    calibration_mismatch_fraction: float = 0.25
     """The pre-check refuses a platform whose response differs from its calibration by more."""
     response_moved_s: float = 4.0
     """With one accelerometer: how long the response per unit drive may stay moved from the
@@ -215,17 +217,17 @@ class Interlocks:
             return
         level = fit.fundamental_mps2 if fit is not None and problem is None else None
         if level is not None:
-            over = level > self.target_mps2 * (1.0 + lim.over_level_margin)
+            over = level > self.target_mps2 * (1.0 + lim.over_level_fraction)
             if self._over.hold(over, start_s, end_s) >= lim.over_level_s - 1e-9:
                 self._trip(
                     end_s,
-                    f"measured {mps2_to_g(level):.3f} g peak stayed over {100 * lim.over_level_margin:g} % above "
+                    f"measured {mps2_to_g(level):.3f} g peak stayed over {100 * lim.over_level_fraction:g} % above "
                     f"the prescribed {self.prescription.peak_g:g} g for {lim.over_level_s:g} s",
                     cut=True,
                 )
         share = 0.0 if level is None else level / self.target_mps2
         at_ceiling = drive >= drive_cap * (1 - 1e-9)
-        if self._open.hold(at_ceiling and share < lim.open_loop_level, start_s, end_s) >= lim.open_loop_s - 1e-9:
+        if self._open.hold(at_ceiling and share < lim.open_loop_level_fraction, start_s, end_s) >= lim.open_loop_s - 1e-9:
             self._trip(
                 end_s,
                 f"drive at its limit ({100 * drive:.0f} % of full scale) while the level stays at "
@@ -277,19 +279,19 @@ class Interlocks:
 
     @property
     def rise_limit_drive(self) -> float:
-        """The highest drive the controller may use: `max_drive_rise` x the pre-check's level."""
-        return math.inf if self.expected_drive is None else self.limits.max_drive_rise * self.expected_drive
+        """The highest drive the controller may use: `max_drive_rise_ratio` x the pre-check's level."""
+        return math.inf if self.expected_drive is None else self.limits.max_drive_rise_ratio * self.expected_drive
 
     def on_drive_request(self, wanted_drive: float, end_s: float | None = None) -> None:
         """The controller asked for `wanted_drive` (before any clamping): judged on every update,
         whether the drive changed or sits at its ceiling."""
         if not self.armed:
             return
-        if wanted_drive * self.limits.max_response_rise < self.expected_drive:
+        if wanted_drive * self.limits.max_response_rise_ratio < self.expected_drive:
             self._trip(
                 end_s,
                 f"the platform's response rose {self.expected_drive / wanted_drive:.1f}x above the pre-check's "
-                f"(limit {self.limits.max_response_rise:g}x): the load changed (did the subject step off?) or the "
+                f"(limit {self.limits.max_response_rise_ratio:g}x): the load changed (did the subject step off?) or the "
                 "platform resonates; check it",
                 cut=True,  # until the correction lands, the platform is over-driven
             )
@@ -297,7 +299,7 @@ class Interlocks:
             self._trip(
                 end_s,
                 f"holding the level would need {wanted_drive / self.expected_drive:.2f}x the drive the pre-check "
-                f"found (limit {self.limits.max_drive_rise:g}x): the platform's response fell (sensor drift, "
+                f"found (limit {self.limits.max_drive_rise_ratio:g}x): the platform's response fell (sensor drift, "
                 "actuator fault or a load change); check it",
             )
 
@@ -305,6 +307,17 @@ class Interlocks:
         self.tripped_at_s = end_s
         _log.debug("interlock trips at %s s (%s): %s", end_s, "cut" if cut else "ramp down", reason)
         raise Trip(reason, cut=cut)
+
+
+RENAMED_LIMITS = {
+    "over_level_margin": "over_level_fraction",
+    "open_loop_level": "open_loop_level_fraction",
+    "max_drive_rise": "max_drive_rise_ratio",
+    "max_response_rise": "max_response_rise_ratio",
+    "calibration_mismatch": "calibration_mismatch_fraction",
+}
+"""Limits whose names gained the suffix of what they are (a share, a ratio): a profile that still
+uses the old name is refused, naming the new one (a profile is never read in part)."""
 
 
 def load_profile(path) -> SafetyLimits:
@@ -315,6 +328,9 @@ def load_profile(path) -> SafetyLimits:
     root, _ = open_toml(path, "safety profile")
     if not isinstance(root.raw("safety"), dict):
         raise root.fail("no [safety] table; give the limits to tighten in one")
+    for old, new in RENAMED_LIMITS.items():
+        if old in root.raw("safety"):
+            raise root.fail(f"safety.{old} is now called safety.{new} (the same limit); rename it in the file")
     values = root.table("safety").fields(tuple(Field(name, "number", low=0.0) for name in _SMALLER_IS_SAFER))
     try:
         return SafetyLimits().tightened(**values)

@@ -535,7 +535,7 @@ class Session:
         gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
         reference = self.reference_gain_mps2_per_drive
-        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch:
+        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch_fraction:
             raise SessionAbort(
                 f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
                 f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"

@@ -39,6 +39,13 @@ from livctl.prescription import MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
 from livctl.units import g_to_mps2, mps2_to_g
 
+__all__ = [
+    "Calibration", "CalibrationError", "CalibrationRefused", "FrequencyPoint", "Gain", "Step", "SensorCheck",
+    "FORMAT_VERSION", "MIN_SAFE_DRIVE", "MIN_STEP_DRIVE", "calibration_dir", "calibration_path", "check_writable",
+    "find_calibration", "load_calibration", "save_calibration", "session_calibration", "session_reference",
+    "fit_response", "frequency_point", "to_toml",
+]
+
 FORMAT_VERSION = 1
 """Version of the calibration file format this livctl writes and reads."""
 

@@ -27,6 +27,8 @@ from typing import Any
 from livctl.errors import UsageError
 from livctl.records.tomlfields import Field, open_toml
 
+__all__ = ["Settings", "Value", "ConfigError", "STATION_FIELDS", "load_settings", "user_file", "system_file"]
+
 FILE_NAME = Path("livctl") / "config.toml"
 
 

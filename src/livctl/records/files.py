@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from livctl.errors import UsageError
 
+__all__ = ["MAX_INPUT_BYTES", "atomic_output", "write_atomic", "read_bounded"]
+
 _log = logging.getLogger(__name__)
 
 MAX_INPUT_BYTES = 1 << 20

@@ -36,6 +36,8 @@ from livctl.errors import UsageError
 from livctl.inputs import EARLIEST_DATE, LATEST_DATE, ZONE_REMEDY, InputError, Range, parse_zone
 from livctl.records.files import MAX_INPUT_BYTES, read_bounded
 
+__all__ = ["Field", "TomlTable", "MAX_TEXT", "read_toml", "open_toml"]
+
 MAX_TEXT = 1000
 """A line of text in a file (an id, a device URL, an operator, a model name) is shorter than this."""
 

@@ -25,6 +25,11 @@ from livctl.prescription import PRESETS, Prescription, get_preset
 from livctl.procedures.safety import DEFAULT_ACCEL_CAP_G
 from livctl.records.tomlfields import Field, TomlTable, open_toml
 
+__all__ = [
+    "Regimen", "RegimenError", "REGIMEN_PRESETS", "MAX_DAYS", "check_regimen", "find_regimen", "load_regimen_file",
+    "parse_regimen", "resolve_regimen", "weekday_names", "zone",
+]
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_BOUTS_PER_DAY = 12
 MAX_REST_MINUTES = 7 * 24 * 60.0
