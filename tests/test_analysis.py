@@ -298,7 +298,7 @@ def test_a_harmonic_that_folds_onto_the_fundamental_makes_the_peak_unverifiable(
     assert any(r.startswith("peak unverifiable: at 120 Hz harmonic 3, 5") for r in reasons)
 
 
-@pytest.mark.parametrize("field", ["frequency_hz", "peak_g", "thd_percent"])
+@pytest.mark.parametrize("field", ["frequency_hz", "peak_mps2", "thd_percent"])
 def test_a_figure_that_is_not_a_finite_number_never_passes(field):
     good = measure(_distorted(3200.0, 3200, shares=(0.01,)), 3200.0, search_hz=(15, 45))
     rx = Prescription(frequency_hz=30.0, peak_g=0.3, duration_s=1.0)

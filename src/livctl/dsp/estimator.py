@@ -35,7 +35,7 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -1100,10 +1100,8 @@ class Measurement:
     """What one window (or one recording) of accelerometer samples says about the vibration."""
 
     frequency_hz: float
-    peak_g: float
+    peak_mps2: float
     """Peak acceleration of the fundamental on the driven axis (gravity and harmonics excluded)."""
-    rms_g: float
-    """RMS of the same fundamental (peak / sqrt 2)."""
     thd_percent: float
     """Harmonics 2-5 over the fundamental (amplitude ratio, %). NaN when the sample rate hides any
     of them (`thd_harmonics` < 4): a harmonic that cannot be observed cannot be measured, so such
@@ -1112,7 +1110,7 @@ class Measurement:
     """Fundamental power over noise power, harmonics excluded (per sample)."""
     sinad_db: float
     """Fundamental power over noise-plus-distortion power (per sample)."""
-    dc_g: float
+    dc_mps2: float
     """The driven axis's DC level: +1 g of gravity on a vertical axis at rest."""
     axis: str
     off_axis_percent: float
@@ -1124,7 +1122,7 @@ class Measurement:
     """Standard uncertainty (k = 1) of the frequency: the least-squares covariance of the whole model (DC,
     fundamental, harmonics) at the measured noise; for a window of many cycles of a tone in white
     noise, the Cramer-Rao bound."""
-    peak_u_g: float = math.nan
+    peak_u_mps2: float = math.nan
     """Standard uncertainty (k = 1) of the peak acceleration, likewise."""
     rate_hz: float = math.nan
     """The sample rate the window was measured at."""
@@ -1133,12 +1131,38 @@ class Measurement:
     thd_seen_percent: float = math.nan
     """THD over those harmonics only: the THD itself when all four were, a lower bound otherwise."""
 
+    # g at the edges: what people read, the dose log stores and --json prints
+
+    @property
+    def peak_g(self) -> float:
+        return self.peak_mps2 / G_MPS2
+
+    @property
+    def rms_g(self) -> float:
+        """RMS of the fundamental (peak / sqrt 2), g."""
+        return self.peak_mps2 / G_MPS2 / math.sqrt(2.0)
+
+    @property
+    def dc_g(self) -> float:
+        return self.dc_mps2 / G_MPS2
+
+    @property
+    def peak_u_g(self) -> float:
+        return self.peak_u_mps2 / G_MPS2
+
     @property
     def thd_verifiable(self) -> bool:
         return self.thd_harmonics >= N_HARMONICS - 1
 
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "frequency_hz", "peak_g", "rms_g", "thd_percent", "snr_db", "sinad_db", "dc_g", "axis", "off_axis_percent",
+        "duration_s", "phase_rad", "frequency_u_hz", "peak_u_g", "rate_hz", "thd_harmonics", "thd_seen_percent",
+    )
+    """What `to_dict` gives, in this order: accelerations in g."""
+
     def to_dict(self) -> dict:
-        return dict(vars(self))
+        """The measurement in g, as the dose log and --json give it."""
+        return {key: getattr(self, key) for key in self.KEYS}
 
 
 def driven_axis(accel: np.ndarray) -> int:
@@ -1171,18 +1195,17 @@ def _measurement(fit: ToneFit, axis: str, off_axis: float, duration_s: float) ->
     seen_thd_percent = 100.0 * fit.thd_fraction
     return Measurement(
         frequency_hz=fit.frequency_hz,
-        peak_g=fit.amplitude / G_MPS2,
-        rms_g=fit.amplitude / G_MPS2 / math.sqrt(2.0),
+        peak_mps2=fit.amplitude,
         thd_percent=seen_thd_percent if seen >= N_HARMONICS - 1 else math.nan,
         snr_db=fit.snr_db,
         sinad_db=fit.sinad_db,
-        dc_g=fit.offset / G_MPS2,
+        dc_mps2=fit.offset,
         axis=axis,
         off_axis_percent=100.0 * off_axis,
         duration_s=duration_s,
         phase_rad=fit.phase_rad,
         frequency_u_hz=fit.frequency_u_hz,
-        peak_u_g=fit.amplitude_u / G_MPS2,
+        peak_u_mps2=fit.amplitude_u,
         rate_hz=fit.rate_hz,
         thd_harmonics=seen,
         thd_seen_percent=seen_thd_percent,

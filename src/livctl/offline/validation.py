@@ -105,7 +105,7 @@ class WindowReport:
         return d
 
 
-_MEASUREMENT_KEYS = tuple(Measurement.__dataclass_fields__)
+_MEASUREMENT_KEYS = Measurement.KEYS
 
 
 @dataclass(frozen=True)
@@ -427,7 +427,8 @@ def _windows(rec: Recording, run, window_n: int, axis: int, search_hz, first_ind
         if m is not None:
             f_u, a_u = rec.timing.uncertainty(run.start + start, run.start + start + length, m.frequency_hz,
                                                 m.peak_g)
-            m = replace(m, frequency_u_hz=math.hypot(m.frequency_u_hz, f_u), peak_u_g=math.hypot(m.peak_u_g, a_u))
+            m = replace(m, frequency_u_hz=math.hypot(m.frequency_u_hz, f_u),
+                        peak_u_mps2=math.hypot(m.peak_u_mps2, a_u * G_MPS2))
         reports.append(WindowReport(first_index + i, rec.t0_s + run.t0_s + start / rate, length / rate, m, False,
                                     reasons, run.start + start, length))
     return reports
@@ -491,9 +492,9 @@ def _median(windows: list[WindowReport]) -> Measurement:
     ms = [w.measurement for w in windows]
     first = ms[0]
     return replace(first, frequency_hz=statistics.median(m.frequency_hz for m in ms),
-                   peak_g=statistics.median(m.peak_g for m in ms),
+                   peak_mps2=statistics.median(m.peak_mps2 for m in ms),
                    frequency_u_hz=statistics.median(m.frequency_u_hz for m in ms),
-                   peak_u_g=statistics.median(m.peak_u_g for m in ms))
+                   peak_u_mps2=statistics.median(m.peak_u_mps2 for m in ms))
 
 
 def _stretch_figures(rec: Recording, k: int, members: list[int], windows: list[WindowReport], axis: int,
@@ -549,7 +550,7 @@ def _stretch_figures(rec: Recording, k: int, members: list[int], windows: list[W
     timing_f, timing_a = rec.timing.uncertainty(first.start, last.start + last.n, whole.frequency_hz,
                                                 whole.peak_g)
     whole = replace(whole, frequency_u_hz=math.hypot(whole.frequency_u_hz, timing_f),
-                    peak_u_g=math.hypot(whole.peak_u_g, timing_a))
+                    peak_u_mps2=math.hypot(whole.peak_u_mps2, timing_a * G_MPS2))
     axes_fit = dict(zip(rec.axes, record.tones)) if record is not None else {}
     stretch = Stretch(k, first.t_s, last.t_s + last.duration_s, tuple(members), whole, method, coherence, axes_fit,
                       (start, stop), timing_f, timing_a)
@@ -567,24 +568,22 @@ def _combine(ms: list[Measurement], durations: np.ndarray) -> Measurement:
     def mean_db(name: str) -> float:
         return float(10.0 * np.log10(np.dot(w, [10.0 ** (getattr(m, name) / 10.0) for m in ms])))
 
-    peak_g = mean("peak_g")
     seen = min(m.thd_harmonics for m in ms)
     return replace(
         ms[0],
         frequency_hz=mean("frequency_hz"),
-        peak_g=peak_g,
-        rms_g=peak_g / math.sqrt(2.0),
+        peak_mps2=mean("peak_mps2"),
         thd_percent=mean("thd_percent"),
         thd_seen_percent=mean("thd_seen_percent"),
         thd_harmonics=seen,
         snr_db=mean_db("snr_db"),
         sinad_db=mean_db("sinad_db"),
-        dc_g=mean("dc_g"),
+        dc_mps2=mean("dc_mps2"),
         off_axis_percent=mean("off_axis_percent"),
         duration_s=float(durations.sum()),
         phase_rad=math.nan,
         frequency_u_hz=math.sqrt(float(np.dot(w**2, [m.frequency_u_hz**2 for m in ms]))),
-        peak_u_g=math.sqrt(float(np.dot(w**2, [m.peak_u_g**2 for m in ms]))),
+        peak_u_mps2=math.sqrt(float(np.dot(w**2, [m.peak_u_mps2**2 for m in ms]))),
     )
 
 
@@ -650,25 +649,23 @@ def _average(measured: list[WindowReport], weights: np.ndarray, whole: Measureme
         f_t, a_t = rec.timing.uncertainty(w.start, w.start + w.n, m.frequency_hz, m.peak_g)
         return (math.sqrt(max(0.0, m.frequency_u_hz**2 - f_t**2)), math.sqrt(max(0.0, m.peak_u_g**2 - a_t**2)))
 
-    peak_g = mean("peak_g")
     k = len(measured)
     parts = [model_u(w) for w in measured]
     return replace(
         whole,
         frequency_hz=mean("frequency_hz"),
-        peak_g=peak_g,
-        rms_g=peak_g / math.sqrt(2.0),
+        peak_mps2=mean("peak_mps2"),
         thd_percent=mean("thd_percent"),
         thd_seen_percent=mean("thd_seen_percent"),
         thd_harmonics=min(w.measurement.thd_harmonics for w in measured),
         snr_db=mean_db("snr_db"),
         sinad_db=mean_db("sinad_db"),
-        dc_g=mean("dc_g"),
+        dc_mps2=mean("dc_mps2"),
         off_axis_percent=mean("off_axis_percent"),
         duration_s=float(np.sum(weights)),
         phase_rad=math.nan,
         frequency_u_hz=math.sqrt(sum(f * f for f, _ in parts)) / k,
-        peak_u_g=math.sqrt(sum(a * a for _, a in parts)) / k,
+        peak_u_mps2=math.sqrt(sum(a * a for _, a in parts)) / k * G_MPS2,
     )
 
 
