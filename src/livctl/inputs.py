@@ -37,7 +37,7 @@ from livctl.errors import UsageError
 __all__ = [
     "InputError", "Range", "MAX_COUNT", "EARLIEST_DATE", "MAX_ZONE_NAME", "parse_number", "parse_whole",
     "parse_count", "parse_percent", "parse_speed", "parse_date", "check_date", "check_instant", "is_plain_number",
-    "quantity",
+    "quantity", "LATEST_DATE", "ZONE_REMEDY", "parse_zone",
 ]
 
 
