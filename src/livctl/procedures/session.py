@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -55,8 +54,9 @@ from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.events import Phase, SessionStatus
 from livctl.procedures.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
 from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_session
+from livctl.procedures.responsewatch import ResponseWatch
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
-from livctl.procedures.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
+from livctl.procedures.sensorwatch import CLOCK_WAIT_S, SensorUntrusted, check_gravity
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 _log = logging.getLogger(__name__)
@@ -96,14 +96,6 @@ PROPORTION_TOLERANCE = 0.15
 """...giving the same response per unit drive within this (and three standard errors)..."""
 PROPORTION_PHASE_RAD = 0.5
 """...at the same phase against the drive within this: a real plant's response follows its drive."""
-RESPONSE_BASELINE_BLOCKS = 10
-"""With one accelerometer the response per unit drive of the delivery's first second is its reference..."""
-RESPONSE_MOVED_SHARE = 0.7
-"""...and a window whose response moved more than this share of the acceleration tolerance from
-it is not logged in spec: one sensor cannot tell its own drift from a change of the platform, and
-a drift that large would put the true level near the tolerance's edge while the loop held the
-reading on target."""
-"""(How long it may stay moved before the session stops: `SafetyLimits.response_moved_s`.)"""
 NOT_MEASURED = "not measured: no accelerometer (open loop)"
 DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
@@ -255,19 +247,17 @@ class Session:
         """The session's raw signal, while it is written (a logged session only)."""
         self.gain_mps2_per_drive: float | None = None
         self._log_failed = False
-        self._win_gains: list[float] = []
-        """Response per unit drive of the current window's steady delivery blocks."""
-        self._win_pair = [0.0, 0.0]
-        """The current window's blocks' fundamentals, first and second accelerometer."""
-        self._win_phases: list[float] = []
         self._second_parts: list[np.ndarray] = []
-        self._baseline_gains: list[float] = []
-        self.baseline_gain: float | None = None
-        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
-        self._recent_gains: deque[tuple[float, float]] = deque()
-        self._moved_since_s: float | None = None
+        self.responses = ResponseWatch(self.prescription, self.limits, sensor_count=self.platform.sensor_count,
+                                       block_s=self.block_s)
+        """The response per unit drive and its phase, block by block."""
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
+
+    @property
+    def baseline_gain(self) -> float | None:
+        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
+        return self.responses.baseline_gain
 
     # -- the whole session ----------------------------------------------------------------------
 
@@ -499,7 +489,7 @@ class Session:
             on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
             share = m.peak_g / rx.peak_g if m else 0.0
             if on_frequency:
-                steps.append((level, m, self._window_phase()))
+                steps.append((level, m, self.responses.window_phase()))
             if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
                 break
             highest = min(level * 4.0, top_level, guard.allowed_drive())
@@ -557,7 +547,7 @@ class Session:
             self._notify(PRECHECK, window)
             low_m = window.measurement
             on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            step = (self._drive, low_m, self._window_phase())
+            step = (self._drive, low_m, self.responses.window_phase())
             if not (on_frequency and usable(step)):
                 raise SensorUntrusted(
                     f"the pre-check could not confirm the response at a second drive ({100 * self._drive:.2g} % of "
@@ -592,13 +582,6 @@ class Session:
             window = self._window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
             self._notify(PRECHECK, window)
             waited_s += window.duration_s
-
-    def _window_phase(self) -> float | None:
-        """The circular mean of the last window's block phases against the drive, or None."""
-        phases = self._win_phases
-        if len(phases) < 2:
-            return None
-        return math.atan2(sum(math.sin(p) for p in phases), sum(math.cos(p) for p in phases))
 
     def _open_loop(self) -> None:
         """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
@@ -705,7 +688,7 @@ class Session:
         done_s = 0.0
         failure: BaseException | None = None
         blocks = guard.blocks(duration_s)
-        self._win_gains, self._win_pair, self._win_phases = [], [0.0, 0.0], []
+        self.responses.start_window()
         second_parts: list[np.ndarray] = []
         self._second_parts = second_parts
         try:
@@ -779,7 +762,7 @@ class Session:
                                 duration_s=m.duration_s / ratio)
                 reasons = tuple(check_spec(m, rx))
                 if phase == DELIVER:
-                    reasons += self._unverified()
+                    reasons += self.responses.unverified()
         ratio = self._stream_per_host()
         window = WindowResult(
             index=self._index,
@@ -824,7 +807,7 @@ class Session:
             drive_cap=controller.drive_cap if controller else math.inf,
             saturated=controller.saturated if controller else False,
         )
-        self._watch_response(phase, guarded, end_s)
+        self.responses.on_block(phase, guarded, end_s)
         if phase == DELIVER and controller is not None:
             fit = guarded.settled_fit()
             new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
@@ -837,66 +820,6 @@ class Session:
 
     def _stream_per_host(self) -> float:
         return 1.0 if self.guard is None else self.guard.watch.clock.stream_per_host
-
-    def _watch_response(self, phase: str, guarded: GuardedBlock, end_s: float) -> None:
-        """What the sensor watch cannot judge without the prescription: the window's phases and two
-        sensors' levels (for its record), and with one sensor, whether the response per unit drive
-        has moved from the delivery's first second (RESPONSE_MOVED_SHARE, RESPONSE_MOVED_S)."""
-        fit = guarded.fit
-        if fit is None or guarded.problem is not None:
-            return
-        usable = fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2
-        if usable:
-            self._win_phases.append(fit.phase_rad)
-        second = guarded.second_fit
-        if usable and second is not None and second.fundamental_mps2 > PHASE_USABLE_SNR * second.fundamental_se_mps2:
-            self._win_pair[0] += fit.fundamental_mps2
-            self._win_pair[1] += second.fundamental_mps2
-        settled = guarded.settled_fit()
-        if phase != DELIVER or not usable or settled is None or guarded.drive <= 0:
-            return
-        gain = settled.fundamental_mps2 / guarded.drive
-        self._win_gains.append(gain)
-        if self.platform.sensor_count > 1:
-            return  # two accelerometers check each other (the sensor watch); a change both see is the plate's
-        if self.baseline_gain is None:
-            self._baseline_gains.append(gain)
-            if len(self._baseline_gains) >= RESPONSE_BASELINE_BLOCKS:
-                self.baseline_gain = float(np.median(self._baseline_gains))
-            return
-        recent = self._recent_gains
-        recent.append((end_s, gain))
-        while recent and recent[0][0] <= end_s - 1.0 + 1e-9:
-            recent.popleft()
-        moved = sum(g for _, g in recent) / len(recent) / self.baseline_gain - 1.0
-        if abs(moved) <= RESPONSE_MOVED_SHARE * self.prescription.tolerance.accel_fraction:
-            self._moved_since_s = None
-            return
-        if self._moved_since_s is None:
-            self._moved_since_s = end_s - self.block_s
-        if end_s - self._moved_since_s >= self.limits.response_moved_s - 1e-9:
-            raise SensorUntrusted(
-                f"the platform's response (level per unit of drive) moved {100 * moved:+.0f} % from the delivery's "
-                f"first second and stayed there {self.limits.response_moved_s:g} s: a drifting sensor or a changed load, which one "
-                "accelerometer cannot tell apart; check the subject, the platform and the sensor"
-            )
-
-    def _unverified(self) -> tuple[str, ...]:
-        """Why a delivery window cannot be logged in spec though its measurement is: the two
-        accelerometers disagree, or (one sensor) the response moved too far to be believed."""
-        tol = self.prescription.tolerance.accel_fraction
-        if self.platform.sensor_count > 1:
-            first, second = self._win_pair
-            if first > 0 and abs(second / first - 1.0) > 0.5 * tol:
-                return (f"unverifiable: the two accelerometers disagree by {100 * (second / first - 1):+.1f} % over "
-                        f"this window (more than half the {100 * tol:g} % tolerance)",)
-            return ()
-        if self.baseline_gain and self._win_gains:
-            moved = sum(self._win_gains) / len(self._win_gains) / self.baseline_gain - 1.0
-            if abs(moved) > RESPONSE_MOVED_SHARE * tol:
-                return (f"unverifiable with one accelerometer: the response per unit drive moved {100 * moved:+.1f} % "
-                        "since the delivery began (a drifting sensor or a changed load)",)
-        return ()
 
     def _apply(self, new_drive: float | None, end_s: float) -> None:
         """Send the controller's new drive, past the interlocks, which judge every update (a drive
