@@ -40,12 +40,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from livctl.records import archive as raw
-from livctl.dsp.estimator import AXES, AnalysisError, Measurement, check_spec, measure
+from livctl.dsp.estimator import AXES, Measurement
 from livctl.platforms import Platform, SampleBlock
 from livctl.dsp.blockfit import fit_block
 from livctl.procedures.control import AmplitudeController, ControlSettings
@@ -57,6 +57,8 @@ from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_sessi
 from livctl.procedures.responsewatch import ResponseWatch
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
 from livctl.procedures.sensorwatch import CLOCK_WAIT_S, SensorUntrusted, check_gravity
+from livctl.procedures.windows import LogWriteFailed, SessionAbort, WindowLedger, WindowRead, WindowResult, join_blocks
+from livctl.procedures.windows import NOT_MEASURED  # noqa: F401 - how a window without a sensor is logged
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 _log = logging.getLogger(__name__)
@@ -96,48 +98,9 @@ PROPORTION_TOLERANCE = 0.15
 """...giving the same response per unit drive within this (and three standard errors)..."""
 PROPORTION_PHASE_RAD = 0.5
 """...at the same phase against the drive within this: a real plant's response follows its drive."""
-NOT_MEASURED = "not measured: no accelerometer (open loop)"
 DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
 off, corrected; how soon a stop request is honoured."""
-
-
-class SessionAbort(Exception):
-    """Stop the session: the platform cannot deliver the prescription safely."""
-
-
-class _LogWriteFailed(Exception):
-    """The dose log stopped taking records mid-session (a full disk, say): stop, and say so."""
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One measurement window of a session, as logged: its phase, drive, measurement and verdict."""
-
-    index: int
-    phase: Phase
-    t_s: float
-    duration_s: float
-    drive: float
-    """Commanded drive level (fraction of full scale, peak) at the end of the window."""
-    measurement: Measurement | None
-    in_spec: bool
-    reasons: tuple[str, ...]
-
-    def to_record(self) -> dict:
-        record = {
-            "idx": self.index,
-            "phase": self.phase,
-            "t_s": self.t_s,
-            "duration_s": self.duration_s,
-            "drive": self.drive,
-            "in_spec": self.in_spec,
-            "reasons": list(self.reasons),
-        }
-        if self.measurement is not None:
-            record.update(self.measurement.to_dict())
-            record["duration_s"] = self.duration_s
-        return record
 
 
 @dataclass(frozen=True)
@@ -174,40 +137,16 @@ class SessionResult:
 
 
 @dataclass
-class _Tally:
-    """Running sums over a session's windows, for its result."""
-
-    delivered_s: float = 0.0
-    in_spec_s: float = 0.0
-    measured_s: float = 0.0
-    frequency_s: float = 0.0
-    peak_g_s: float = 0.0
-    thd_s: float = 0.0
-
-    def add(self, w: WindowResult) -> None:
-        self.delivered_s += w.duration_s
-        if w.in_spec:
-            self.in_spec_s += w.duration_s
-        if w.measurement is not None:
-            self.measured_s += w.duration_s
-            self.frequency_s += w.measurement.frequency_hz * w.duration_s
-            self.peak_g_s += w.measurement.peak_g * w.duration_s
-            self.thd_s += w.measurement.thd_percent * w.duration_s
-
-    @property
-    def in_spec_fraction(self) -> float | None:
-        return self.in_spec_s / self.delivered_s if self.delivered_s > 0 else None
-
-    def mean(self, total: float) -> float | None:
-        return total / self.measured_s if self.measured_s > 0 else None
-
-
-@dataclass
 class Session:
     """Run one planned session on one platform. `run()` returns how it went; the log holds it too.
 
     Build the plan with `livctl.procedures.prepare.prepare_session` (or use `run_session`): the plan is
-    where the refusals are, and a session runs nothing else."""
+    where the refusals are, and a session runs nothing else.
+
+    The session keeps the sequence (the checks, the phases, the drive, the closed loop, every way
+    out) and hands out the rest: closing each window to its `WindowLedger`
+    (livctl.procedures.windows), the response per unit drive to its `ResponseWatch`
+    (livctl.procedures.responsewatch)."""
 
     plan: SessionPlan
     platform: Platform
@@ -234,10 +173,13 @@ class Session:
         self.interlocks = Interlocks(self.limits, self.prescription, block_s=self.block_s)
         self.controller: AmplitudeController | None = None
         self.guard: MotionGuard | None = None
+        self.responses = ResponseWatch(self.prescription, self.limits, sensor_count=self.platform.sensor_count,
+                                       block_s=self.block_s)
+        """The response per unit drive and its phase, block by block."""
+        self.ledger = WindowLedger(self.prescription, self.platform, stream_per_host=self._stream_per_host,
+                                   unverified=self.responses.unverified)
+        """Every window closed: measured, checked, logged, counted."""
         self._axis = AXES.index(self.platform.vertical_axis)
-        self._frequency_hz = self.prescription.frequency_hz
-        self._index = 0
-        self._tally = _Tally()
         self._drive = 0.0
         self._unmeasured: str | None = None
         self._target_drive = 0.0
@@ -246,11 +188,6 @@ class Session:
         self.archive: raw.RawArchive | None = None
         """The session's raw signal, while it is written (a logged session only)."""
         self.gain_mps2_per_drive: float | None = None
-        self._log_failed = False
-        self._second_parts: list[np.ndarray] = []
-        self.responses = ResponseWatch(self.prescription, self.limits, sensor_count=self.platform.sensor_count,
-                                       block_s=self.block_s)
-        """The response per unit drive and its phase, block by block."""
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
 
@@ -262,7 +199,40 @@ class Session:
     # -- the whole session ----------------------------------------------------------------------
 
     def run(self) -> SessionResult:
-        rx = self.prescription
+        self._archive_problem = self._open_records()
+        guard = MotionGuard(
+            self.platform if self.archive is None else self.archive.watch(self.platform),
+            accel_cap_g=self.accel_cap_g,
+            ceiling=self.plan.motion.drive_ceiling,
+            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
+            stop=self.stop,
+            ramp_s=self.prescription.ramp_s,
+            block_s=self.block_s,
+        )
+        self.guard = guard
+        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
+        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        failure: BaseException | None = None
+        try:
+            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
+        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
+            guard.finish()
+            status, reason = ABORTED, f"platform failure: {exc}"
+        else:
+            with _entered(guard):
+                status, reason, failure = self._drive_through(guard)
+        result = self._result(status, reason)
+        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
+                   f": {result.reason}" if result.reason else "")
+        self._close_records(result, status, reason)
+        if failure is not None:
+            raise failure
+        return result
+
+    def _open_records(self) -> str | None:
+        """The session's start in the log and its raw-signal archive opened (a logged session);
+        why the raw signal cannot be kept, or None. An unwritable log or folder is refused here,
+        before anything is logged."""
         archive_problem = None
         if self.log is not None and self.keep_signal:
             self.log.check_writable()  # a read-only log says so, before its raw-signal folder is made
@@ -276,46 +246,25 @@ class Session:
                 )
             except raw.ArchiveError as exc:
                 archive_problem = str(exc)
-        self._archive_problem = archive_problem
-        failure: BaseException | None = None
-        guard = MotionGuard(
-            self.platform if self.archive is None else self.archive.watch(self.platform),
-            accel_cap_g=self.accel_cap_g,
-            ceiling=self.plan.motion.drive_ceiling,
-            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
-            stop=self.stop,
-            ramp_s=rx.ramp_s,
-            block_s=self.block_s,
-        )
-        self.guard = guard
-        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
-        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        self.ledger.record_to(self.log, self.session_id, self.archive)
+        return archive_problem
+
+    def _close_records(self, result: SessionResult, status: str, reason: str | None) -> None:
+        """The archive sealed and the session's end in the log (a logged session); `status` and
+        `reason` are how the platform was stopped, for the error when the log cannot take it."""
+        if self.log is None or self.session_id is None:
+            return
+        seal = None
+        if self.archive is not None:
+            seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
         try:
-            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
-        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
-            guard.finish()
-            status, reason = ABORTED, f"platform failure: {exc}"
-        else:
-            with _entered(guard):
-                status, reason, failure = self._drive_through(guard)
-        result = self._result(status, reason)
-        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
-                   f": {result.reason}" if result.reason else "")
-        if self.log is not None and self.session_id is not None:
-            seal = None
-            if self.archive is not None:
-                seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
-            try:
-                self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
-            except LogError as exc:
-                raise SessionNotRecorded(
-                    f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
-                    f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
-                    "interrupted"
-                ) from None
-        if failure is not None:
-            raise failure
-        return result
+            self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
+        except LogError as exc:
+            raise SessionNotRecorded(
+                f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
+                f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
+                "interrupted"
+            ) from None
 
     def _drive_through(self, guard: MotionGuard) -> tuple[str, str | None, BaseException | None]:
         """Every phase, through the guard; how it ended (status, reason, a bug to re-raise)."""
@@ -344,7 +293,7 @@ class Session:
                 guard.cut(trip.reason)
         except SessionAbort as exc:
             status, reason = ABORTED, str(exc)
-        except _LogWriteFailed as exc:
+        except LogWriteFailed as exc:
             status, reason = ABORTED, f"the dose log could not be written: {exc}"
         except PlatformError as exc:
             status, reason = ABORTED, f"platform failure: {exc}"
@@ -388,7 +337,7 @@ class Session:
                     accel_cap_g=self.accel_cap_g, drive_ceiling=self.plan.motion.drive_ceiling)
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
-        t = self._tally
+        t = self.ledger.tally
         fraction = t.in_spec_fraction
         in_spec = (
             status == COMPLETED
@@ -417,7 +366,7 @@ class Session:
             mean_peak_g=t.mean(t.peak_g_s),
             mean_thd_percent=t.mean(t.thd_s),
             in_spec=in_spec,
-            window_count=self._index,
+            window_count=self.ledger.count,
             stream_health=health,
         )
 
@@ -425,10 +374,10 @@ class Session:
 
     def _sensor_check(self) -> None:
         """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
-        window, samples, problem = self._window(PRECHECK, REST_S, measured=False)
-        if problem:
-            raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
-        vertical = samples[:, self._axis]
+        read = self._read_window(PRECHECK, REST_S, measured=False)[1]
+        if read.problem:
+            raise SessionAbort(f"sensor check: sensor data {read.problem}; check the sensor and its cable")
+        vertical = read.samples[:, self._axis]
         rx = self.prescription
         rest = fit_block(vertical, self.platform.sensor_rate_hz, rx.frequency_hz, 0.0)
         allowed_g = 0.5 * rx.tolerance.accel_fraction * rx.peak_g
@@ -443,7 +392,7 @@ class Session:
             at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
             problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
                                     sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
-            second = self._last_second
+            second = read.second_samples
             if problem is None and self.platform.sensor_count > 1:
                 if second is None:
                     problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
@@ -481,8 +430,8 @@ class Session:
         while True:
             self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
             level = self._drive
-            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
+            self._settle(PRECHECK, PRECHECK_SETTLE_S)
+            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             m = window.measurement
             precision = m.peak_u_g / m.peak_g if m and m.peak_g > 0 else math.inf
@@ -517,7 +466,7 @@ class Session:
                 "check the amplifier, the actuator and the sensor"
             )
         self._confirm_proportional(steps, level, m)
-        self._frequency_hz = m.frequency_hz
+        self.ledger.frequency_hz = m.frequency_hz
         gain = m.peak_g * G_MPS2 / level
         self.gain_mps2_per_drive = gain
         reference = self.reference_gain_mps2_per_drive
@@ -542,8 +491,8 @@ class Session:
         lower = [s for s in steps[:-1] if usable(s)]
         if not lower:  # one more step, down (always safe): a whole window, for precision
             self._set_drive(level / PROPORTION_STEP, PRECHECK_SETTLE_S)
-            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
+            self._settle(PRECHECK, PRECHECK_SETTLE_S)
+            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S)[0]
             self._notify(PRECHECK, window)
             low_m = window.measurement
             on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
@@ -579,7 +528,7 @@ class Session:
         clock = self.guard.watch.clock
         waited_s = 0.0
         while not clock.known and waited_s < CLOCK_WAIT_S:
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
+            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
             self._notify(PRECHECK, window)
             waited_s += window.duration_s
 
@@ -660,37 +609,66 @@ class Session:
         while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
             ratio = self._stream_per_host()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining * ratio
-            window = self._window(phase, length)[0]
+            window = self._read_window(phase, length)[0]
             self._notify(phase, window)
             remaining -= window.duration_s
 
     # -- one window of control blocks ------------------------------------------------------
 
+    def _read_window(self, phase: str, duration_s: float, *, measured: bool = True) -> tuple[WindowResult, WindowRead]:
+        """Read `duration_s` in control blocks through the guard and close it as one window
+        (measured unless `measured` is False, checked, logged, counted); in delivery, the closed
+        loop's fine correction follows.
+
+        If a stop, a trip or a platform failure comes midway, the part read so far is still
+        logged and counted before the exception goes on."""
+        read, failure = self._read(phase, duration_s, measured)
+        stopping = failure is not None or self.guard.winding_down
+        window = self.ledger.close(read, self._drive, failure_stops=not stopping)
+        if not stopping and phase == DELIVER and self.controller is not None:
+            m = window.measurement
+            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), read.t0_s + read.duration_s)
+        if failure is not None:
+            raise failure
+        return window, read
+
+    def _settle(self, phase: str, duration_s: float) -> None:
+        """Read `duration_s` in control blocks through the guard, every block judged, nothing
+        measured or logged (a drive settling)."""
+        failure = self._read(phase, duration_s, False)[1]
+        if failure is not None:
+            raise failure
+
+    def _set_drive(self, level: float, ramp_s: float) -> None:
+        self._drive = self.guard.drive(level, ramp_s)
+        if self.controller is not None and self._drive < self.controller.drive:
+            self.controller.drive = self._drive  # the guard allowed less than asked
+
+    def _notify(self, phase: str, window: WindowResult) -> None:
+        """Tell the observer of a window closed."""
+        if self.observer is not None:
+            t = self.ledger.tally
+            self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
+
     @property
     def _read_to_s(self) -> float | None:
         return None if self.guard is None else self.guard._read_to_s
 
-    def _window(
-        self, phase: str, duration_s: float, *, measured: bool = True, logged: bool = True
-    ) -> tuple[WindowResult, np.ndarray, str | None]:
-        """Read `duration_s` in control blocks through the guard; measure, check, log and count it
-        as one window.
-
-        If a stop, a trip or a platform failure comes midway, the part read so far is still
-        logged and counted before the exception goes on.
-        """
+    def _read(self, phase: str, duration_s: float, measured: bool) -> tuple[WindowRead, BaseException | None]:
+        """Read `duration_s` in control blocks through the guard, each judged (`_on_block`). A stop,
+        a trip or a failure midway ends the read: raised when nothing was read yet, else returned
+        with the part read."""
         guard = self.guard
         if self.platform.has_sensor:
             guard.prefetch(duration_s)
         parts: list[np.ndarray] = []
+        second_parts: list[np.ndarray] = []
         problem: str | None = None
         t0_s: float | None = None
         done_s = 0.0
         failure: BaseException | None = None
         blocks = guard.blocks(duration_s)
         self.responses.start_window()
-        second_parts: list[np.ndarray] = []
-        self._second_parts = second_parts
         try:
             for k, length in enumerate(blocks, start=1):
                 guarded = guard.read(length)
@@ -712,88 +690,10 @@ class Session:
         except BaseException as exc:
             if isinstance(exc, (StopRequested, Trip, DriveCut)) and self.stopped_at_s is None:
                 self.stopped_at_s = guard._read_to_s
-            if not logged or done_s == 0:
+            if done_s == 0:
                 raise
             failure = exc
-        samples = _join(parts)
-        window = None
-        if logged:
-            window = self._close_window(phase, t0_s, done_s, samples, problem, measured, react=failure is None)
-        if failure is not None:
-            raise failure
-        return window, samples, problem
-
-    def _close_window(
-        self,
-        phase: str,
-        t0_s: float,
-        duration_s: float,
-        samples: np.ndarray,
-        problem: str | None,
-        measured: bool,
-        react: bool,
-    ) -> WindowResult:
-        """Measure, check and log a window; when `react`, let the controller correct the level."""
-        rx = self.prescription
-        m = None
-        hint_hz = None
-        if problem:
-            reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
-        elif not self.platform.has_sensor:
-            reasons = (NOT_MEASURED,)
-        elif not measured:
-            reasons = ("not measured: the platform was at rest or settling",)
-        else:
-            hint_hz = self._frequency_hz
-            try:
-                m = measure(
-                    samples,
-                    self.platform.sensor_rate_hz,
-                    axis=self._axis,
-                    search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
-                    hint_hz=hint_hz,
-                )
-            except AnalysisError as exc:
-                reasons = (f"no measurement: {exc}",)
-            else:
-                ratio = self._stream_per_host()  # the board's clock against this computer's
-                if ratio != 1.0:
-                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_u_hz=m.frequency_u_hz * ratio,
-                                duration_s=m.duration_s / ratio)
-                reasons = tuple(check_spec(m, rx))
-                if phase == DELIVER:
-                    reasons += self.responses.unverified()
-        ratio = self._stream_per_host()
-        window = WindowResult(
-            index=self._index,
-            phase=phase,
-            t_s=t0_s / ratio,
-            duration_s=duration_s / ratio,
-            drive=self._drive,
-            measurement=m,
-            in_spec=m is not None and not reasons,
-            reasons=reasons,
-        )
-        self._index += 1
-        if phase == DELIVER:
-            self._tally.add(window)
-        if self.log is not None and self.session_id is not None and not self._log_failed:
-            try:
-                self.log.add_window(self.session_id, window.to_record())
-            except LogError as exc:
-                self._log_failed = True  # the ramp-down goes on unlogged
-                if react and not self.guard.winding_down:
-                    raise _LogWriteFailed(str(exc)) from None
-        archive = self.archive
-        if archive is not None:
-            archive.add_window(window.index, phase, t0_s, duration_s, measured=m is not None, hint_hz=hint_hz)
-            if archive.failure and react and not self.guard.winding_down:
-                raise SessionAbort(f"the raw signal could not be written: {archive.failure}")
-        if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
-            self._frequency_hz = m.frequency_hz
-        if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
-            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), t0_s + duration_s)
-        return window
+        return WindowRead(phase, t0_s, done_s, join_blocks(parts), problem, measured, second_parts), failure
 
     def _on_block(self, phase: str, guarded: GuardedBlock, length_s: float) -> None:
         """The interlocks judge every block; in delivery, the fast loop corrects large errors."""
@@ -813,11 +713,6 @@ class Session:
             new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
             self._apply(new, end_s)
 
-    @property
-    def _last_second(self) -> np.ndarray | None:
-        """The second accelerometer's usable samples of the last window, or None."""
-        return _join(self._second_parts) if self._second_parts else None
-
     def _stream_per_host(self) -> float:
         return 1.0 if self.guard is None else self.guard.watch.clock.stream_per_host
 
@@ -832,16 +727,6 @@ class Session:
             self.interlocks.on_drive_request(controller.wanted, end_s)
         if new_drive is not None and new_drive > self._drive:
             self._set_drive(new_drive, self.control.correction_ramp_s)
-
-    def _set_drive(self, level: float, ramp_s: float) -> None:
-        self._drive = self.guard.drive(level, ramp_s)
-        if self.controller is not None and self._drive < self.controller.drive:
-            self.controller.drive = self._drive  # the guard allowed less than asked
-
-    def _notify(self, phase: str, window: WindowResult) -> None:
-        if self.observer is not None:
-            t = self._tally
-            self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
 
 
 def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest, **options) -> SessionResult:
@@ -865,14 +750,3 @@ class _entered:
 
 def _joined(reason: str | None, more: str) -> str:
     return f"{reason}; {more}" if reason else more
-
-
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    """Blocks of samples as one (n, 3) array, column-major like the blocks (the estimator reads
-    each axis as a contiguous column)."""
-    if len(parts) == 1:
-        return parts[0]
-    out = np.empty((sum(p.shape[0] for p in parts), 3), order="F")
-    if parts:
-        np.concatenate(parts, axis=0, out=out)
-    return out
