@@ -9,21 +9,18 @@ the calibration and the drive ceiling, decided before anything moves), and every
 through a `MotionGuard` (livctl.procedures.guard: the ceiling, the safe first drive, the cap on every block,
 stopping within one block):
 
-- The **sensor check** reads the platform at rest: samples must arrive, change, stay finite and
-  within range, show gravity on the vertical axis (DC-coupled sensors) and a noise floor low
-  enough to verify the prescription.
-- The **pre-check** drives the platform gently, from the guard's first drive (safe even for a
-  platform 1000 times stronger than expected) up by at most 4x a step, never past a share of the
-  prescribed level, until its response at the prescribed frequency is measured precisely: the
-  proof that the platform responds, and the drive level to start from.
+- The **sensor check** (at rest) and the **pre-check** (driven gently, from the guard's first
+  drive) are a `Precheck`'s (livctl.procedures.precheck): the proof that the sensor sees this
+  platform and that the platform responds, and the drive level to start from.
 - **Delivery** holds the measured level with `livctl.procedures.control.AmplitudeController`, on control
   blocks of 0.1 s (fast corrections of large errors) and whole windows (fine corrections), while
   `livctl.procedures.safety.Interlocks` judge every block.
 
 The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
 (`window_s`, 1 s): every block is checked (the guard's cap; data present and sane; the
-interlocks), every window is measured by the full engine, checked against the prescription and
-logged.
+interlocks; the response per unit drive, livctl.procedures.responsewatch), every window is
+measured by the full engine, checked against the prescription and logged
+(livctl.procedures.windows).
 
 Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
 the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
@@ -45,18 +42,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from livctl.records import archive as raw
-from livctl.dsp.estimator import AXES, Measurement
 from livctl.platforms import Platform, SampleBlock
-from livctl.dsp.blockfit import fit_block
 from livctl.procedures.control import AmplitudeController, ControlSettings
 from livctl.records.doselog import DoseLog, SessionStart
 from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.events import Phase, SessionStatus
 from livctl.procedures.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
+from livctl.procedures.precheck import Precheck
 from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_session
 from livctl.procedures.responsewatch import ResponseWatch
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
-from livctl.procedures.sensorwatch import CLOCK_WAIT_S, SensorUntrusted, check_gravity
+from livctl.procedures.sensorwatch import SensorUntrusted
 from livctl.procedures.windows import LogWriteFailed, SessionAbort, WindowLedger, WindowRead, WindowResult, join_blocks
 from livctl.procedures.windows import NOT_MEASURED  # noqa: F401 - how a window without a sensor is logged
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
@@ -69,35 +65,6 @@ DELIVER = Phase.DELIVER
 RAMP_DOWN = Phase.RAMP_DOWN
 COMPLETED, ABORTED, INTERRUPTED = SessionStatus.COMPLETED, SessionStatus.ABORTED, SessionStatus.INTERRUPTED
 
-REST_S = 0.5
-"""How long the sensor check listens to the platform at rest."""
-PRECHECK_MAX_DRIVE = 0.3
-"""The pre-check never drives past this fraction of full scale."""
-PRECHECK_MAX_SHARE = 0.6
-"""The pre-check never drives past this share of the prescribed acceleration."""
-PRECHECK_AIM_SHARE = 0.45
-"""Once the response is known roughly, the pre-check's precise step aims at this share."""
-PRECHECK_MIN_SHARE = 0.3
-"""The pre-check ends at this share of the prescription at least, so the ramp up from there is a
-step the guard allows (at most 4x a level measured steady)."""
-PRECHECK_SETTLE_S = 0.2
-PROBE_WINDOW_S = 0.3
-"""While the response is still unknown, each pre-check step is measured this long."""
-PRECHECK_WINDOW_S = 1.0
-PROBE_PRECISION = 0.05
-"""A response known to this relative standard error is known roughly: aim the precise step."""
-PRECHECK_PRECISION = 0.004
-"""Relative standard error of the measured response the pre-check aims for."""
-PRECHECK_MAX_PRECISION = 0.05
-"""The pre-check fails when the response cannot be measured better than this."""
-PROPORTION_STEP = 1.6
-"""The pre-check confirms the response at two drives at least this far apart..."""
-PROPORTION_PRECISION = 0.1
-"""...each measured to this relative standard error..."""
-PROPORTION_TOLERANCE = 0.15
-"""...giving the same response per unit drive within this (and three standard errors)..."""
-PROPORTION_PHASE_RAD = 0.5
-"""...at the same phase against the drive within this: a real plant's response follows its drive."""
 DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
 off, corrected; how soon a stop request is honoured."""
@@ -143,10 +110,10 @@ class Session:
     Build the plan with `livctl.procedures.prepare.prepare_session` (or use `run_session`): the plan is
     where the refusals are, and a session runs nothing else.
 
-    The session keeps the sequence (the checks, the phases, the drive, the closed loop, every way
-    out) and hands out the rest: closing each window to its `WindowLedger`
-    (livctl.procedures.windows), the response per unit drive to its `ResponseWatch`
-    (livctl.procedures.responsewatch)."""
+    The session keeps the sequence (the phases, the drive, the closed loop, every way out) and hands
+    out the rest: the checks before delivery to a `Precheck` (livctl.procedures.precheck), closing
+    each window to its `WindowLedger` (livctl.procedures.windows), the response per unit drive to
+    its `ResponseWatch` (livctl.procedures.responsewatch)."""
 
     plan: SessionPlan
     platform: Platform
@@ -179,7 +146,6 @@ class Session:
         self.ledger = WindowLedger(self.prescription, self.platform, stream_per_host=self._stream_per_host,
                                    unverified=self.responses.unverified)
         """Every window closed: measured, checked, logged, counted."""
-        self._axis = AXES.index(self.platform.vertical_axis)
         self._drive = 0.0
         self._unmeasured: str | None = None
         self._target_drive = 0.0
@@ -275,8 +241,9 @@ class Session:
                 raise SessionAbort(f"the raw signal cannot be kept: {self._archive_problem}")
             guard.set_frequency(self.prescription.frequency_hz)
             if self.platform.has_sensor:
-                self._sensor_check()
-                self._precheck()
+                checks = Precheck(self, self.plan, self.platform, guard, self.responses, self.ledger)
+                checks.sensor_check()
+                self._precheck(checks)
             else:
                 self._open_loop()
             self._ramp_up()
@@ -372,165 +339,13 @@ class Session:
 
     # -- phases -------------------------------------------------------------------------------
 
-    def _sensor_check(self) -> None:
-        """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
-        read = self._read_window(PRECHECK, REST_S, measured=False)[1]
-        if read.problem:
-            raise SessionAbort(f"sensor check: sensor data {read.problem}; check the sensor and its cable")
-        vertical = read.samples[:, self._axis]
-        rx = self.prescription
-        rest = fit_block(vertical, self.platform.sensor_rate_hz, rx.frequency_hz, 0.0)
-        allowed_g = 0.5 * rx.tolerance.accel_fraction * rx.peak_g
-        if rest is not None and rest.fundamental_mps2 > max(10.0 * rest.fundamental_se_mps2, allowed_g * G_MPS2):
-            raise SensorUntrusted(
-                f"the sensor reads {rest.fundamental_mps2 / G_MPS2:.3f} g at {rx.frequency_hz:g} Hz while this platform "
-                f"is at rest (at most {allowed_g:.3g} g): it does not see this platform (is it another platform's?), or "
-                "something else shakes it; check where it is mounted"
-            )
-        if self.platform.gravity_on_vertical:  # the sensor's scale against gravity (AC inputs: the pre-check)
-            calibration = self.plan.motion.calibration
-            at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
-            problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
-                                    sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
-            second = read.second_samples
-            if problem is None and self.platform.sensor_count > 1:
-                if second is None:
-                    problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
-                else:
-                    problem = check_gravity(float(second[:, self._axis].mean()) / G_MPS2,
-                                            sensor="the second accelerometer")
-            if problem:
-                raise SensorUntrusted(problem)
-        # the window's 1-sigma amplitude error from this noise must stay under a tenth of the tolerance
-        noise_g = float(vertical.std()) / G_MPS2
-        n_window = self.window_s * self.platform.sensor_rate_hz
-        error_g = noise_g * math.sqrt(2.0 / n_window)
-        allowed_g = 0.1 * self.prescription.tolerance.accel_fraction * self.prescription.peak_g
-        if error_g > allowed_g:
-            raise SessionAbort(
-                f"sensor check: noise of {1000 * noise_g:.0f} mg RMS at rest is too high to verify "
-                f"{self.prescription.peak_g:g} g within {100 * self.prescription.tolerance.accel_fraction:g} %"
-            )
-        self._await_clock()
-
-    def _precheck(self) -> None:
-        """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level.
-
-        From the guard's first drive, each step is measured briefly until the response is known
-        roughly, then one step aimed at PRECHECK_AIM_SHARE of the prescription is measured for a
-        whole window; a step rises at most 4x (the guard) and never to a level predicted (3
-        standard errors high) past PRECHECK_MAX_SHARE of the prescription."""
-        rx = self.prescription
-        guard = self.guard
-        limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
-        top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
-        level = min(guard.first_drive, top_level)
-        precise = False  # a whole window for the next step, or a short probe
-        steps: list[tuple[float, Measurement | None, float | None]] = []
-        while True:
-            self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
-            level = self._drive
-            self._settle(PRECHECK, PRECHECK_SETTLE_S)
-            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
-            self._notify(PRECHECK, window)
-            m = window.measurement
-            precision = m.peak_u_g / m.peak_g if m and m.peak_g > 0 else math.inf
-            on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            share = m.peak_g / rx.peak_g if m else 0.0
-            if on_frequency:
-                steps.append((level, m, self.responses.window_phase()))
-            if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
-                break
-            highest = min(level * 4.0, top_level, guard.allowed_drive())
-            if guard.gain_high_mps2_per_drive:
-                highest = min(highest, limit_mps2 / guard.gain_high_mps2_per_drive)
-            if on_frequency and precision <= PROBE_PRECISION:
-                aim = PRECHECK_AIM_SHARE / share * level  # known roughly: where the precise window goes
-                if aim > highest and highest > level * 1.05:  # not yet within reach: on, with short probes
-                    level, precise = highest, False
-                    continue
-                if aim <= highest and (not precise or aim > level * 1.05):
-                    level, precise = max(level, aim), True
-                    continue
-            if highest > level * 1.05:  # not measurable yet, or not precise enough: higher, if safe
-                level = highest
-                continue
-            if on_frequency and precision <= PRECHECK_MAX_PRECISION:
-                break
-            if m is not None and precision <= PRECHECK_MAX_PRECISION:
-                raise SessionAbort(
-                    f"pre-check: the platform vibrates at {m.frequency_hz:.2f} Hz, not {rx.frequency_hz:g} Hz"
-                )
-            raise SessionAbort(
-                f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.2g} % drive; "
-                "check the amplifier, the actuator and the sensor"
-            )
-        self._confirm_proportional(steps, level, m)
-        self.ledger.frequency_hz = m.frequency_hz
-        gain = m.peak_g * G_MPS2 / level
+    def _precheck(self, checks: Precheck) -> None:
+        """The platform's response, measured at a low level and checked (livctl.procedures.precheck),
+        sets the drive for the prescription."""
+        gain = checks.measure_response()
         self.gain_mps2_per_drive = gain
-        reference = self.reference_gain_mps2_per_drive
-        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch:
-            raise SessionAbort(
-                f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
-                f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
-            )
+        checks.match_calibration(gain)
         self._set_target(gain)
-
-    def _confirm_proportional(self, steps: list, level: float, m: Measurement) -> None:
-        """The response must follow the drive: at a lower drive (PROPORTION_STEP apart) the same
-        response per unit drive, at the same phase. A sensor that reads another platform, or
-        anything but this plate, reads the same whatever this platform's drive."""
-        rx = self.prescription
-
-        def usable(step) -> bool:
-            s_level, s_m, _ = step
-            return (s_level <= level / PROPORTION_STEP * (1 + 1e-9) and s_m.peak_g > 0
-                    and s_m.peak_u_g / s_m.peak_g <= PROPORTION_PRECISION)
-
-        lower = [s for s in steps[:-1] if usable(s)]
-        if not lower:  # one more step, down (always safe): a whole window, for precision
-            self._set_drive(level / PROPORTION_STEP, PRECHECK_SETTLE_S)
-            self._settle(PRECHECK, PRECHECK_SETTLE_S)
-            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S)[0]
-            self._notify(PRECHECK, window)
-            low_m = window.measurement
-            on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            step = (self._drive, low_m, self.responses.window_phase())
-            if not (on_frequency and usable(step)):
-                raise SensorUntrusted(
-                    f"the pre-check could not confirm the response at a second drive ({100 * self._drive:.2g} % of "
-                    "full scale): the sensor may not see this platform; check the sensor, the amplifier and the actuator"
-                )
-            lower = [step]
-        _, final_m, final_phase = steps[-1]
-        final_gain = final_m.peak_g / level
-        for s_level, s_m, s_phase in lower[-1:]:
-            gain = s_m.peak_g / s_level
-            se = math.hypot(s_m.peak_u_g / s_m.peak_g, final_m.peak_u_g / final_m.peak_g)
-            moved = gain / final_gain - 1.0
-            turned = None if s_phase is None or final_phase is None else math.remainder(s_phase - final_phase,
-                                                                                         2 * math.pi)
-            if abs(moved) > PROPORTION_TOLERANCE + 3.0 * se or (turned is not None and abs(turned) > PROPORTION_PHASE_RAD):
-                what = (f"{s_m.peak_g:.3f} g at {100 * s_level:.2g} % drive and {final_m.peak_g:.3f} g at "
-                        f"{100 * level:.2g} %")
-                if turned is not None:
-                    what += f", phases {abs(turned):.2f} rad apart"
-                raise SensorUntrusted(
-                    f"the response does not follow the drive ({what}): the sensor does not see this platform (is it "
-                    "another platform's?); check where it is mounted"
-                )
-
-    def _await_clock(self) -> None:
-        """Listen at rest until the platform's clock is known (livctl.procedures.sensorwatch: CLOCK_KNOWN_SE),
-        so every window of the dose is logged in this computer's time; at most CLOCK_WAIT_S (a
-        simulator's clock is known after 2 s of samples, a serial board's in a few more)."""
-        clock = self.guard.watch.clock
-        waited_s = 0.0
-        while not clock.known and waited_s < CLOCK_WAIT_S:
-            window = self._read_window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
-            self._notify(PRECHECK, window)
-            waited_s += window.duration_s
 
     def _open_loop(self) -> None:
         """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
@@ -566,7 +381,7 @@ class Session:
                 f"pre-check: the response was proven only up to {100 * self.guard.proven_drive:.2g} % drive, too far "
                 f"below the {100 * self._target_drive:.2g} % the prescription needs; check the platform"
             )
-        self._set_drive(self._target_drive, self.prescription.ramp_s)
+        self.set_drive(self._target_drive, self.prescription.ramp_s)
         self._phase(RAMP_UP, self.prescription.ramp_s)
 
     def _deliver(self) -> None:
@@ -609,13 +424,13 @@ class Session:
         while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
             ratio = self._stream_per_host()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining * ratio
-            window = self._read_window(phase, length)[0]
-            self._notify(phase, window)
+            window = self.read_window(phase, length)[0]
+            self.notify(phase, window)
             remaining -= window.duration_s
 
-    # -- one window of control blocks ------------------------------------------------------
+    # -- windows of control blocks (the checks before delivery read through these too) ----------
 
-    def _read_window(self, phase: str, duration_s: float, *, measured: bool = True) -> tuple[WindowResult, WindowRead]:
+    def read_window(self, phase: str, duration_s: float, *, measured: bool = True) -> tuple[WindowResult, WindowRead]:
         """Read `duration_s` in control blocks through the guard and close it as one window
         (measured unless `measured` is False, checked, logged, counted); in delivery, the closed
         loop's fine correction follows.
@@ -632,19 +447,21 @@ class Session:
             raise failure
         return window, read
 
-    def _settle(self, phase: str, duration_s: float) -> None:
+    def settle(self, phase: str, duration_s: float) -> None:
         """Read `duration_s` in control blocks through the guard, every block judged, nothing
         measured or logged (a drive settling)."""
         failure = self._read(phase, duration_s, False)[1]
         if failure is not None:
             raise failure
 
-    def _set_drive(self, level: float, ramp_s: float) -> None:
+    def set_drive(self, level: float, ramp_s: float) -> float:
+        """Move the drive towards `level` over `ramp_s` through the guard; the level commanded."""
         self._drive = self.guard.drive(level, ramp_s)
         if self.controller is not None and self._drive < self.controller.drive:
             self.controller.drive = self._drive  # the guard allowed less than asked
+        return self._drive
 
-    def _notify(self, phase: str, window: WindowResult) -> None:
+    def notify(self, phase: str, window: WindowResult) -> None:
         """Tell the observer of a window closed."""
         if self.observer is not None:
             t = self.ledger.tally
@@ -722,11 +539,11 @@ class Session:
         request, a higher one only if they allow it."""
         controller = self.controller
         if new_drive is not None and new_drive < self._drive:
-            self._set_drive(new_drive, self.control.correction_ramp_s)
+            self.set_drive(new_drive, self.control.correction_ramp_s)
         if controller.updated:
             self.interlocks.on_drive_request(controller.wanted, end_s)
         if new_drive is not None and new_drive > self._drive:
-            self._set_drive(new_drive, self.control.correction_ramp_s)
+            self.set_drive(new_drive, self.control.correction_ramp_s)
 
 
 def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest, **options) -> SessionResult:
