@@ -437,7 +437,7 @@ class Session:
 
         If a stop, a trip or a platform failure comes midway, the part read so far is still
         logged and counted before the exception goes on."""
-        read, failure = self._read(phase, duration_s, measured)
+        read, failure = self._read(phase, duration_s, measured=measured)
         stopping = failure is not None or self.guard.winding_down
         window = self.ledger.close(read, self._drive, failure_stops=not stopping)
         if not stopping and phase == DELIVER and self.controller is not None:
@@ -450,7 +450,7 @@ class Session:
     def settle(self, phase: str, duration_s: float) -> None:
         """Read `duration_s` in control blocks through the guard, every block judged, nothing
         measured or logged (a drive settling)."""
-        failure = self._read(phase, duration_s, False)[1]
+        failure = self._read(phase, duration_s, measured=False)[1]
         if failure is not None:
             raise failure
 
@@ -471,7 +471,7 @@ class Session:
     def _read_to_s(self) -> float | None:
         return None if self.guard is None else self.guard._read_to_s
 
-    def _read(self, phase: str, duration_s: float, measured: bool) -> tuple[WindowRead, BaseException | None]:
+    def _read(self, phase: str, duration_s: float, *, measured: bool) -> tuple[WindowRead, BaseException | None]:
         """Read `duration_s` in control blocks through the guard, each judged (`_on_block`). A stop,
         a trip or a failure midway ends the read: raised when nothing was read yet, else returned
         with the part read."""

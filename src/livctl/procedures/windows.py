@@ -73,8 +73,8 @@ class WindowRead:
     """What one window read through the guard, in the platform's stream time (s)."""
 
     phase: Phase
-    t0_s: float | None
-    """Sample time of the window's first block (None when no block was read)."""
+    t0_s: float
+    """Sample time of the window's first block."""
     duration_s: float
     """How much of the window was read (all of it, unless a stop or a failure came midway)."""
     samples: np.ndarray
