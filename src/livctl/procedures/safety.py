@@ -116,7 +116,7 @@ class SafetyLimits:
     response_moved_s: float = 4.0
     """With one accelerometer: how long the response per unit drive may stay moved from the
     delivery's first second (by more than 0.7 of the acceleration tolerance) before the session
-    stops (livctl.procedures.session.RESPONSE_MOVED_SHARE)."""
+    stops (livctl.procedures.responsewatch.RESPONSE_MOVED_SHARE)."""
 
     def tightened(self, **profile: float) -> "SafetyLimits":
         """These limits with a platform profile's values, each allowed only to make them stricter."""

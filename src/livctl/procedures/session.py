@@ -9,21 +9,18 @@ the calibration and the drive ceiling, decided before anything moves), and every
 through a `MotionGuard` (livctl.procedures.guard: the ceiling, the safe first drive, the cap on every block,
 stopping within one block):
 
-- The **sensor check** reads the platform at rest: samples must arrive, change, stay finite and
-  within range, show gravity on the vertical axis (DC-coupled sensors) and a noise floor low
-  enough to verify the prescription.
-- The **pre-check** drives the platform gently, from the guard's first drive (safe even for a
-  platform 1000 times stronger than expected) up by at most 4x a step, never past a share of the
-  prescribed level, until its response at the prescribed frequency is measured precisely: the
-  proof that the platform responds, and the drive level to start from.
+- The **sensor check** (at rest) and the **pre-check** (driven gently, from the guard's first
+  drive) are a `Precheck`'s (livctl.procedures.precheck): the proof that the sensor sees this
+  platform and that the platform responds, and the drive level to start from.
 - **Delivery** holds the measured level with `livctl.procedures.control.AmplitudeController`, on control
   blocks of 0.1 s (fast corrections of large errors) and whole windows (fine corrections), while
   `livctl.procedures.safety.Interlocks` judge every block.
 
 The platform is read in control blocks (`block_s`, 0.1 s) gathered into measurement windows
 (`window_s`, 1 s): every block is checked (the guard's cap; data present and sane; the
-interlocks), every window is measured by the full engine, checked against the prescription and
-logged.
+interlocks; the response per unit drive, livctl.procedures.responsewatch), every window is
+measured by the full engine, checked against the prescription and logged
+(livctl.procedures.windows).
 
 Every way out of a session ramps the drive down (or cuts it at once when over-driving) and writes
 the session's end to the dose log: status (completed, aborted, interrupted), the reason, and the
@@ -39,24 +36,25 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from livctl.records import archive as raw
-from livctl.dsp.estimator import AXES, AnalysisError, Measurement, check_spec, measure
 from livctl.platforms import Platform, SampleBlock
-from livctl.dsp.blockfit import fit_block
 from livctl.procedures.control import AmplitudeController, ControlSettings
 from livctl.records.doselog import DoseLog, SessionStart
 from livctl.errors import LogError, PlatformError, SessionNotRecorded
 from livctl.events import Phase, SessionStatus
 from livctl.procedures.guard import DriveCut, GuardedBlock, MotionGuard, StopRequested, StopSignal
+from livctl.procedures.precheck import Precheck
 from livctl.procedures.prepare import SessionPlan, SessionRequest, prepare_session
+from livctl.procedures.responsewatch import ResponseWatch
 from livctl.procedures.safety import BLOCK_S, Interlocks, Trip, drive_ceiling
-from livctl.procedures.sensorwatch import CLOCK_WAIT_S, PHASE_USABLE_SNR, SensorUntrusted, check_gravity
+from livctl.procedures.sensorwatch import SensorUntrusted
+from livctl.procedures.windows import LogWriteFailed, SessionAbort, WindowLedger, WindowRead, WindowResult, join_blocks
+from livctl.procedures.windows import NOT_MEASURED  # noqa: F401 - how a window without a sensor is logged
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
 _log = logging.getLogger(__name__)
@@ -67,85 +65,9 @@ DELIVER = Phase.DELIVER
 RAMP_DOWN = Phase.RAMP_DOWN
 COMPLETED, ABORTED, INTERRUPTED = SessionStatus.COMPLETED, SessionStatus.ABORTED, SessionStatus.INTERRUPTED
 
-REST_S = 0.5
-"""How long the sensor check listens to the platform at rest."""
-PRECHECK_MAX_DRIVE = 0.3
-"""The pre-check never drives past this fraction of full scale."""
-PRECHECK_MAX_SHARE = 0.6
-"""The pre-check never drives past this share of the prescribed acceleration."""
-PRECHECK_AIM_SHARE = 0.45
-"""Once the response is known roughly, the pre-check's precise step aims at this share."""
-PRECHECK_MIN_SHARE = 0.3
-"""The pre-check ends at this share of the prescription at least, so the ramp up from there is a
-step the guard allows (at most 4x a level measured steady)."""
-PRECHECK_SETTLE_S = 0.2
-PROBE_WINDOW_S = 0.3
-"""While the response is still unknown, each pre-check step is measured this long."""
-PRECHECK_WINDOW_S = 1.0
-PROBE_PRECISION = 0.05
-"""A response known to this relative standard error is known roughly: aim the precise step."""
-PRECHECK_PRECISION = 0.004
-"""Relative standard error of the measured response the pre-check aims for."""
-PRECHECK_MAX_PRECISION = 0.05
-"""The pre-check fails when the response cannot be measured better than this."""
-PROPORTION_STEP = 1.6
-"""The pre-check confirms the response at two drives at least this far apart..."""
-PROPORTION_PRECISION = 0.1
-"""...each measured to this relative standard error..."""
-PROPORTION_TOLERANCE = 0.15
-"""...giving the same response per unit drive within this (and three standard errors)..."""
-PROPORTION_PHASE_RAD = 0.5
-"""...at the same phase against the drive within this: a real plant's response follows its drive."""
-RESPONSE_BASELINE_BLOCKS = 10
-"""With one accelerometer the response per unit drive of the delivery's first second is its reference..."""
-RESPONSE_MOVED_SHARE = 0.7
-"""...and a window whose response moved more than this share of the acceleration tolerance from
-it is not logged in spec: one sensor cannot tell its own drift from a change of the platform, and
-a drift that large would put the true level near the tolerance's edge while the loop held the
-reading on target."""
-"""(How long it may stay moved before the session stops: `SafetyLimits.response_moved_s`.)"""
-NOT_MEASURED = "not measured: no accelerometer (open loop)"
 DEFAULT_BLOCK_S = BLOCK_S
 """Control block: how often the level is checked against the cap and the interlocks and, when far
 off, corrected; how soon a stop request is honoured."""
-
-
-class SessionAbort(Exception):
-    """Stop the session: the platform cannot deliver the prescription safely."""
-
-
-class _LogWriteFailed(Exception):
-    """The dose log stopped taking records mid-session (a full disk, say): stop, and say so."""
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One measurement window of a session, as logged: its phase, drive, measurement and verdict."""
-
-    index: int
-    phase: Phase
-    t_s: float
-    duration_s: float
-    drive: float
-    """Commanded drive level (fraction of full scale, peak) at the end of the window."""
-    measurement: Measurement | None
-    in_spec: bool
-    reasons: tuple[str, ...]
-
-    def to_record(self) -> dict:
-        record = {
-            "idx": self.index,
-            "phase": self.phase,
-            "t_s": self.t_s,
-            "duration_s": self.duration_s,
-            "drive": self.drive,
-            "in_spec": self.in_spec,
-            "reasons": list(self.reasons),
-        }
-        if self.measurement is not None:
-            record.update(self.measurement.to_dict())
-            record["duration_s"] = self.duration_s
-        return record
 
 
 @dataclass(frozen=True)
@@ -182,40 +104,16 @@ class SessionResult:
 
 
 @dataclass
-class _Tally:
-    """Running sums over a session's windows, for its result."""
-
-    delivered_s: float = 0.0
-    in_spec_s: float = 0.0
-    measured_s: float = 0.0
-    frequency_s: float = 0.0
-    peak_g_s: float = 0.0
-    thd_s: float = 0.0
-
-    def add(self, w: WindowResult) -> None:
-        self.delivered_s += w.duration_s
-        if w.in_spec:
-            self.in_spec_s += w.duration_s
-        if w.measurement is not None:
-            self.measured_s += w.duration_s
-            self.frequency_s += w.measurement.frequency_hz * w.duration_s
-            self.peak_g_s += w.measurement.peak_g * w.duration_s
-            self.thd_s += w.measurement.thd_percent * w.duration_s
-
-    @property
-    def in_spec_fraction(self) -> float | None:
-        return self.in_spec_s / self.delivered_s if self.delivered_s > 0 else None
-
-    def mean(self, total: float) -> float | None:
-        return total / self.measured_s if self.measured_s > 0 else None
-
-
-@dataclass
 class Session:
     """Run one planned session on one platform. `run()` returns how it went; the log holds it too.
 
     Build the plan with `livctl.procedures.prepare.prepare_session` (or use `run_session`): the plan is
-    where the refusals are, and a session runs nothing else."""
+    where the refusals are, and a session runs nothing else.
+
+    The session keeps the sequence (the phases, the drive, the closed loop, every way out) and hands
+    out the rest: the checks before delivery to a `Precheck` (livctl.procedures.precheck), closing
+    each window to its `WindowLedger` (livctl.procedures.windows), the response per unit drive to
+    its `ResponseWatch` (livctl.procedures.responsewatch)."""
 
     plan: SessionPlan
     platform: Platform
@@ -245,10 +143,12 @@ class Session:
         self.interlocks = Interlocks(self.limits, self.prescription, block_s=self.block_s)
         self.controller: AmplitudeController | None = None
         self.guard: MotionGuard | None = None
-        self._axis = AXES.index(self.platform.vertical_axis)
-        self._frequency_hz = self.prescription.frequency_hz
-        self._index = 0
-        self._tally = _Tally()
+        self.responses = ResponseWatch(self.prescription, self.limits, sensor_count=self.platform.sensor_count,
+                                       block_s=self.block_s)
+        """The response per unit drive and its phase, block by block."""
+        self.ledger = WindowLedger(self.prescription, self.platform, stream_per_host=self._stream_per_host,
+                                   unverified=self.responses.unverified)
+        """Every window closed: measured, checked, logged, counted."""
         self._drive = 0.0
         self._unmeasured: str | None = None
         self._target_drive = 0.0
@@ -257,25 +157,51 @@ class Session:
         self.archive: raw.RawArchive | None = None
         """The session's raw signal, while it is written (a logged session only)."""
         self.gain_mps2_per_drive: float | None = None
-        self._log_failed = False
-        self._win_gains: list[float] = []
-        """Response per unit drive of the current window's steady delivery blocks."""
-        self._win_pair = [0.0, 0.0]
-        """The current window's blocks' fundamentals, first and second accelerometer."""
-        self._win_phases: list[float] = []
-        self._second_parts: list[np.ndarray] = []
-        self._baseline_gains: list[float] = []
-        self.baseline_gain: float | None = None
-        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
-        self._recent_gains: deque[tuple[float, float]] = deque()
-        self._moved_since_s: float | None = None
         self.stopped_at_s: float | None = None
         """Sample time of the block at which the session began to stop (a trip, a stop request)."""
+
+    @property
+    def baseline_gain(self) -> float | None:
+        """One accelerometer: the delivery's first second's response per unit drive (m/s^2)."""
+        return self.responses.baseline_gain
 
     # -- the whole session ----------------------------------------------------------------------
 
     def run(self) -> SessionResult:
-        rx = self.prescription
+        self._archive_problem = self._open_records()
+        guard = MotionGuard(
+            self.platform if self.archive is None else self.archive.watch(self.platform),
+            accel_cap_g=self.accel_cap_g,
+            ceiling=self.plan.motion.drive_ceiling,
+            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
+            stop=self.stop,
+            ramp_s=self.prescription.ramp_s,
+            block_s=self.block_s,
+        )
+        self.guard = guard
+        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
+        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        failure: BaseException | None = None
+        try:
+            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
+        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
+            guard.finish()
+            status, reason = ABORTED, f"platform failure: {exc}"
+        else:
+            with _entered(guard):
+                status, reason, failure = self._drive_through(guard)
+        result = self._result(status, reason)
+        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
+                   f": {result.reason}" if result.reason else "")
+        self._close_records(result, status, reason)
+        if failure is not None:
+            raise failure
+        return result
+
+    def _open_records(self) -> str | None:
+        """The session's start in the log and its raw-signal archive opened (a logged session);
+        why the raw signal cannot be kept, or None. An unwritable log or folder is refused here,
+        before anything is logged."""
         archive_problem = None
         if self.log is not None and self.keep_signal:
             self.log.check_writable()  # a read-only log says so, before its raw-signal folder is made
@@ -289,46 +215,25 @@ class Session:
                 )
             except raw.ArchiveError as exc:
                 archive_problem = str(exc)
-        self._archive_problem = archive_problem
-        failure: BaseException | None = None
-        guard = MotionGuard(
-            self.platform if self.archive is None else self.archive.watch(self.platform),
-            accel_cap_g=self.accel_cap_g,
-            ceiling=self.plan.motion.drive_ceiling,
-            reference_gain_mps2_per_drive=self.reference_gain_mps2_per_drive,
-            stop=self.stop,
-            ramp_s=rx.ramp_s,
-            block_s=self.block_s,
-        )
-        self.guard = guard
-        # a drift of the response's phase beyond the tolerance is the frequency interlock's to judge
-        guard.watch.phase.drift_max_hz = self.interlocks.tolerance_hz
+        self.ledger.record_to(self.log, self.session_id, self.archive)
+        return archive_problem
+
+    def _close_records(self, result: SessionResult, status: str, reason: str | None) -> None:
+        """The archive sealed and the session's end in the log (a logged session); `status` and
+        `reason` are how the platform was stopped, for the error when the log cannot take it."""
+        if self.log is None or self.session_id is None:
+            return
+        seal = None
+        if self.archive is not None:
+            seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
         try:
-            guard.__enter__()  # the drive ceiling and the device's trip, told to the platform
-        except PlatformError as exc:  # gone before anything moved: the session still ends in the log
-            guard.finish()
-            status, reason = ABORTED, f"platform failure: {exc}"
-        else:
-            with _entered(guard):
-                status, reason, failure = self._drive_through(guard)
-        result = self._result(status, reason)
-        _log.debug("session %s %s after %.1f s delivered%s", self.session_id, result.status, result.delivered_s,
-                   f": {result.reason}" if result.reason else "")
-        if self.log is not None and self.session_id is not None:
-            seal = None
-            if self.archive is not None:
-                seal = self.archive.close(self.log.path.parent, status=result.status, reason=result.reason)
-            try:
-                self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
-            except LogError as exc:
-                raise SessionNotRecorded(
-                    f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
-                    f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
-                    "interrupted"
-                ) from None
-        if failure is not None:
-            raise failure
-        return result
+            self.log.end_session(self.session_id, result.to_record(), archive=seal.record() if seal else None)
+        except LogError as exc:
+            raise SessionNotRecorded(
+                f"the platform was stopped ({status}: {reason or 'completed'}), but the dose log could not take "
+                f"the session's end ({exc}); once the log can be written, the next livctl closes it as "
+                "interrupted"
+            ) from None
 
     def _drive_through(self, guard: MotionGuard) -> tuple[str, str | None, BaseException | None]:
         """Every phase, through the guard; how it ended (status, reason, a bug to re-raise)."""
@@ -339,8 +244,10 @@ class Session:
                 raise SessionAbort(f"the raw signal cannot be kept: {self._archive_problem}")
             guard.set_frequency(self.prescription.frequency_hz)
             if self.platform.has_sensor:
-                self._sensor_check()
-                self._precheck()
+                checks = Precheck(self, self.plan, self.platform, guard, self.responses, self.ledger)
+                self._entering(PRECHECK)
+                checks.sensor_check()
+                self._precheck(checks)
             else:
                 self._open_loop()
             self._ramp_up()
@@ -357,7 +264,7 @@ class Session:
                 guard.cut(trip.reason)
         except SessionAbort as exc:
             status, reason = ABORTED, str(exc)
-        except _LogWriteFailed as exc:
+        except LogWriteFailed as exc:
             status, reason = ABORTED, f"the dose log could not be written: {exc}"
         except PlatformError as exc:
             status, reason = ABORTED, f"platform failure: {exc}"
@@ -401,7 +308,7 @@ class Session:
                     accel_cap_g=self.accel_cap_g, drive_ceiling=self.plan.motion.drive_ceiling)
 
     def _result(self, status: str, reason: str | None) -> SessionResult:
-        t = self._tally
+        t = self.ledger.tally
         fraction = t.in_spec_fraction
         in_spec = (
             status == COMPLETED
@@ -430,179 +337,19 @@ class Session:
             mean_peak_g=t.mean(t.peak_g_s),
             mean_thd_percent=t.mean(t.thd_s),
             in_spec=in_spec,
-            window_count=self._index,
+            window_count=self.ledger.count,
             stream_health=health,
         )
 
     # -- phases -------------------------------------------------------------------------------
 
-    def _sensor_check(self) -> None:
-        """Listen at rest: the sensor must deliver sane data quiet enough to verify the dose."""
-        self._entering(PRECHECK)
-        window, samples, problem = self._window(PRECHECK, REST_S, measured=False)
-        if problem:
-            raise SessionAbort(f"sensor check: sensor data {problem}; check the sensor and its cable")
-        vertical = samples[:, self._axis]
-        rx = self.prescription
-        rest = fit_block(vertical, self.platform.sensor_rate_hz, rx.frequency_hz, 0.0)
-        allowed_g = 0.5 * rx.tolerance.accel_fraction * rx.peak_g
-        if rest is not None and rest.fundamental_mps2 > max(10.0 * rest.fundamental_se_mps2, allowed_g * G_MPS2):
-            raise SensorUntrusted(
-                f"the sensor reads {rest.fundamental_mps2 / G_MPS2:.3f} g at {rx.frequency_hz:g} Hz while this platform "
-                f"is at rest (at most {allowed_g:.3g} g): it does not see this platform (is it another platform's?), or "
-                "something else shakes it; check where it is mounted"
-            )
-        if self.platform.gravity_on_vertical:  # the sensor's scale against gravity (AC inputs: the pre-check)
-            calibration = self.plan.motion.calibration
-            at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
-            problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
-                                    sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
-            second = self._last_second
-            if problem is None and self.platform.sensor_count > 1:
-                if second is None:
-                    problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
-                else:
-                    problem = check_gravity(float(second[:, self._axis].mean()) / G_MPS2,
-                                            sensor="the second accelerometer")
-            if problem:
-                raise SensorUntrusted(problem)
-        # the window's 1-sigma amplitude error from this noise must stay under a tenth of the tolerance
-        noise_g = float(vertical.std()) / G_MPS2
-        n_window = self.window_s * self.platform.sensor_rate_hz
-        error_g = noise_g * math.sqrt(2.0 / n_window)
-        allowed_g = 0.1 * self.prescription.tolerance.accel_fraction * self.prescription.peak_g
-        if error_g > allowed_g:
-            raise SessionAbort(
-                f"sensor check: noise of {1000 * noise_g:.0f} mg RMS at rest is too high to verify "
-                f"{self.prescription.peak_g:g} g within {100 * self.prescription.tolerance.accel_fraction:g} %"
-            )
-        self._await_clock()
-
-    def _precheck(self) -> None:
-        """Find the platform's response (peak m/s^2 per unit drive) at a safe, low level.
-
-        From the guard's first drive, each step is measured briefly until the response is known
-        roughly, then one step aimed at PRECHECK_AIM_SHARE of the prescription is measured for a
-        whole window; a step rises at most 4x (the guard) and never to a level predicted (3
-        standard errors high) past PRECHECK_MAX_SHARE of the prescription."""
-        rx = self.prescription
-        guard = self.guard
-        limit_mps2 = PRECHECK_MAX_SHARE * rx.peak_mps2
-        top_level = min(PRECHECK_MAX_DRIVE, self.platform.max_drive)
-        level = min(guard.first_drive, top_level)
-        precise = False  # a whole window for the next step, or a short probe
-        steps: list[tuple[float, Measurement | None, float | None]] = []
-        while True:
-            self._set_drive(min(level, top_level, guard.allowed_drive()), PRECHECK_SETTLE_S)
-            level = self._drive
-            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S if precise else PROBE_WINDOW_S)[0]
-            self._notify(PRECHECK, window)
-            m = window.measurement
-            precision = m.peak_u_g / m.peak_g if m and m.peak_g > 0 else math.inf
-            on_frequency = m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            share = m.peak_g / rx.peak_g if m else 0.0
-            if on_frequency:
-                steps.append((level, m, self._window_phase()))
-            if on_frequency and precision <= PRECHECK_PRECISION and share >= PRECHECK_MIN_SHARE:
-                break
-            highest = min(level * 4.0, top_level, guard.allowed_drive())
-            if guard.gain_high_mps2_per_drive:
-                highest = min(highest, limit_mps2 / guard.gain_high_mps2_per_drive)
-            if on_frequency and precision <= PROBE_PRECISION:
-                aim = PRECHECK_AIM_SHARE / share * level  # known roughly: where the precise window goes
-                if aim > highest and highest > level * 1.05:  # not yet within reach: on, with short probes
-                    level, precise = highest, False
-                    continue
-                if aim <= highest and (not precise or aim > level * 1.05):
-                    level, precise = max(level, aim), True
-                    continue
-            if highest > level * 1.05:  # not measurable yet, or not precise enough: higher, if safe
-                level = highest
-                continue
-            if on_frequency and precision <= PRECHECK_MAX_PRECISION:
-                break
-            if m is not None and precision <= PRECHECK_MAX_PRECISION:
-                raise SessionAbort(
-                    f"pre-check: the platform vibrates at {m.frequency_hz:.2f} Hz, not {rx.frequency_hz:g} Hz"
-                )
-            raise SessionAbort(
-                f"pre-check: no measurable {rx.frequency_hz:g} Hz response at {100 * level:.2g} % drive; "
-                "check the amplifier, the actuator and the sensor"
-            )
-        self._confirm_proportional(steps, level, m)
-        self._frequency_hz = m.frequency_hz
-        gain = m.peak_g * G_MPS2 / level
+    def _precheck(self, checks: Precheck) -> None:
+        """The platform's response, measured at a low level and checked (livctl.procedures.precheck),
+        sets the drive for the prescription."""
+        gain = checks.measure_response()
         self.gain_mps2_per_drive = gain
-        reference = self.reference_gain_mps2_per_drive
-        if reference and abs(gain / reference - 1.0) > self.limits.calibration_mismatch_fraction:
-            raise SessionAbort(
-                f"pre-check: the platform responds {gain / reference:.2f}x what its calibration says "
-                f"({self.calibration_id or 'calibration'}); check the platform and its sensor, or recalibrate"
-            )
+        checks.match_calibration(gain)
         self._set_target(gain)
-
-    def _confirm_proportional(self, steps: list, level: float, m: Measurement) -> None:
-        """The response must follow the drive: at a lower drive (PROPORTION_STEP apart) the same
-        response per unit drive, at the same phase. A sensor that reads another platform, or
-        anything but this plate, reads the same whatever this platform's drive."""
-        rx = self.prescription
-
-        def usable(step) -> bool:
-            s_level, s_m, _ = step
-            return (s_level <= level / PROPORTION_STEP * (1 + 1e-9) and s_m.peak_g > 0
-                    and s_m.peak_u_g / s_m.peak_g <= PROPORTION_PRECISION)
-
-        lower = [s for s in steps[:-1] if usable(s)]
-        if not lower:  # one more step, down (always safe): a whole window, for precision
-            self._set_drive(level / PROPORTION_STEP, PRECHECK_SETTLE_S)
-            self._window(PRECHECK, PRECHECK_SETTLE_S, measured=False, logged=False)
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S)[0]
-            self._notify(PRECHECK, window)
-            low_m = window.measurement
-            on_frequency = low_m is not None and abs(low_m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz
-            step = (self._drive, low_m, self._window_phase())
-            if not (on_frequency and usable(step)):
-                raise SensorUntrusted(
-                    f"the pre-check could not confirm the response at a second drive ({100 * self._drive:.2g} % of "
-                    "full scale): the sensor may not see this platform; check the sensor, the amplifier and the actuator"
-                )
-            lower = [step]
-        _, final_m, final_phase = steps[-1]
-        final_gain = final_m.peak_g / level
-        for s_level, s_m, s_phase in lower[-1:]:
-            gain = s_m.peak_g / s_level
-            se = math.hypot(s_m.peak_u_g / s_m.peak_g, final_m.peak_u_g / final_m.peak_g)
-            moved = gain / final_gain - 1.0
-            turned = None if s_phase is None or final_phase is None else math.remainder(s_phase - final_phase,
-                                                                                         2 * math.pi)
-            if abs(moved) > PROPORTION_TOLERANCE + 3.0 * se or (turned is not None and abs(turned) > PROPORTION_PHASE_RAD):
-                what = (f"{s_m.peak_g:.3f} g at {100 * s_level:.2g} % drive and {final_m.peak_g:.3f} g at "
-                        f"{100 * level:.2g} %")
-                if turned is not None:
-                    what += f", phases {abs(turned):.2f} rad apart"
-                raise SensorUntrusted(
-                    f"the response does not follow the drive ({what}): the sensor does not see this platform (is it "
-                    "another platform's?); check where it is mounted"
-                )
-
-    def _await_clock(self) -> None:
-        """Listen at rest until the platform's clock is known (livctl.procedures.sensorwatch: CLOCK_KNOWN_SE),
-        so every window of the dose is logged in this computer's time; at most CLOCK_WAIT_S (a
-        simulator's clock is known after 2 s of samples, a serial board's in a few more)."""
-        clock = self.guard.watch.clock
-        waited_s = 0.0
-        while not clock.known and waited_s < CLOCK_WAIT_S:
-            window = self._window(PRECHECK, PRECHECK_WINDOW_S, measured=False)[0]
-            self._notify(PRECHECK, window)
-            waited_s += window.duration_s
-
-    def _window_phase(self) -> float | None:
-        """The circular mean of the last window's block phases against the drive, or None."""
-        phases = self._win_phases
-        if len(phases) < 2:
-            return None
-        return math.atan2(sum(math.sin(p) for p in phases), sum(math.cos(p) for p in phases))
 
     def _open_loop(self) -> None:
         """No sensor: the drive comes from the calibrated gain, and the dose goes unmeasured."""
@@ -638,7 +385,7 @@ class Session:
                 f"pre-check: the response was proven only up to {100 * self.guard.proven_drive:.2g} % drive, too far "
                 f"below the {100 * self._target_drive:.2g} % the prescription needs; check the platform"
             )
-        self._set_drive(self._target_drive, self.prescription.ramp_s)
+        self.set_drive(self._target_drive, self.prescription.ramp_s)
         self._phase(RAMP_UP, self.prescription.ramp_s)
 
     def _deliver(self) -> None:
@@ -686,37 +433,68 @@ class Session:
         while remaining > 0.01 * min(self.window_s, duration_s):  # less is the clock correction's rounding
             ratio = self._stream_per_host()
             length = self.window_s if remaining - self.window_s > 0.5 * self.window_s else remaining * ratio
-            window = self._window(phase, length)[0]
-            self._notify(phase, window)
+            window = self.read_window(phase, length)[0]
+            self.notify(phase, window)
             remaining -= window.duration_s
 
-    # -- one window of control blocks ------------------------------------------------------
+    # -- windows of control blocks (the checks before delivery read through these too) ----------
+
+    def read_window(self, phase: str, duration_s: float, *, measured: bool = True) -> tuple[WindowResult, WindowRead]:
+        """Read `duration_s` in control blocks through the guard and close it as one window
+        (measured unless `measured` is False, checked, logged, counted); in delivery, the closed
+        loop's fine correction follows.
+
+        If a stop, a trip or a platform failure comes midway, the part read so far is still
+        logged and counted before the exception goes on."""
+        read, failure = self._read(phase, duration_s, measured=measured)
+        stopping = failure is not None or self.guard.winding_down
+        window = self.ledger.close(read, self._drive, failure_stops=not stopping)
+        if not stopping and phase == DELIVER and self.controller is not None:
+            m = window.measurement
+            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), read.t0_s + read.duration_s)
+        if failure is not None:
+            raise failure
+        return window, read
+
+    def settle(self, phase: str, duration_s: float) -> None:
+        """Read `duration_s` in control blocks through the guard, every block judged, nothing
+        measured or logged (a drive settling)."""
+        failure = self._read(phase, duration_s, measured=False)[1]
+        if failure is not None:
+            raise failure
+
+    def set_drive(self, level: float, ramp_s: float) -> float:
+        """Move the drive towards `level` over `ramp_s` through the guard; the level commanded."""
+        self._drive = self.guard.drive(level, ramp_s)
+        if self.controller is not None and self._drive < self.controller.drive:
+            self.controller.drive = self._drive  # the guard allowed less than asked
+        return self._drive
+
+    def notify(self, phase: str, window: WindowResult) -> None:
+        """Tell the observer of a window closed."""
+        if self.observer is not None:
+            t = self.ledger.tally
+            self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
 
     @property
     def _read_to_s(self) -> float | None:
         return None if self.guard is None else self.guard._read_to_s
 
-    def _window(
-        self, phase: str, duration_s: float, *, measured: bool = True, logged: bool = True
-    ) -> tuple[WindowResult, np.ndarray, str | None]:
-        """Read `duration_s` in control blocks through the guard; measure, check, log and count it
-        as one window.
-
-        If a stop, a trip or a platform failure comes midway, the part read so far is still
-        logged and counted before the exception goes on.
-        """
+    def _read(self, phase: str, duration_s: float, *, measured: bool) -> tuple[WindowRead, BaseException | None]:
+        """Read `duration_s` in control blocks through the guard, each judged (`_on_block`). A stop,
+        a trip or a failure midway ends the read: raised when nothing was read yet, else returned
+        with the part read."""
         guard = self.guard
         if self.platform.has_sensor:
             guard.prefetch(duration_s)
         parts: list[np.ndarray] = []
+        second_parts: list[np.ndarray] = []
         problem: str | None = None
         t0_s: float | None = None
         done_s = 0.0
         failure: BaseException | None = None
         blocks = guard.blocks(duration_s)
-        self._win_gains, self._win_pair, self._win_phases = [], [0.0, 0.0], []
-        second_parts: list[np.ndarray] = []
-        self._second_parts = second_parts
+        self.responses.start_window()
         try:
             for k, length in enumerate(blocks, start=1):
                 guarded = guard.read(length)
@@ -738,88 +516,10 @@ class Session:
         except BaseException as exc:
             if isinstance(exc, (StopRequested, Trip, DriveCut)) and self.stopped_at_s is None:
                 self.stopped_at_s = guard._read_to_s
-            if not logged or done_s == 0:
+            if done_s == 0:
                 raise
             failure = exc
-        samples = _join(parts)
-        window = None
-        if logged:
-            window = self._close_window(phase, t0_s, done_s, samples, problem, measured, react=failure is None)
-        if failure is not None:
-            raise failure
-        return window, samples, problem
-
-    def _close_window(
-        self,
-        phase: str,
-        t0_s: float,
-        duration_s: float,
-        samples: np.ndarray,
-        problem: str | None,
-        measured: bool,
-        react: bool,
-    ) -> WindowResult:
-        """Measure, check and log a window; when `react`, let the controller correct the level."""
-        rx = self.prescription
-        m = None
-        hint_hz = None
-        if problem:
-            reasons: tuple[str, ...] = (f"no measurement: sensor data {problem}",)
-        elif not self.platform.has_sensor:
-            reasons = (NOT_MEASURED,)
-        elif not measured:
-            reasons = ("not measured: the platform was at rest or settling",)
-        else:
-            hint_hz = self._frequency_hz
-            try:
-                m = measure(
-                    samples,
-                    self.platform.sensor_rate_hz,
-                    axis=self._axis,
-                    search_hz=(0.5 * rx.frequency_hz, 1.5 * rx.frequency_hz),
-                    hint_hz=hint_hz,
-                )
-            except AnalysisError as exc:
-                reasons = (f"no measurement: {exc}",)
-            else:
-                ratio = self._stream_per_host()  # the board's clock against this computer's
-                if ratio != 1.0:
-                    m = replace(m, frequency_hz=m.frequency_hz * ratio, frequency_u_hz=m.frequency_u_hz * ratio,
-                                duration_s=m.duration_s / ratio)
-                reasons = tuple(check_spec(m, rx))
-                if phase == DELIVER:
-                    reasons += self._unverified()
-        ratio = self._stream_per_host()
-        window = WindowResult(
-            index=self._index,
-            phase=phase,
-            t_s=t0_s / ratio,
-            duration_s=duration_s / ratio,
-            drive=self._drive,
-            measurement=m,
-            in_spec=m is not None and not reasons,
-            reasons=reasons,
-        )
-        self._index += 1
-        if phase == DELIVER:
-            self._tally.add(window)
-        if self.log is not None and self.session_id is not None and not self._log_failed:
-            try:
-                self.log.add_window(self.session_id, window.to_record())
-            except LogError as exc:
-                self._log_failed = True  # the ramp-down goes on unlogged
-                if react and not self.guard.winding_down:
-                    raise _LogWriteFailed(str(exc)) from None
-        archive = self.archive
-        if archive is not None:
-            archive.add_window(window.index, phase, t0_s, duration_s, measured=m is not None, hint_hz=hint_hz)
-            if archive.failure and react and not self.guard.winding_down:
-                raise SessionAbort(f"the raw signal could not be written: {archive.failure}")
-        if m is not None and abs(m.frequency_hz - rx.frequency_hz) <= rx.tolerance.frequency_hz:
-            self._frequency_hz = m.frequency_hz
-        if react and phase == DELIVER and self.controller is not None and not self.guard.winding_down:
-            self._apply(self.controller.on_window(m.peak_g * G_MPS2 if m else None), t0_s + duration_s)
-        return window
+        return WindowRead(phase, t0_s, done_s, join_blocks(parts), problem, measured, second_parts), failure
 
     def _on_block(self, phase: str, guarded: GuardedBlock, length_s: float) -> None:
         """The interlocks judge every block; in delivery, the fast loop corrects large errors."""
@@ -833,79 +533,14 @@ class Session:
             drive_cap=controller.drive_cap if controller else math.inf,
             saturated=controller.saturated if controller else False,
         )
-        self._watch_response(phase, guarded, end_s)
+        self.responses.on_block(phase, guarded, end_s)
         if phase == DELIVER and controller is not None:
             fit = guarded.settled_fit()
             new = controller.on_block(fit.fundamental_mps2, fit.fundamental_se_mps2) if fit else controller.on_block(None)
             self._apply(new, end_s)
 
-    @property
-    def _last_second(self) -> np.ndarray | None:
-        """The second accelerometer's usable samples of the last window, or None."""
-        return _join(self._second_parts) if self._second_parts else None
-
     def _stream_per_host(self) -> float:
         return 1.0 if self.guard is None else self.guard.watch.clock.stream_per_host
-
-    def _watch_response(self, phase: str, guarded: GuardedBlock, end_s: float) -> None:
-        """What the sensor watch cannot judge without the prescription: the window's phases and two
-        sensors' levels (for its record), and with one sensor, whether the response per unit drive
-        has moved from the delivery's first second (RESPONSE_MOVED_SHARE, RESPONSE_MOVED_S)."""
-        fit = guarded.fit
-        if fit is None or guarded.problem is not None:
-            return
-        usable = fit.fundamental_mps2 > PHASE_USABLE_SNR * fit.fundamental_se_mps2
-        if usable:
-            self._win_phases.append(fit.phase_rad)
-        second = guarded.second_fit
-        if usable and second is not None and second.fundamental_mps2 > PHASE_USABLE_SNR * second.fundamental_se_mps2:
-            self._win_pair[0] += fit.fundamental_mps2
-            self._win_pair[1] += second.fundamental_mps2
-        settled = guarded.settled_fit()
-        if phase != DELIVER or not usable or settled is None or guarded.drive <= 0:
-            return
-        gain = settled.fundamental_mps2 / guarded.drive
-        self._win_gains.append(gain)
-        if self.platform.sensor_count > 1:
-            return  # two accelerometers check each other (the sensor watch); a change both see is the plate's
-        if self.baseline_gain is None:
-            self._baseline_gains.append(gain)
-            if len(self._baseline_gains) >= RESPONSE_BASELINE_BLOCKS:
-                self.baseline_gain = float(np.median(self._baseline_gains))
-            return
-        recent = self._recent_gains
-        recent.append((end_s, gain))
-        while recent and recent[0][0] <= end_s - 1.0 + 1e-9:
-            recent.popleft()
-        moved = sum(g for _, g in recent) / len(recent) / self.baseline_gain - 1.0
-        if abs(moved) <= RESPONSE_MOVED_SHARE * self.prescription.tolerance.accel_fraction:
-            self._moved_since_s = None
-            return
-        if self._moved_since_s is None:
-            self._moved_since_s = end_s - self.block_s
-        if end_s - self._moved_since_s >= self.limits.response_moved_s - 1e-9:
-            raise SensorUntrusted(
-                f"the platform's response (level per unit of drive) moved {100 * moved:+.0f} % from the delivery's "
-                f"first second and stayed there {self.limits.response_moved_s:g} s: a drifting sensor or a changed load, which one "
-                "accelerometer cannot tell apart; check the subject, the platform and the sensor"
-            )
-
-    def _unverified(self) -> tuple[str, ...]:
-        """Why a delivery window cannot be logged in spec though its measurement is: the two
-        accelerometers disagree, or (one sensor) the response moved too far to be believed."""
-        tol = self.prescription.tolerance.accel_fraction
-        if self.platform.sensor_count > 1:
-            first, second = self._win_pair
-            if first > 0 and abs(second / first - 1.0) > 0.5 * tol:
-                return (f"unverifiable: the two accelerometers disagree by {100 * (second / first - 1):+.1f} % over "
-                        f"this window (more than half the {100 * tol:g} % tolerance)",)
-            return ()
-        if self.baseline_gain and self._win_gains:
-            moved = sum(self._win_gains) / len(self._win_gains) / self.baseline_gain - 1.0
-            if abs(moved) > RESPONSE_MOVED_SHARE * tol:
-                return (f"unverifiable with one accelerometer: the response per unit drive moved {100 * moved:+.1f} % "
-                        "since the delivery began (a drifting sensor or a changed load)",)
-        return ()
 
     def _apply(self, new_drive: float | None, end_s: float) -> None:
         """Send the controller's new drive, past the interlocks, which judge every update (a drive
@@ -913,21 +548,11 @@ class Session:
         request, a higher one only if they allow it."""
         controller = self.controller
         if new_drive is not None and new_drive < self._drive:
-            self._set_drive(new_drive, self.control.correction_ramp_s)
+            self.set_drive(new_drive, self.control.correction_ramp_s)
         if controller.updated:
             self.interlocks.on_drive_request(controller.wanted, end_s)
         if new_drive is not None and new_drive > self._drive:
-            self._set_drive(new_drive, self.control.correction_ramp_s)
-
-    def _set_drive(self, level: float, ramp_s: float) -> None:
-        self._drive = self.guard.drive(level, ramp_s)
-        if self.controller is not None and self._drive < self.controller.drive:
-            self.controller.drive = self._drive  # the guard allowed less than asked
-
-    def _notify(self, phase: str, window: WindowResult) -> None:
-        if self.observer is not None:
-            t = self._tally
-            self.observer(Progress(phase, window, t.delivered_s, self.prescription.duration_s, t.in_spec_fraction))
+            self.set_drive(new_drive, self.control.correction_ramp_s)
 
 
 def run_session(platform: Platform, log: DoseLog | None, request: SessionRequest, **options) -> SessionResult:
@@ -951,14 +576,3 @@ class _entered:
 
 def _joined(reason: str | None, more: str) -> str:
     return f"{reason}; {more}" if reason else more
-
-
-def _join(parts: list[np.ndarray]) -> np.ndarray:
-    """Blocks of samples as one (n, 3) array, column-major like the blocks (the estimator reads
-    each axis as a contiguous column)."""
-    if len(parts) == 1:
-        return parts[0]
-    out = np.empty((sum(p.shape[0] for p in parts), 3), order="F")
-    if parts:
-        np.concatenate(parts, axis=0, out=out)
-    return out
