@@ -235,6 +235,7 @@ def test_a_disk_limit_mid_session_stops_it_with_exit_1_and_the_record_is_closed(
     )
     assert result.returncode == 1, result.stderr  # it drove: never 2
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert result.stdout.strip(), result.stderr  # the session's summary, whatever stopped it
     summary = json.loads(result.stdout)
     assert summary["status"] == "aborted" and "the raw signal could not be written" in summary["reason"]
     with DoseLog(log_path, create=False) as log:
