@@ -31,6 +31,7 @@ from livctl.procedures.sensorwatch import (
     ClockWatch,
     PhaseWatch,
     ReplayWatch,
+    check_at_rest,
     check_gravity,
 )
 
@@ -216,6 +217,43 @@ def test_a_load_that_changes_shows_as_a_step_between_two_steady_seconds():
 def test_gravity_is_the_scale_reference(vertical_g, calibration_g, says):
     problem = check_gravity(vertical_g, calibration_g)
     assert (problem is None) == (says is None) and (says is None or says in problem)
+
+
+@pytest.mark.parametrize(
+    "mean_g, says",
+    [
+        ((0.0, 0.0, 1.0), None), ((0.02, -0.01, 1.01), None),
+        ((0.0, 0.0, 1.2), "reads 1.20 g of gravity at rest, not 1 g"),
+        ((1.0, 0.0, 0.0), "gravity is on the sensor's x axis, not z: mount it with z vertical"),
+        ((0.0, 0.6, 0.8), "the sensor is tilted: its vertical axis (z) reads +0.80 g of the 1.00 g of gravity"),
+        ((0.0, 0.0, 1.05), "the sensor's vertical axis (z) reads 1.050 g of gravity at rest, +5.0 % from 1 g"),
+        ((0.0, 0.0, math.nan), "no number"),
+    ],
+)
+def test_the_one_check_at_rest_finds_gravity_on_the_vertical_axis_at_its_scale(mean_g, says):
+    problem = check_at_rest(mean_g, "z")
+    assert (problem is None) == (says is None) and (says is None or says in problem)
+    if problem is not None:
+        assert "\n" not in problem
+
+
+class _OnItsSide(SimPlatform):
+    """sim:// whose accelerometer is mounted on its side: gravity on x."""
+
+    def read(self, duration_s):
+        block = super().read(duration_s)
+        return dataclasses.replace(block, accel_mps2=np.array(block.accel_mps2)[:, [2, 1, 0]])
+
+
+def test_a_session_refuses_a_sensor_on_its_side_as_a_calibration_does(tmp_path):
+    from livctl.platforms import parse_device_url
+
+    platform = _OnItsSide.from_url(parse_device_url("sim://"), speed=math.inf)
+    with platform, DoseLog(tmp_path / "d.sqlite") as log:
+        result = run_session(platform, log, SessionRequest(prescription=Prescription(30.0, 0.3, 20.0), operator="A"))
+        assert platform.device.samples_done > 0
+    assert result.status == "aborted" and result.delivered_s == 0
+    assert "gravity is on the sensor's x axis, not z: mount it with z vertical" in result.reason
 
 
 def test_a_block_shorter_than_half_a_cycle_is_not_fitted():

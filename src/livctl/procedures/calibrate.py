@@ -82,7 +82,6 @@ FREQUENCY_TOLERANCE_HZ = 1.0
 """The platform must vibrate within this of the commanded frequency."""
 MAX_REST_NOISE_G = 0.1
 """RMS noise at rest above this is a sensor that reads only noise."""
-GRAVITY_TOLERANCE_G = 0.15
 
 
 class CalibrationFailed(LivctlError):
@@ -276,33 +275,21 @@ class Calibrator:
                 f"gravity {np.linalg.norm(mean_g):.2f} g); check its cable, grounding and mounting",
             )
         if p.gravity_on_vertical:  # an AC-coupled input (a sound card's) carries no gravity to check
-            self._check_gravity(mean_g, axis)
+            self._check_gravity(mean_g)
         self._report.status(
             f"sensor at rest: gravity {mean_g[axis]:+.3f} g on {p.vertical_axis}, noise "
             f"{1000 * noise_g[axis]:.1f} mg RMS ({1e6 * check.noise_density_g_per_rthz:.0f} ug/sqrt(Hz))"
         )
         return check
 
-    def _check_gravity(self, mean_g: np.ndarray, axis: int) -> None:
-        p = self.platform
-        magnitude = float(np.linalg.norm(mean_g))
-        if abs(magnitude - 1.0) > GRAVITY_TOLERANCE_G:
-            raise CalibrationFailed(
-                "sensor",
-                f"the sensor reads {magnitude:.2f} g of gravity at rest, not 1 g; check its range and scale",
-            )
-        if abs(abs(mean_g[axis]) - 1.0) > GRAVITY_TOLERANCE_G:
-            strongest = "xyz"[int(np.argmax(np.abs(mean_g)))]
-            raise CalibrationFailed(
-                "sensor",
-                f"gravity is on the sensor's {strongest} axis, not {p.vertical_axis}: mount it with "
-                f"{p.vertical_axis} vertical",
-            )
-        from livctl.procedures.sensorwatch import check_gravity
+    def _check_gravity(self, mean_g: np.ndarray) -> None:
+        """The sensor at rest, as every procedure checks it (livctl.procedures.sensorwatch.check_at_rest):
+        a calibration with a mis-scaled or mis-mounted sensor is no calibration."""
+        from livctl.procedures.sensorwatch import check_at_rest
 
-        scale = check_gravity(float(mean_g[axis]), sensor=f"the sensor's vertical axis ({p.vertical_axis})")
-        if scale:  # the same check as every session's: a calibration with a mis-scaled sensor is no calibration
-            raise CalibrationFailed("sensor", scale)
+        problem = check_at_rest(mean_g, self.platform.vertical_axis)
+        if problem:
+            raise CalibrationFailed("sensor", problem)
 
     # -- one frequency -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from livctl.platforms import Platform
 from livctl.procedures.guard import MotionGuard
 from livctl.procedures.prepare import SessionPlan
 from livctl.procedures.responsewatch import ResponseWatch
-from livctl.procedures.sensorwatch import CLOCK_WAIT_S, SensorUntrusted, check_gravity
+from livctl.procedures.sensorwatch import CLOCK_WAIT_S, SensorUntrusted, check_at_rest
 from livctl.procedures.windows import SessionAbort, WindowLedger, WindowRead, WindowResult
 from livctl.units import STANDARD_GRAVITY_MPS2 as G_MPS2
 
@@ -105,7 +105,7 @@ class Precheck:
         vertical = read.samples[:, self.axis]
         self._check_still(vertical)
         if self.platform.gravity_on_vertical:  # the sensor's scale against gravity (AC inputs: the pre-check)
-            self._check_gravity(vertical, read.second_samples)
+            self._check_at_rest(read.samples, read.second_samples)
         self._check_noise(vertical)
         self._await_clock()
 
@@ -121,18 +121,17 @@ class Precheck:
                 "something else shakes it; check where it is mounted"
             )
 
-    def _check_gravity(self, vertical: np.ndarray, second: np.ndarray | None) -> None:
-        """Each accelerometer's scale against gravity (livctl.procedures.sensorwatch.check_gravity)."""
+    def _check_at_rest(self, samples: np.ndarray, second: np.ndarray | None) -> None:
+        """Each accelerometer at rest, as every procedure checks it (livctl.procedures.sensorwatch.check_at_rest)."""
         calibration = self.plan.motion.calibration
         at_calibration = calibration.sensor.vertical_gravity_g if calibration is not None else None
-        problem = check_gravity(float(vertical.mean()) / G_MPS2, at_calibration,
-                                sensor=f"the sensor's vertical axis ({self.platform.vertical_axis})")
+        vertical = self.platform.vertical_axis
+        problem = check_at_rest(samples.mean(axis=0) / G_MPS2, vertical, at_calibration)
         if problem is None and self.platform.sensor_count > 1:
             if second is None:
                 problem = "the second accelerometer gives no usable samples at rest; check it and its cable"
             else:
-                problem = check_gravity(float(second[:, self.axis].mean()) / G_MPS2,
-                                        sensor="the second accelerometer")
+                problem = check_at_rest(second.mean(axis=0) / G_MPS2, vertical, sensor="the second accelerometer")
         if problem:
             raise SensorUntrusted(problem)
 

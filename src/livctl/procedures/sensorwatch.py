@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,12 +125,41 @@ GRAVITY_VS_CALIBRATION = 0.015
 place: more means its scale has changed)."""
 
 
+GRAVITY_MAGNITUDE_TOLERANCE = 0.15
+"""Before the vertical axis is judged to 3 %, gravity over all three axes must be 1 g within
+0.15 g and lie on the vertical axis within as much: a sensor outside that is mis-scaled, on the
+wrong range, or mounted on its side, and the message says which."""
+
+
 class SensorUntrusted(Trip):
     """The sensor cannot be believed (a clock off, a replay, another platform's signal, two sensors
     that disagree): stop, ramping down."""
 
     def __init__(self, reason: str):
         super().__init__(reason, cut=False)
+
+
+def check_at_rest(mean_g: Sequence[float], vertical_axis: str, calibration_g: float | None = None, *,
+                  sensor: str = "the sensor") -> str | None:
+    """Why a DC-coupled sensor's mean reading at rest (g, on x y z) discredits it, or None: the one
+    check at rest of every procedure that moves a platform (a calibration, a session). Gravity must
+    be 1 g in magnitude and on the vertical axis (`GRAVITY_MAGNITUDE_TOLERANCE`), and the vertical
+    axis must read it within 3 % of 1 g and 1.5 % of what it read at its calibration
+    (`check_gravity`)."""
+    values = [float(v) for v in mean_g]
+    if not all(math.isfinite(v) for v in values):
+        return f"{sensor} reads no number for gravity at rest"
+    axis = "xyz".index(vertical_axis)
+    magnitude = math.sqrt(sum(v * v for v in values))
+    if abs(magnitude - 1.0) > GRAVITY_MAGNITUDE_TOLERANCE:
+        return f"{sensor} reads {magnitude:.2f} g of gravity at rest, not 1 g; check its range and scale"
+    if abs(abs(values[axis]) - 1.0) > GRAVITY_MAGNITUDE_TOLERANCE:
+        strongest = "xyz"[max(range(len(values)), key=lambda i: abs(values[i]))]
+        if strongest != vertical_axis:
+            return f"gravity is on {sensor}'s {strongest} axis, not {vertical_axis}: mount it with {vertical_axis} vertical"
+        return (f"{sensor} is tilted: its vertical axis ({vertical_axis}) reads {values[axis]:+.2f} g of the "
+                f"{magnitude:.2f} g of gravity; mount it with {vertical_axis} vertical")
+    return check_gravity(values[axis], calibration_g, sensor=f"{sensor}'s vertical axis ({vertical_axis})")
 
 
 def check_gravity(vertical_g: float, calibration_g: float | None = None, *, sensor: str = "the sensor") -> str | None:
