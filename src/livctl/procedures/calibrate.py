@@ -135,52 +135,13 @@ class Calibrator:
     # -- at rest ------------------------------------------------------------------------------
 
     def _sensor_check(self) -> SensorCheck:
-        p = self.platform
-        block = self._read(self.settings.rest_s)
-        accel = np.asarray(block.accel_mps2, dtype=float)
-        if accel.shape[0] < 2:
-            raise CalibrationFailed("sensor", "the sensor delivers no samples; check its cable and power")
-        if not np.all(np.isfinite(accel)):
-            raise CalibrationFailed("sensor", "the sensor returns values that are not numbers; check its connection")
-        mean_g = accel.mean(axis=0) / g_to_mps2(1.0)
-        noise_g = accel.std(axis=0) / g_to_mps2(1.0)
-        axis = "xyz".index(p.vertical_axis)
-        check = SensorCheck(
-            rate_hz=block.rate_hz,
-            vertical_axis=p.vertical_axis,
-            gravity_g=tuple(float(v) for v in mean_g),  # type: ignore[arg-type]
-            noise_rms_g=tuple(float(v) for v in noise_g),  # type: ignore[arg-type]
-            model=self.sensor_model,
-        )
-        constant = not np.any(np.ptp(accel, axis=0) > 0)
-        if constant and not np.any(accel[0] != 0):
-            raise CalibrationFailed("sensor", "the sensor reads nothing (every sample is 0); check its cable and power")
-        if constant:
-            raise CalibrationFailed(
-                "sensor", f"the sensor reads a constant ({mean_g[axis]:+.3f} g on {p.vertical_axis}): it is stalled"
-            )
-        if noise_g[axis] > MAX_REST_NOISE_G:
-            raise CalibrationFailed(
-                "sensor",
-                f"the sensor reads only noise ({1000 * noise_g[axis]:.0f} mg RMS at rest on {p.vertical_axis}, "
-                f"gravity {np.linalg.norm(mean_g):.2f} g); check its cable, grounding and mounting",
-            )
-        if p.gravity_on_vertical:  # an AC-coupled input (a sound card's) carries no gravity to check
-            self._check_gravity(mean_g)
+        """The sensor read at rest (drive cut) for `rest_s`, judged by `sensor_at_rest`, then reported."""
+        check = sensor_at_rest(self._read(self.settings.rest_s), self.platform, self.sensor_model)
         self._report.status(
-            f"sensor at rest: gravity {mean_g[axis]:+.3f} g on {p.vertical_axis}, noise "
-            f"{1000 * noise_g[axis]:.1f} mg RMS ({1e6 * check.noise_density_g_per_rthz:.0f} ug/sqrt(Hz))"
+            f"sensor at rest: gravity {check.vertical_gravity_g:+.3f} g on {check.vertical_axis}, noise "
+            f"{1000 * check.vertical_noise_rms_g:.1f} mg RMS ({1e6 * check.noise_density_g_per_rthz:.0f} ug/sqrt(Hz))"
         )
         return check
-
-    def _check_gravity(self, mean_g: np.ndarray) -> None:
-        """The sensor at rest, as every procedure checks it (livctl.procedures.sensorwatch.check_at_rest):
-        a calibration with a mis-scaled or mis-mounted sensor is no calibration."""
-        from livctl.procedures.sensorwatch import check_at_rest
-
-        problem = check_at_rest(mean_g, self.platform.vertical_axis)
-        if problem:
-            raise CalibrationFailed("sensor", problem)
 
     # -- each frequency and the platform --------------------------------------------------------
 
@@ -192,6 +153,50 @@ class Calibrator:
         return self.guard.read_span(
             duration_s, observe=lambda g: self._report.block(g.block) if g.block else None
         )
+
+
+def sensor_at_rest(block: SampleBlock, platform: Platform, sensor_model: str | None = None) -> SensorCheck:
+    """What the sensor read at rest (`block`, drive cut) says of it: each axis's mean (gravity) and
+    RMS noise; `CalibrationFailed` ("sensor") for a sensor that delivers nothing, numbers that are
+    not, a constant, only noise (over MAX_REST_NOISE_G RMS on the vertical axis) or, DC-coupled
+    (`gravity_on_vertical`), gravity that is not 1 g on the vertical axis
+    (livctl.procedures.sensorwatch.check_at_rest, as every procedure checks it: a calibration with a
+    mis-scaled or mis-mounted sensor is no calibration)."""
+    from livctl.procedures.sensorwatch import check_at_rest
+
+    accel = np.asarray(block.accel_mps2, dtype=float)
+    if accel.shape[0] < 2:
+        raise CalibrationFailed("sensor", "the sensor delivers no samples; check its cable and power")
+    if not np.all(np.isfinite(accel)):
+        raise CalibrationFailed("sensor", "the sensor returns values that are not numbers; check its connection")
+    mean_g = accel.mean(axis=0) / g_to_mps2(1.0)
+    noise_g = accel.std(axis=0) / g_to_mps2(1.0)
+    axis = "xyz".index(platform.vertical_axis)
+    check = SensorCheck(
+        rate_hz=block.rate_hz,
+        vertical_axis=platform.vertical_axis,
+        gravity_g=tuple(float(v) for v in mean_g),  # type: ignore[arg-type]
+        noise_rms_g=tuple(float(v) for v in noise_g),  # type: ignore[arg-type]
+        model=sensor_model,
+    )
+    constant = not np.any(np.ptp(accel, axis=0) > 0)
+    if constant and not np.any(accel[0] != 0):
+        raise CalibrationFailed("sensor", "the sensor reads nothing (every sample is 0); check its cable and power")
+    if constant:
+        raise CalibrationFailed(
+            "sensor", f"the sensor reads a constant ({mean_g[axis]:+.3f} g on {platform.vertical_axis}): it is stalled"
+        )
+    if noise_g[axis] > MAX_REST_NOISE_G:
+        raise CalibrationFailed(
+            "sensor",
+            f"the sensor reads only noise ({1000 * noise_g[axis]:.0f} mg RMS at rest on {platform.vertical_axis}, "
+            f"gravity {np.linalg.norm(mean_g):.2f} g); check its cable, grounding and mounting",
+        )
+    if platform.gravity_on_vertical:  # an AC-coupled input (a sound card's) carries no gravity to check
+        problem = check_at_rest(mean_g, platform.vertical_axis)
+        if problem:
+            raise CalibrationFailed("sensor", problem)
+    return check
 
 
 # -- the sweep's raw signal -------------------------------------------------------------------

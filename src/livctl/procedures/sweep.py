@@ -41,7 +41,7 @@ from livctl.units import g_to_mps2, mps2_to_g
 if TYPE_CHECKING:
     from livctl.procedures.guard import MotionGuard
 
-__all__ = ["FrequencySweep", "SweepSettings", "CalibrationFailed", "FREQUENCY_TOLERANCE_HZ", "check_step"]
+__all__ = ["FrequencySweep", "SweepSettings", "CalibrationFailed", "FREQUENCY_TOLERANCE_HZ"]
 
 # -- the sweep's safety and acceptance limits ----------------------------------------------------
 PROBE_MAX_DRIVE = 0.3
