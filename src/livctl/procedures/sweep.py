@@ -190,7 +190,7 @@ class FrequencySweep:
         return point
 
     def _planned_levels(self) -> list[float]:
-        """The levels given, in order; else `steps` levels evenly spaced up to the drive that the
+        """The levels given, lowest first; else `steps` levels evenly spaced up to the drive that the
         probe's highest step, taken PREDICTION_SIGMAS standard errors strong, says gives the top."""
         s = self.settings
         if s.levels is not None:
