@@ -59,7 +59,7 @@ class Faults:
 class LinkStats:
     frames_sent: int = 0
     frames_damaged: int = 0
-    """Frames sent with at least one byte dropped or altered: the host must never accept them."""
+    """Frames sent with a byte of their CRC-checked block dropped or altered: the host must never accept them."""
     frames_dropped: int = 0
     """Frames never sent because the transmit buffer was full (the host was not reading)."""
     bytes_dropped: int = 0
@@ -77,10 +77,15 @@ class ByteFaults:
         self.rng = rng
         self.stats = stats
 
-    def apply(self, data: bytes) -> tuple[bytes, bool]:
+    def apply(self, data: bytes, checked: int | None = None) -> tuple[bytes, bool]:
+        """The bytes after the faults, and whether any of the first `checked` (default: all) was
+        altered or dropped. A frame's trailing LF lies outside its length-counted, CRC-checked
+        block: the host skips a damaged one as noise and loses nothing, so it does not make the
+        frame damaged."""
         if not data or not (self.drop or self.corrupt):
             return data, False
         arr = np.frombuffer(data, dtype=np.uint8).copy()
+        checked = arr.size if checked is None else checked
         damaged = False
         if self.corrupt:
             hit = self.rng.random(arr.size) < self.corrupt
@@ -88,14 +93,14 @@ class ByteFaults:
             if count:
                 arr[hit] ^= self.rng.integers(1, 256, count, dtype=np.uint8)
                 self.stats.bytes_corrupted += count
-                damaged = True
+                damaged = bool(hit[:checked].any())
         if self.drop:
             keep = self.rng.random(arr.size) >= self.drop
             lost = arr.size - int(keep.sum())
             if lost:
                 arr = arr[keep]
                 self.stats.bytes_dropped += lost
-                damaged = True
+                damaged = damaged or not bool(keep[:checked].all())
         return arr.tobytes(), damaged
 
 
@@ -227,7 +232,8 @@ class Server:
             self.board.note_overrun()
             return
         seq = _seq_of(chunk) if is_frame else None
-        chunk, damaged = self._byte_faults.apply(chunk)
+        checked = len(chunk) - 1 if is_frame and chunk.endswith(b"\n") else None
+        chunk, damaged = self._byte_faults.apply(chunk, checked)
         if is_frame:
             self.stats.frames_sent += 1
             if damaged:

@@ -214,3 +214,25 @@ def test_the_simulator_command_refuses_a_seed_numpy_cannot_take(capsys, seed):
         main(["--pty", "--seed", seed])
     assert exited.value.code == 2
     assert f"argument --seed: '{seed}' is not a seed (a whole number >= 0)" in capsys.readouterr().err
+
+
+def test_a_fault_on_a_frames_trailing_lf_loses_nothing_and_is_not_counted_as_damage():
+    """The LF after a definite-length block is outside its length and CRC: the host skips a damaged
+    one as noise and decodes the frame whole, so the simulator's accounting of spoiled frames (what
+    the host must find missing) leaves it out."""
+    from firmware_sim.server import ByteFaults, LinkStats
+
+    board = Board(SimulatedPlatform(SimConfig(seed=1)), log=lambda *_: None)
+    frame = board._frame(8) + b"\n"  # a frame as the board streams it
+    every_byte = ByteFaults(0.0, 1.0, np.random.default_rng(0), LinkStats())
+    _, damaged = every_byte.apply(b"\n", checked=0)
+    assert not damaged and every_byte.stats.bytes_corrupted == 1
+    _, damaged = every_byte.apply(frame, checked=len(frame) - 1)
+    assert damaged  # its block was hit too
+    lf_only = ByteFaults(1.0, 0.0, np.random.default_rng(0), LinkStats())
+    sent, damaged = lf_only.apply(b"\n", checked=0)
+    assert sent == b"" and not damaged and lf_only.stats.bytes_dropped == 1
+    # the host decodes a whole frame whose LF was altered, and counts the byte as noise
+    decoder = StreamDecoder()
+    out = decoder.feed(frame[:-1] + b"\x7f" + frame)
+    assert [type(x) for x in out] == [Frame, Frame] and decoder.stats.noise_bytes == 1
