@@ -340,3 +340,22 @@ def test_a_calibration_whose_probe_kept_a_step_at_the_guards_first_drives_reads_
                   "--minutes", "0.1", "--speed", "max", "--calibration-dir", str(directory),
                   "--log", str(tmp_path / "log.sqlite"), "--quiet")
     assert session.code == 0, session
+
+
+def test_a_calibration_reads_whole_at_80_columns(cli, tmp_path, monkeypatch):
+    """Progress lines and the summary fold at spaces under their value, never mid-word, within 80
+    columns (a long path or figure line used to be cut by the terminal)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("calibrate", "--device", "sim://?id=a-platform-with-a-long-name-for-its-calibration-file",
+                 "--speed", "max", "--calibration-dir", str(tmp_path / "a" / "deep" / "folder" / "of" / "calibrations"),
+                 "--no-plot")
+    assert result.code == 0, result.err
+    lines = (result.out + result.err).splitlines()
+    # a word longer than the width (a path) stands alone on its line; nothing else passes 80
+    assert all(len(line) <= 80 or " " not in line.strip() or len(line.strip().split(" ")[-1]) > 60 for line in lines)
+    assert sum(len(line) > 80 for line in lines) <= 3  # only the long paths
+    out = result.out.splitlines()
+    sensor = next(i for i, line in enumerate(out) if line.startswith("  sensor      "))
+    assert out[sensor + 1].startswith(" " * 14) and out[sensor + 1].strip()  # continued under the value
+    assert any(line.startswith("  30 Hz: gain") or line.startswith("  drive, largest safe drive")
+               or "largest safe drive" in line for line in result.err.splitlines())

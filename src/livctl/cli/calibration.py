@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from livctl.cli.helpformat import HelpFormatter
 from livctl.cli.common import add_calibration_dir_option, add_json_option, fmt, print_json, table
+from livctl.ui.text import fit_line
 
 if TYPE_CHECKING:
     from livctl.records.calibration import Calibration
@@ -131,4 +132,4 @@ def render_calibration(cal: "Calibration", path: Path, *, headline: str = "in", 
             ]
             header = ["drive %", "peak g", "u g", "residual g", "Hz", "THD %", "SNR dB"]
             lines += ["      " + line for line in table(rows, header).splitlines()]
-    return "\n".join(lines)
+    return "\n".join(fit_line(line) for line in lines)

@@ -28,6 +28,7 @@ from livctl.cli.common import (
     tolerance_from,
 )
 from livctl.ui.progress import ProgressDisplay
+from livctl.ui.text import fit_line
 from livctl.errors import UsageError
 from livctl.units import peak_to_rms
 
@@ -384,17 +385,4 @@ def render_summary(r: dict) -> str:
     lines.append(f"  device       {r['device']} ({kind})")
     who = ", ".join(x for x in (f"subject {r['subject']}" if r["subject"] else "", f"operator {r['operator']}") if x)
     lines.append(f"  record       {who}; log {r.get('log', '')}")
-    return "\n".join(_wrapped(line) for line in lines)
-
-
-def _wrapped(line: str) -> str:
-    """A summary line folded at word boundaries to the terminal's width, its continuation under its
-    value (a long reason stays readable at 80 columns)."""
-    import shutil
-    import textwrap
-
-    width = shutil.get_terminal_size((100, 24)).columns
-    if len(line) <= width or not line.startswith("  "):
-        return line
-    return "\n".join(textwrap.wrap(line, width=max(40, width - 1), subsequent_indent=" " * 15,
-                                    break_long_words=False, break_on_hyphens=False))
+    return "\n".join(fit_line(line) if line.startswith("  ") else line for line in lines)

@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from livctl.ui.text import fmt, minutes_seconds
+from livctl.ui.text import fit_line, fmt, minutes_seconds
 
 PHASE_LABELS = {
     "precheck": "pre-check",
@@ -196,9 +196,9 @@ class PrintStatus:
 
     def on_status(self, text: str) -> None:
         if text.startswith("warning: "):
-            self.note(f"livctl: {text}")
+            self.note(fit_line(f"livctl: {text}"))
         elif not self.quiet:
-            self.note(text)
+            self.note(fit_line(text))
 
     def note(self, text: str) -> None:
         self.stream.write(text + "\n")
