@@ -28,6 +28,8 @@ def livctl_env(**extra: str) -> dict[str, str]:
     env.pop("LIVCTL_CALIBRATION_DIR", None)
     env.pop("LIVCTL_OPERATOR", None)
     env.pop("LIVCTL_TIMEZONE", None)
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
     env.update(extra)
     return env
 
@@ -35,7 +37,10 @@ def livctl_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path):
     """No test reads the developer's device choice, configuration files or writes to their real
-    dose log."""
+    dose log, nor folds its output to the width of the terminal it was started from (a test that
+    looks at 80 columns sets COLUMNS itself)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.delenv("LIVCTL_DEVICE", raising=False)
     monkeypatch.delenv("LIVCTL_OPERATOR", raising=False)
     monkeypatch.delenv("LIVCTL_TIMEZONE", raising=False)
