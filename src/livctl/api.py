@@ -80,7 +80,7 @@ def run_session(
 ) -> "SessionResult":
     """Prepare (unless `request` is already a `SessionPlan` from `prepare_session`) and run one
     session on an open platform, logged to `log` when given. `observer` (any of `on_status`,
-    `on_block`, `on_window`) watches; `stop.request(reason)` from another thread starts the
+    `on_block`, `on_window`, `on_phase`) watches; `stop.request(reason)` from another thread starts the
     ramp-down within one control block. Returns the `SessionResult`; the log holds it too.
 
     Refusals raise before anything moves: `SessionRefused` (its `field` names the request field

@@ -326,10 +326,11 @@ def load_profile(path) -> SafetyLimits:
     from livctl.records.tomlfields import Field, open_toml
 
     root, _ = open_toml(path, "safety profile")
-    if not isinstance(root.raw("safety"), dict):
+    table = root.raw("safety")
+    if not isinstance(table, dict):
         raise root.fail("no [safety] table; give the limits to tighten in one")
     for old, new in RENAMED_LIMITS.items():
-        if old in root.raw("safety"):
+        if old in table:
             raise root.fail(f"safety.{old} is now called safety.{new} (the same limit); rename it in the file")
     values = root.table("safety").fields(tuple(Field(name, "number", low=0.0) for name in _SMALLER_IS_SAFER))
     try:
